@@ -1,0 +1,195 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultDevHTTPHosts are the hosts a request or target may reach over plain
+// http. Every other host requires https.
+var DefaultDevHTTPHosts = []string{"localhost", "127.0.0.1", "host.docker.internal"}
+
+// Policy classifies upstream requests. Its only setting is the list of hosts
+// allowed over plain http; it never comes from a capability. A Policy is
+// immutable and safe for concurrent use. A nil *Policy behaves like the
+// default policy.
+type Policy struct {
+	devHTTPHosts []host
+}
+
+var defaultPolicy = func() *Policy {
+	p, err := New()
+	if err != nil {
+		panic(err) // DefaultDevHTTPHosts is a constant list.
+	}
+	return p
+}()
+
+// New returns a policy whose plain-http allowance is DefaultDevHTTPHosts plus
+// extra. Each extra host is a host name, a canonical IPv4 address or a
+// bracketed IPv6 literal, without a port; anything else is an error.
+func New(extraDevHTTPHosts ...string) (*Policy, error) {
+	p := &Policy{}
+	for _, list := range [][]string{DefaultDevHTTPHosts, extraDevHTTPHosts} {
+		for _, s := range list {
+			h, err := parseDevHost(s)
+			if err != nil {
+				return nil, fmt.Errorf("policy: invalid development http host %q: %s", s, reasonOf(err))
+			}
+			p.devHTTPHosts = append(p.devHTTPHosts, h)
+		}
+	}
+	return p, nil
+}
+
+func parseDevHost(s string) (host, error) {
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		return parseIPv6(s[1 : len(s)-1])
+	}
+	if strings.IndexByte(s, ':') >= 0 {
+		return host{}, errAuthorityChar
+	}
+	return parseHostName(s)
+}
+
+func (p *Policy) orDefault() *Policy {
+	if p == nil {
+		return defaultPolicy
+	}
+	return p
+}
+
+func (p *Policy) allowsPlainHTTP(h host) bool {
+	for _, d := range p.devHTTPHosts {
+		if d.equal(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkScheme applies the URL-shape rule: https, or http to a development host.
+func (p *Policy) checkScheme(u parsedURL) error {
+	if !u.https && !p.allowsPlainHTTP(u.host) {
+		return errPlainHTTP
+	}
+	return nil
+}
+
+// parseRequest applies the request-shape, path-safety and URL-shape rules.
+func (p *Policy) parseRequest(req Request) (parsedURL, error) {
+	if strings.IndexByte(req.Path, '#') >= 0 {
+		return parsedURL{}, errFragment
+	}
+	u, err := parseParts(req.Scheme, req.Authority, req.Path)
+	if err != nil {
+		return u, err
+	}
+	return u, p.checkScheme(u)
+}
+
+// parsedTargets are the three targets after parseTarget.
+type parsedTargets struct {
+	backend, provider, ingest parsedURL
+}
+
+// parseTargets parses all three targets; the error names the first bad one
+// and wraps kind.
+func (p *Policy) parseTargets(t Targets, kind error) (parsedTargets, error) {
+	var pt parsedTargets
+	for _, f := range [...]struct {
+		name string
+		raw  string
+		dst  *parsedURL
+	}{
+		{"backendBaseUrl", t.BackendBaseURL, &pt.backend},
+		{"providerBaseUrl", t.ProviderBaseURL, &pt.provider},
+		{"sessionIngestBaseUrl", t.SessionIngestBaseURL, &pt.ingest},
+	} {
+		u, err := p.parseTarget(f.raw)
+		if err != nil {
+			return pt, &targetError{kind: kind, target: f.name, err: err}
+		}
+		*f.dst = u
+	}
+	return pt, nil
+}
+
+func (p *Policy) parseTarget(raw string) (parsedURL, error) {
+	if raw == "" {
+		return parsedURL{}, errEmptyTarget
+	}
+	u, err := parseTarget(raw)
+	if err != nil {
+		return u, err
+	}
+	return u, p.checkScheme(u)
+}
+
+// ValidateTargets reports whether every target is usable: an absolute https
+// URL (http only for a development host) with a well-formed authority, no
+// userinfo, query or fragment, and a path that passes the path-safety rule.
+// Errors wrap ErrInvalidTargets and name the failing target.
+func (p *Policy) ValidateTargets(t Targets) error {
+	_, err := p.orDefault().parseTargets(t, ErrInvalidTargets)
+	return err
+}
+
+// Validate is ValidateTargets with the default policy.
+func (t Targets) Validate() error {
+	return defaultPolicy.ValidateTargets(t)
+}
+
+// Classify decides whether req may go upstream under a capability with
+// targets t bound to the session kiloSessionID, and with which credential.
+// Errors wrap ErrInvalidUpstreamURL (unsafe or malformed request, or a bad
+// target) or ErrUpstreamNotAllowed.
+func (p *Policy) Classify(req Request, t Targets, kiloSessionID string) (Route, error) {
+	p = p.orDefault()
+	r, err := p.parseRequest(req)
+	if err != nil {
+		return Route{}, err
+	}
+	pt, err := p.parseTargets(t, ErrInvalidUpstreamURL)
+	if err != nil {
+		return Route{}, err
+	}
+	return classify(r, pt, kiloSessionID)
+}
+
+// Classify is Policy.Classify with the default policy.
+func Classify(req Request, t Targets, kiloSessionID string) (Route, error) {
+	return defaultPolicy.Classify(req, t, kiloSessionID)
+}
+
+// classify applies the route rules, first match wins.
+func classify(r parsedURL, t parsedTargets, kiloSessionID string) (Route, error) {
+	path := r.path
+	onBackend := r.origin.equal(t.backend.origin) && within(path, t.backend.path)
+	onProviderOrigin := r.origin.equal(t.provider.origin)
+	onIngestOrigin := r.origin.equal(t.ingest.origin)
+
+	if onProviderOrigin && within(path, t.provider.path) && underProvider(path, t.provider.path, false) {
+		return Route{Class: ProviderModel, Credential: CredentialProvider}, nil
+	}
+	if onBackend && isOrgModels(path, t.backend.path) {
+		return Route{Class: OrganizationModels, Credential: CredentialProvider}, nil
+	}
+	if onIngestOrigin && within(path, t.ingest.path) && isOwnSessionRoute(path, t.ingest.path, kiloSessionID) {
+		return Route{Class: SessionIngest, Credential: CredentialUser}, nil
+	}
+	if !onBackend {
+		return Route{}, errNoRoute
+	}
+	// The catch-all must not serve, with the user credential, what an
+	// upstream router that ignores case would send to the provider or to
+	// another session's ingest routes.
+	if underProvider(path, t.backend.path, true) ||
+		(onProviderOrigin && underProvider(path, t.provider.path, true)) {
+		return Route{}, errProviderShaped
+	}
+	if onIngestOrigin && isSessionShaped(path, t.ingest.path) {
+		return Route{}, errIngestShaped
+	}
+	return Route{Class: BackendAPI, Credential: CredentialUser}, nil
+}
