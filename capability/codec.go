@@ -1,0 +1,207 @@
+package capability
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/extauthz/extauthz/policy"
+)
+
+// Codec seals and opens capabilities with a key ring and a clock. It is safe
+// for concurrent use; SetKeyRing swaps keys without blocking Open.
+type Codec struct {
+	ring     atomic.Pointer[KeyRing]
+	now      func() time.Time
+	validate func(policy.Targets) error
+}
+
+// Option configures a Codec.
+type Option func(*Codec)
+
+// WithClock injects the clock. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *Codec) { c.now = now }
+}
+
+// WithTargetValidator sets the check Seal applies to a subject's targets on top
+// of the claim rules. The default is policy.Targets.Validate, so that nothing
+// is issued that the route policy would refuse.
+func WithTargetValidator(v func(policy.Targets) error) Option {
+	return func(c *Codec) { c.validate = v }
+}
+
+// NewCodec returns a codec. ring may be nil: Open and Seal then fail with
+// ErrConfig until SetKeyRing provides keys.
+func NewCodec(ring *KeyRing, opts ...Option) *Codec {
+	c := &Codec{
+		now:      time.Now,
+		validate: policy.Targets.Validate,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.ring.Store(ring)
+	return c
+}
+
+// SetKeyRing atomically replaces the key ring (key reload). It is safe to
+// call while other goroutines Open and Seal.
+func (c *Codec) SetKeyRing(r *KeyRing) { c.ring.Store(r) }
+
+// KeyRing returns the current key ring, possibly nil.
+func (c *Codec) KeyRing() *KeyRing { return c.ring.Load() }
+
+// keys returns a usable ring or an ErrConfig error.
+func (c *Codec) keys() (*KeyRing, error) {
+	r := c.ring.Load()
+	if r.Len() == 0 {
+		return nil, fmt.Errorf("%w: no key configured", ErrConfig)
+	}
+	return r, nil
+}
+
+// Seal issues a capability for s, valid from now for ttl (0 means
+// MaxLifetime). A ttl above MaxLifetime or below a millisecond, or a subject
+// that breaks a claim rule, is an error wrapping ErrInvalid; targets the
+// validator refuses give an error wrapping policy.ErrInvalidTargets.
+func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
+	if ttl == 0 {
+		ttl = MaxLifetime
+	}
+	if ttl < time.Millisecond || ttl > MaxLifetime {
+		return "", fmt.Errorf("%w: lifetime must be between 1ms and %s", ErrInvalid, MaxLifetime)
+	}
+	r, err := c.keys()
+	if err != nil {
+		return "", err
+	}
+	now := c.now().UnixMilli()
+	claims := Claims{
+		Subject:   s,
+		Version:   Version,
+		Purpose:   Purpose,
+		IssuedAt:  now,
+		ExpiresAt: now + ttl.Milliseconds(),
+	}
+	if err := claims.validate(); err != nil {
+		return "", err
+	}
+	if c.validate != nil {
+		if err := c.validate(s.Targets); err != nil {
+			if errors.Is(err, policy.ErrInvalidTargets) {
+				return "", fmt.Errorf("capability: seal: %w", err)
+			}
+			return "", fmt.Errorf("%w: %v", policy.ErrInvalidTargets, err)
+		}
+	}
+	plain, err := marshal(claims.wire(false))
+	if err != nil {
+		return "", err
+	}
+	var iv [ivSize]byte
+	_, _ = rand.Read(iv[:]) // crypto/rand.Read never fails (it aborts instead).
+	sealed := r.aeads[0].Seal(plain[:0:0], iv[:], plain, nil)
+	ct, tag := sealed[:len(sealed)-tagSize], sealed[len(sealed)-tagSize:]
+
+	enc := base64.StdEncoding
+	out := make([]byte, 0, len(Prefix)+enc.EncodedLen(ivSize)+enc.EncodedLen(tagSize)+enc.EncodedLen(len(ct))+2)
+	out = append(out, Prefix...)
+	out = enc.AppendEncode(out, iv[:])
+	out = append(out, ':')
+	out = enc.AppendEncode(out, tag)
+	out = append(out, ':')
+	out = enc.AppendEncode(out, ct)
+	if len(out) > MaxTokenLen {
+		return "", fmt.Errorf("%w: capability would exceed %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	return string(out), nil
+}
+
+// Open checks a capability's format, decrypts it with the first key that
+// authenticates it, decodes and checks its claims, then checks its time
+// window against the clock. Errors wrap ErrInvalid, ErrExpired or ErrConfig.
+func (c *Codec) Open(token string) (Claims, error) {
+	r, err := c.keys()
+	if err != nil {
+		return Claims{}, err
+	}
+	token = strings.TrimSpace(token)
+	if len(token) > MaxTokenLen {
+		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	body, ok := strings.CutPrefix(token, Prefix)
+	if !ok {
+		return Claims{}, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
+	}
+	ivPart, rest, ok1 := strings.Cut(body, ":")
+	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || strings.IndexByte(ctPart, ':') >= 0 {
+		return Claims{}, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
+	}
+	if ivPart == "" || tagPart == "" || ctPart == "" {
+		return Claims{}, fmt.Errorf("%w: empty part", ErrInvalid)
+	}
+
+	// One buffer: ciphertext then tag, as cipher.AEAD.Open wants them.
+	enc := base64.StdEncoding
+	buf := make([]byte, enc.DecodedLen(len(ctPart))+enc.DecodedLen(len(tagPart)))
+	var iv [ivSize + 2]byte // room for the decoder's worst case; checked below
+	ivLen, ok := decodeCanonical(iv[:], ivPart)
+	if !ok || ivLen != ivSize {
+		return Claims{}, fmt.Errorf("%w: iv is not 16 bytes of canonical base64", ErrInvalid)
+	}
+	ctLen, ok := decodeCanonical(buf, ctPart)
+	if !ok {
+		return Claims{}, fmt.Errorf("%w: ciphertext is not canonical base64", ErrInvalid)
+	}
+	tagLen, ok := decodeCanonical(buf[ctLen:], tagPart)
+	if !ok || tagLen != tagSize {
+		return Claims{}, fmt.Errorf("%w: tag is not 16 bytes of canonical base64", ErrInvalid)
+	}
+	sealed := buf[:ctLen+tagLen]
+
+	var plain []byte
+	opened := false
+	for _, aead := range r.aeads {
+		if p, err := aead.Open(nil, iv[:ivSize], sealed, nil); err == nil {
+			plain, opened = p, true
+			break
+		}
+	}
+	if !opened {
+		return Claims{}, fmt.Errorf("%w: does not authenticate with any configured key", ErrInvalid)
+	}
+
+	claims, err := decodeClaims(plain)
+	if err != nil {
+		return Claims{}, err
+	}
+	now := c.now().UnixMilli()
+	if claims.IssuedAt > now+ClockSkew.Milliseconds() {
+		return Claims{}, fmt.Errorf("%w: issued more than %s in the future", ErrInvalid, ClockSkew)
+	}
+	if claims.ExpiresAt <= now {
+		return Claims{}, fmt.Errorf("%w: expired", ErrExpired)
+	}
+	return claims, nil
+}
+
+// decodeCanonical decodes s into dst and reports whether s is canonical
+// standard base64: padded, no line breaks, zero padding bits. Those are
+// exactly the strings that re-encode to themselves.
+func decodeCanonical(dst []byte, s string) (int, bool) {
+	if len(s)%4 != 0 || strings.ContainsAny(s, "\r\n") {
+		return 0, false
+	}
+	enc := base64.StdEncoding.Strict()
+	if enc.DecodedLen(len(s)) > len(dst) {
+		return 0, false
+	}
+	n, err := enc.Decode(dst, []byte(s))
+	return n, err == nil
+}

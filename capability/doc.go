@@ -1,0 +1,31 @@
+// Package capability seals and opens kka1 capabilities: the opaque, encrypted,
+// expiring tokens that stand in for a user's real credentials inside a
+// sandboxed outbound container.
+//
+// The wire format is byte-compatible with the existing TypeScript issuer:
+//
+//	kka1.<base64 iv>:<base64 tag>:<base64 ciphertext>
+//
+// with standard, padded base64, AES-256-GCM, a 16-byte IV, a 16-byte tag and no
+// additional data. The plaintext is the claims as JSON.
+//
+// Security invariants:
+//
+//   - Open rejects anything that is not in canonical form (prefix, three
+//     non-empty parts, base64 that re-encodes to itself, 16-byte IV and tag,
+//     at most [MaxTokenLen] bytes) before it decrypts.
+//   - Claims are decoded strictly, with the issuer's JavaScript semantics:
+//     exact key names, no unknown or duplicate keys at any level, exact JSON
+//     types, valid UTF-8, no trailing data. A claim that fails a rule makes the
+//     whole capability invalid.
+//   - Every error from Open and Seal wraps exactly one sentinel: [ErrInvalid],
+//     [ErrExpired] or [ErrConfig] (or policy.ErrInvalidTargets from Seal), so
+//     callers map errors to reasons in one place.
+//   - No error text, String, GoString, fmt verb, JSON or zerolog rendering of a
+//     value from this package ever contains a token, a key or a capability.
+//     Keys are identified by their fingerprint only.
+//   - Time comes from an injected clock. Only issuedAt gets the [ClockSkew]
+//     tolerance; expiry is exact.
+//
+// The package does no logging and holds no global state.
+package capability
