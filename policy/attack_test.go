@@ -1,0 +1,138 @@
+package policy
+
+import "testing"
+
+// TestClassifyAttacks lists requests an attacker inside a sandbox might try.
+// Every one must be denied.
+func TestClassifyAttacks(t *testing.T) {
+	const api, app, ing = "api.example.com", "app.example.com", "ingest.example.com"
+	runClassifyCases(t, []classifyCase{
+		// Encoded separators.
+		{name: "encoded slash", shape: "distinct", authority: api, path: "/api%2fopenrouter/x", want: badURL},
+		{name: "encoded slash upper", shape: "distinct", authority: api, path: "/api%2Fopenrouter/x", want: badURL},
+		{name: "encoded backslash", shape: "distinct", authority: api, path: "/api%5copenrouter", want: badURL},
+		{name: "encoded backslash upper", shape: "distinct", authority: api, path: "/api%5Copenrouter", want: badURL},
+		{name: "double-encoded slash", shape: "distinct", authority: api, path: "/api%252fopenrouter", want: badURL},
+		{name: "triple-encoded slash", shape: "distinct", authority: api, path: "/api%25252Fopenrouter", want: badURL},
+
+		// Dot segments.
+		{name: "literal dot-dot", shape: "paths", authority: api, path: "/api/../api/openrouter", want: badURL},
+		{name: "literal dot", shape: "distinct", authority: api, path: "/./api/profile", want: badURL},
+		{name: "trailing dot-dot", shape: "distinct", authority: api, path: "/api/..", want: badURL},
+		{name: "trailing dot", shape: "distinct", authority: api, path: "/api/.", want: badURL},
+		{name: "three dots", shape: "distinct", authority: api, path: "/api/.../x", want: badURL},
+		{name: "encoded dot-dot", shape: "distinct", authority: api, path: "/api/%2e%2e/x", want: badURL},
+		{name: "encoded dot-dot upper", shape: "distinct", authority: api, path: "/api/%2E%2E/x", want: badURL},
+		{name: "encoded dot", shape: "distinct", authority: api, path: "/api/%2e/x", want: badURL},
+		{name: "mixed dots", shape: "distinct", authority: api, path: "/api/.%2e/x", want: badURL},
+		{name: "mixed dots other order", shape: "distinct", authority: api, path: "/api/%2e./x", want: badURL},
+		{name: "double-encoded dot-dot", shape: "distinct", authority: api, path: "/api/%252e%252e/x", want: badURL},
+		{name: "double-encoded mixed", shape: "distinct", authority: api, path: "/api/.%252e/x", want: badURL},
+		{name: "quadruple-encoded dot-dot", shape: "distinct", authority: api, path: "/api/%252525252e%252525252e/x", want: badURL},
+		{name: "ingest traversal to other session", shape: "distinct", authority: ing, path: "/api/session/sess-1/../sess-2/export", want: badURL},
+
+		// Backslash.
+		{name: "literal backslash", shape: "distinct", authority: api, path: "/api\\..\\x", want: badURL},
+		{name: "backslash only", shape: "distinct", authority: api, path: "/a\\b", want: badURL},
+
+		// Malformed escapes and invalid UTF-8.
+		{name: "double percent", shape: "distinct", authority: api, path: "/api/%%32e", want: badURL},
+		{name: "lone percent", shape: "distinct", authority: api, path: "/api/%", want: badURL},
+		{name: "short escape", shape: "distinct", authority: api, path: "/api/%2", want: badURL},
+		{name: "non-hex escape", shape: "distinct", authority: api, path: "/api/%zz", want: badURL},
+		{name: "encoded percent then junk", shape: "distinct", authority: api, path: "/api/%25zz", want: badURL},
+		{name: "overlong dot", shape: "distinct", authority: api, path: "/api/%c0%ae%c0%ae/x", want: badURL},
+		{name: "overlong slash", shape: "distinct", authority: api, path: "/api%c0%afx", want: badURL},
+		{name: "lone continuation byte", shape: "distinct", authority: api, path: "/api/%80", want: badURL},
+		{name: "encoded surrogate", shape: "distinct", authority: api, path: "/api/%ed%a0%80", want: badURL},
+		{name: "five rounds of encoding", shape: "distinct", authority: api, path: "/api/%2525252525", want: badURL},
+
+		// Encoded unreserved characters.
+		{name: "encoded a", shape: "distinct", authority: api, path: "/%61pi/openrouter/x", want: badURL},
+		{name: "encoded e in export", shape: "shared", authority: app, path: "/api/session/sess-2/%65xport", want: badURL},
+		{name: "encoded A", shape: "distinct", authority: api, path: "/%41PI/x", want: badURL},
+		{name: "encoded hyphen", shape: "distinct", authority: api, path: "/api/a%2Db", want: badURL},
+		{name: "encoded tilde", shape: "distinct", authority: api, path: "/api/%7e", want: badURL},
+		{name: "encoded dot inside name", shape: "distinct", authority: api, path: "/api/file%2etxt", want: badURL},
+		{name: "double-encoded a", shape: "distinct", authority: api, path: "/%2561pi/openrouter/x", want: badURL},
+		{name: "own session encoded", shape: "distinct", authority: ing, path: "/api/session/sess%2D1/export", want: badURL},
+
+		// Empty segments, path parameters, spaces, control characters.
+		{name: "double slash", shape: "distinct", authority: api, path: "//api/profile", want: badURL},
+		{name: "double slash inside", shape: "shared", authority: app, path: "/api//openrouter/x", want: badURL},
+		{name: "double trailing slash", shape: "distinct", authority: api, path: "/api//", want: badURL},
+		{name: "ingest empty session", shape: "distinct", authority: ing, path: "/api/session//export", want: badURL},
+		{name: "semicolon", shape: "distinct", authority: api, path: "/api;x/openrouter", want: badURL},
+		{name: "semicolon path param", shape: "distinct", authority: ing, path: "/api/session/sess-1;x=1/export", want: badURL},
+		{name: "space", shape: "distinct", authority: api, path: "/api /x", want: badURL},
+		{name: "tab", shape: "distinct", authority: api, path: "/api\t/x", want: badURL},
+		{name: "newline", shape: "distinct", authority: api, path: "/api\n/x", want: badURL},
+		{name: "NUL", shape: "distinct", authority: api, path: "/api\x00/x", want: badURL},
+		{name: "DEL", shape: "distinct", authority: api, path: "/api\x7f/x", want: badURL},
+		{name: "encoded NUL", shape: "distinct", authority: api, path: "/api%00/x", want: badURL},
+		{name: "encoded CRLF", shape: "distinct", authority: api, path: "/api%0d%0aX-Injected:1", want: badURL},
+		{name: "raw non-ASCII", shape: "distinct", authority: api, path: "/api/é", want: badURL},
+		{name: "raw quote", shape: "distinct", authority: api, path: "/api/\"x\"", want: badURL},
+		{name: "raw brackets", shape: "distinct", authority: api, path: "/api/[x]", want: badURL},
+		{name: "raw pipe", shape: "distinct", authority: api, path: "/api/a|b", want: badURL},
+
+		// Authority.
+		{name: "userinfo", shape: "distinct", authority: "user@api.example.com", path: "/api/x", want: badURL},
+		{name: "userinfo with password", shape: "distinct", authority: "a:b@api.example.com", path: "/api/x", want: badURL},
+		{name: "userinfo to other host", shape: "distinct", authority: "api.example.com@evil.com", path: "/", want: badURL},
+		{name: "percent in host", shape: "distinct", authority: "api%2eexample.com", path: "/", want: badURL},
+		{name: "percent-encoded host", shape: "distinct", authority: "%61pi.example.com", path: "/", want: badURL},
+		{name: "decimal IPv4", shape: "local", scheme: "http", authority: "2130706433:8787", path: "/api/openrouter/x", want: badURL},
+		{name: "hex IPv4", shape: "local", scheme: "http", authority: "0x7f.1:8787", path: "/api/openrouter/x", want: badURL},
+		{name: "short IPv4", shape: "local", scheme: "http", authority: "127.1:8787", path: "/api/openrouter/x", want: badURL},
+		{name: "octal IPv4", shape: "local", scheme: "http", authority: "0177.0.0.1:8787", path: "/api/openrouter/x", want: badURL},
+		{name: "leading zero IPv4", shape: "local", scheme: "http", authority: "127.0.0.01:8787", path: "/", want: badURL},
+		{name: "IPv4 trailing dot", shape: "local", scheme: "http", authority: "127.0.0.1.:8787", path: "/", want: badURL},
+		{name: "IPv4 out of range", shape: "local", scheme: "http", authority: "127.0.0.256:8787", path: "/", want: badURL},
+		{name: "IPv4 in brackets", shape: "local", scheme: "http", authority: "[127.0.0.1]:8787", path: "/", want: badURL},
+		{name: "IPv6 with zone", shape: "local", scheme: "http", authority: "[fe80::1%25eth0]:8787", path: "/", want: badURL},
+		{name: "IPv6 unclosed", shape: "local", scheme: "http", authority: "[::1:8787", path: "/", want: badURL},
+		{name: "IPv4-mapped IPv6 is another host", shape: "local", scheme: "http", authority: "[::ffff:127.0.0.1]:8787", path: "/", want: badURL},
+		{name: "space in host", shape: "distinct", authority: "api.example.com /", path: "/", want: badURL},
+		{name: "empty host", shape: "distinct", authority: "", path: "/", want: badURL},
+		{name: "port only", shape: "distinct", authority: ":443", path: "/", want: badURL},
+		{name: "empty port", shape: "distinct", authority: "api.example.com:", path: "/", want: badURL},
+		{name: "port with leading zero", shape: "distinct", authority: "api.example.com:0443", path: "/", want: badURL},
+		{name: "port too large", shape: "distinct", authority: "api.example.com:65979", path: "/", want: badURL},
+		{name: "two ports", shape: "distinct", authority: "api.example.com:443:443", path: "/", want: badURL},
+		{name: "empty label", shape: "distinct", authority: "api..example.com", path: "/", want: badURL},
+		{name: "leading dot", shape: "distinct", authority: ".api.example.com", path: "/", want: badURL},
+		{name: "unicode host", shape: "distinct", authority: "аpi.example.com", path: "/", want: badURL},
+		{name: "other port", shape: "distinct", authority: "api.example.com:444", path: "/api/x", want: denied},
+		{name: "suffix host", shape: "distinct", authority: "api.example.com.evil.com", path: "/api/x", want: denied},
+		{name: "prefix host", shape: "distinct", authority: "evilapi.example.com", path: "/api/x", want: denied},
+		{name: "trailing dot host", shape: "distinct", authority: "llm.example.com.", path: "/api/openrouter/x", want: denied},
+		{name: "plain http to production", shape: "distinct", scheme: "http", authority: api, path: "/api/x", want: badURL},
+		{name: "plain http to production provider", shape: "distinct", scheme: "http", authority: "llm.example.com", path: "/api/openrouter/x", want: badURL},
+
+		// Another session's ingest routes on a shared backend origin.
+		{name: "other session export", shape: "shared", authority: app, path: "/api/session/sess-2/export", want: denied},
+		{name: "other session import", shape: "shared", authority: app, path: "/api/session/sess-2/import", want: denied},
+		{name: "other session ingest", shape: "shared", authority: app, path: "/api/session/sess-2/ingest", want: denied},
+		{name: "other session upper-case action", shape: "shared", authority: app, path: "/api/session/sess-2/EXPORT", want: denied},
+		{name: "other session mixed case", shape: "shared", authority: app, path: "/API/Session/sess-2/Import", want: denied},
+		{name: "own session other case", shape: "shared", authority: app, path: "/api/session/SESS-1/export", want: denied},
+		{name: "own session upper-case path", shape: "shared", authority: app, path: "/API/SESSION/sess-1/EXPORT", want: denied},
+		{name: "other session trailing slash", shape: "shared", authority: app, path: "/api/session/sess-2/export/", want: denied},
+		{name: "own session trailing slash", shape: "shared", authority: app, path: "/api/session/sess-1/export/", want: denied},
+		{name: "other session more path", shape: "shared", authority: app, path: "/api/session/sess-2/export/all", want: denied},
+		{name: "other session with query", shape: "shared", authority: app, path: "/api/session/sess-2/ingest?x=1", want: denied},
+		{name: "other session prefixed ingest", shape: "sharedPrefix", authority: app, path: "/ingest/api/session/sess-2/export/x", want: denied},
+		{name: "other session on ingest origin", shape: "distinct", authority: ing, path: "/api/session/sess-2/export", want: denied},
+		{name: "own session lower-case hex", shape: "shared", authority: app, path: "/api/session/a%3ab/export", session: "a:b", want: denied},
+
+		// Provider routes on the backend origin, any letter case.
+		{name: "provider upper case on shared", shape: "shared", authority: app, path: "/API/OpenRouter/v1/chat", want: denied},
+		{name: "provider upper segment on shared", shape: "shared", authority: app, path: "/api/OPENROUTER", want: denied},
+		{name: "gateway upper case on shared", shape: "shared", authority: app, path: "/Api/Gateway/x", want: denied},
+		{name: "provider upper case on distinct backend", shape: "distinct", authority: api, path: "/API/OPENROUTER/x", want: denied},
+		{name: "provider upper case under /api base", shape: "paths", authority: api, path: "/api/OpenRouter/x", want: denied},
+		{name: "gateway upper case under /api base", shape: "paths", authority: api, path: "/api/GATEWAY", want: denied},
+		{name: "provider route on backend trailing slash", shape: "distinct", authority: api, path: "/api/openrouter/", want: denied},
+	})
+}
