@@ -1,0 +1,228 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+type checkCase struct {
+	fixture    string
+	identity   string // --container-id-from; "" = default
+	reason     Reason
+	class      policy.RouteClass
+	credential string
+}
+
+const principalSpec = `principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$`
+
+var checkCases = []checkCase{
+	{fixture: "allow_provider_model", class: policy.ProviderModel, credential: secretProviderToken},
+	{fixture: "allow_organization_models", class: policy.OrganizationModels, credential: secretProviderToken},
+	{fixture: "allow_session_ingest", class: policy.SessionIngest, credential: secretUserToken},
+	{fixture: "allow_backend_api", class: policy.BackendAPI, credential: secretUserToken},
+	{fixture: "allow_dedicated_header", class: policy.ProviderModel, credential: secretProviderToken},
+	{fixture: "allow_both_headers_same", class: policy.ProviderModel, credential: secretProviderToken},
+	{fixture: "allow_header_map_raw", class: policy.ProviderModel, credential: secretProviderToken},
+	{fixture: "allow_pseudo_headers", class: policy.BackendAPI, credential: secretUserToken},
+	{fixture: "allow_upstream_scheme_extension", class: policy.ProviderModel, credential: secretProviderToken},
+	{fixture: "allow_principal_identity", identity: principalSpec, class: policy.BackendAPI, credential: secretUserToken},
+	{fixture: "allow_header_identity", identity: "header:X-Outbound-Container-Id", class: policy.BackendAPI, credential: secretUserToken},
+	{fixture: "deny_missing_capability", reason: ReasonMissingCapability},
+	{fixture: "deny_non_capability_bearer", reason: ReasonMissingCapability},
+	{fixture: "deny_invalid_capability", reason: ReasonInvalidCapability},
+	{fixture: "deny_expired_capability", reason: ReasonExpiredCapability},
+	{fixture: "deny_wrong_key", reason: ReasonInvalidCapability},
+	{fixture: "deny_two_different_capabilities", reason: ReasonInvalidCapability},
+	{fixture: "deny_comma_joined_different", reason: ReasonInvalidCapability},
+	{fixture: "deny_headers_and_header_map_differ", reason: ReasonInvalidCapability},
+	{fixture: "deny_container_mismatch", reason: ReasonContainerMismatch},
+	{fixture: "deny_unknown_caller", reason: ReasonContainerMismatch},
+	{fixture: "deny_principal_other_container", identity: principalSpec, reason: ReasonContainerMismatch},
+	{fixture: "deny_header_identity_ambiguous", identity: "header:x-outbound-container-id", reason: ReasonContainerMismatch},
+	{fixture: "deny_invalid_upstream_url", reason: ReasonInvalidUpstreamURL},
+	{fixture: "deny_plain_http_production", reason: ReasonInvalidUpstreamURL},
+	{fixture: "deny_upstream_not_allowed", reason: ReasonUpstreamNotAllowed},
+	{fixture: "deny_other_session_ingest", reason: ReasonUpstreamNotAllowed},
+	{fixture: "deny_no_http_attributes", reason: ReasonInvalidUpstreamURL},
+	{fixture: "deny_empty_request", reason: ReasonInvalidUpstreamURL},
+}
+
+func TestCheckFixtures(t *testing.T) {
+	caps := newCapabilities(t)
+	for _, tc := range checkCases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			srv := newTestServer(t, serverSetup{identity: tc.identity})
+			resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
+			if err != nil {
+				t.Fatalf("Check returned an error for a decision: %v", err)
+			}
+			if tc.reason == ReasonNone {
+				assertAllow(t, srv, resp, tc)
+			} else {
+				assertDeny(t, resp, tc.reason)
+			}
+			js, _ := protojson.Marshal(resp)
+			if tc.reason != ReasonNone {
+				assertNoSecrets(t, "deny response", string(js), caps)
+			}
+		})
+	}
+}
+
+func TestCheckNoProviderTokenUsesUserToken(t *testing.T) {
+	caps := newCapabilities(t)
+	caps["CAP"] = caps["CAP_NO_PROVIDER"]
+	for _, fixture := range []string{"allow_provider_model", "allow_organization_models"} {
+		t.Run(fixture, func(t *testing.T) {
+			srv := newTestServer(t, serverSetup{})
+			resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := authorizationSet(t, resp); got != "Bearer "+secretUserToken {
+				t.Errorf("authorization = %q; want the user token", got)
+			}
+		})
+	}
+}
+
+func TestCheckWithoutKeys(t *testing.T) {
+	caps := newCapabilities(t)
+	srv := newTestServer(t, serverSetup{codec: capability.NewCodec(nil)})
+	resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, "allow_backend_api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertDeny(t, resp, ReasonConfigurationError)
+}
+
+func TestCheckCancelledContext(t *testing.T) {
+	caps := newCapabilities(t)
+	srv := newTestServer(t, serverSetup{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := srv.Check(ctx, loadCheckRequest(t, caps, "allow_backend_api")); err == nil {
+		t.Fatal("Check with a cancelled context returned no error")
+	}
+}
+
+func TestCheckHeaderIdentityIsRemoved(t *testing.T) {
+	caps := newCapabilities(t)
+	srv := newTestServer(t, serverSetup{identity: "header:x-outbound-container-id"})
+	resp, _ := srv.Check(context.Background(), loadCheckRequest(t, caps, "allow_header_identity"))
+	if got := resp.GetOkResponse().GetHeadersToRemove(); !slices.Contains(got, "x-outbound-container-id") {
+		t.Errorf("headers_to_remove = %q; want the identity header too", got)
+	}
+}
+
+func TestNewServerRejectsAuthorizationAsCapabilityHeader(t *testing.T) {
+	core, err := NewAuthorizer(Config{Codec: capability.NewCodec(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"authorization", "Authorization", "bad header", "x:y"} {
+		if _, err := NewServer(core, ServerOptions{CapabilityHeader: h}); err == nil {
+			t.Errorf("NewServer(CapabilityHeader: %q) = nil error; want an error", h)
+		}
+	}
+	if _, err := NewServer(core, ServerOptions{UpstreamScheme: "ftp"}); err == nil {
+		t.Error("NewServer(UpstreamScheme: ftp) = nil error; want an error")
+	}
+}
+
+func assertAllow(t *testing.T, srv *Server, resp *authv3.CheckResponse, tc checkCase) {
+	t.Helper()
+	if c := codes.Code(resp.GetStatus().GetCode()); c != codes.OK {
+		t.Fatalf("status = %v %q; want OK", c, resp.GetStatus().GetMessage())
+	}
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("no OkHttpResponse in %v", resp)
+	}
+	if got := authorizationSet(t, resp); got != "Bearer "+tc.credential {
+		t.Errorf("authorization set to %.20q…; want the %s credential", got, tc.class)
+	}
+	if slices.Contains(ok.GetHeadersToRemove(), "authorization") {
+		t.Error("headers_to_remove lists authorization: Envoy would drop the credential it just set")
+	}
+	if !slices.Contains(ok.GetHeadersToRemove(), srv.capabilityHeader) {
+		t.Errorf("headers_to_remove = %q; want %q", ok.GetHeadersToRemove(), srv.capabilityHeader)
+	}
+	md := resp.GetDynamicMetadata().AsMap()
+	want := map[string]any{
+		"route_class": string(tc.class), "user_id": "user-1", "cloud_agent_session_id": "cas-1",
+		"kilo_session_id": "sess-1", "outbound_container_id": "ctr-1",
+	}
+	if len(md) != len(want) {
+		t.Errorf("dynamic metadata = %v; want %v", md, want)
+	}
+	for k, v := range want {
+		if md[k] != v {
+			t.Errorf("dynamic metadata %s = %v; want %v", k, md[k], v)
+		}
+	}
+}
+
+// authorizationSet returns the authorization value an allow sets, checking it
+// is set exactly once and overwrites.
+func authorizationSet(t *testing.T, resp *authv3.CheckResponse) string {
+	t.Helper()
+	var got []string
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		if strings.EqualFold(h.GetHeader().GetKey(), "authorization") {
+			got = append(got, h.GetHeader().GetValue())
+			if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+				t.Errorf("authorization append_action = %v; want OVERWRITE_IF_EXISTS_OR_ADD", h.GetAppendAction())
+			}
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("allow sets authorization %d times; want once", len(got))
+	}
+	return got[0]
+}
+
+func assertDeny(t *testing.T, resp *authv3.CheckResponse, want Reason) {
+	t.Helper()
+	if got := resp.GetStatus().GetMessage(); got != string(want) {
+		t.Fatalf("status message = %q; want %q", got, want)
+	}
+	if c := codes.Code(resp.GetStatus().GetCode()); c != want.GRPCCode() || c == codes.OK {
+		t.Errorf("status code = %v; want %v", c, want.GRPCCode())
+	}
+	d := resp.GetDeniedResponse()
+	if d == nil {
+		t.Fatalf("no DeniedHttpResponse in %v", resp)
+	}
+	if int(d.GetStatus().GetCode()) != want.HTTPStatus() {
+		t.Errorf("HTTP status = %d; want %d", d.GetStatus().GetCode(), want.HTTPStatus())
+	}
+	var body map[string]string
+	if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil || len(body) != 1 || body["error"] != string(want) {
+		t.Errorf("body = %q; want {\"error\":%q}", d.GetBody(), want)
+	}
+	headers := map[string]string{}
+	for _, h := range d.GetHeaders() {
+		headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+			t.Errorf("deny header %s append_action = %v; want OVERWRITE_IF_EXISTS_OR_ADD", h.GetHeader().GetKey(), h.GetAppendAction())
+		}
+	}
+	if headers["content-type"] != "application/json" {
+		t.Errorf("content-type = %q; want application/json", headers["content-type"])
+	}
+	if got, wantWA := headers["www-authenticate"], want.WWWAuthenticate(); got != wantWA {
+		t.Errorf("www-authenticate = %q; want %q", got, wantWA)
+	}
+}

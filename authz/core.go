@@ -1,0 +1,259 @@
+package authz
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// DefaultCapabilityHeader is the dedicated header that may carry a capability.
+const DefaultCapabilityHeader = "x-kilo-capability"
+
+// Input is one authorization question, already extracted from the proxy's
+// protocol. Nothing in it is decoded or normalised.
+type Input struct {
+	// Protocol names the adapter that asked ("grpc", "http-forward", …); it is
+	// used for logs and metrics only.
+	Protocol string
+	// HasHTTP is false when the proxy sent no HTTP attributes (a TCP check).
+	HasHTTP   bool
+	Method    string
+	Scheme    string
+	Authority string
+	Path      string // raw path with query
+	// Authorization and Capability hold every value received for the
+	// authorization header and the dedicated capability header.
+	Authorization []string
+	Capability    []string
+	// CallerID is the identity of the asking container, from a trusted source;
+	// "" means unknown.
+	CallerID string
+}
+
+// Decision is the outcome of Decide. The zero value is not an allow.
+type Decision struct {
+	Reason Reason // ReasonNone when allowed
+	Route  policy.Route
+	// Non-secret facts from the capability, set once it opened.
+	UserID              string
+	CloudAgentSessionID string
+	KiloSessionID       string
+	OutboundContainerID string
+
+	credential string
+}
+
+// Allowed reports whether the request may go upstream.
+func (d Decision) Allowed() bool { return d.Reason == ReasonNone && d.credential != "" }
+
+// Credential is the real token to send upstream as a bearer. It is "" unless
+// the decision allows. Callers must never log it.
+func (d Decision) Credential() string {
+	if !d.Allowed() {
+		return ""
+	}
+	return d.credential
+}
+
+// Authorizer is the protocol-independent decision core.
+type Authorizer struct {
+	codec   *capability.Codec
+	policy  *policy.Policy
+	log     zerolog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
+// Config configures an Authorizer.
+type Config struct {
+	Codec  *capability.Codec
+	Policy *policy.Policy // nil: the default policy
+	Logger zerolog.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Now is used to measure decision latency; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewAuthorizer returns a decision core.
+func NewAuthorizer(cfg Config) (*Authorizer, error) {
+	if cfg.Codec == nil {
+		return nil, errors.New("authz: no capability codec configured")
+	}
+	p := cfg.Policy
+	if p == nil {
+		var err error
+		if p, err = policy.New(); err != nil {
+			return nil, err
+		}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Authorizer{codec: cfg.Codec, policy: p, log: cfg.Logger, metrics: cfg.Metrics, now: now}, nil
+}
+
+// Decide answers one authorization question, logs one line and records the
+// metrics for it.
+func (a *Authorizer) Decide(in Input) Decision {
+	start := a.now()
+	d := a.decide(in)
+	elapsed := a.now().Sub(start)
+	a.record(in, d, elapsed)
+	return d
+}
+
+func (a *Authorizer) decide(in Input) Decision {
+	if !in.HasHTTP {
+		return Decision{Reason: ReasonInvalidUpstreamURL}
+	}
+	token, reason := selectCapability(in.Authorization, in.Capability)
+	if reason != ReasonNone {
+		return Decision{Reason: reason}
+	}
+	claims, err := a.codec.Open(token)
+	if err != nil {
+		return Decision{Reason: ReasonOf(err)}
+	}
+	d := Decision{
+		UserID:              claims.UserID,
+		CloudAgentSessionID: claims.CloudAgentSessionID,
+		KiloSessionID:       claims.KiloSessionID,
+		OutboundContainerID: claims.OutboundContainerID,
+	}
+	if in.CallerID == "" || in.CallerID != claims.OutboundContainerID {
+		d.Reason = ReasonContainerMismatch
+		return d
+	}
+	route, err := a.policy.Classify(policy.Request{Scheme: in.Scheme, Authority: in.Authority, Path: in.Path}, claims.Targets, claims.KiloSessionID)
+	if err != nil {
+		d.Reason = ReasonOf(err)
+		if d.Reason != ReasonInvalidUpstreamURL && d.Reason != ReasonUpstreamNotAllowed {
+			d.Reason = ReasonUpstreamNotAllowed
+		}
+		return d
+	}
+	d.Route = route
+	switch route.Credential {
+	case policy.CredentialProvider:
+		d.credential = claims.ProviderToken
+		if d.credential == "" {
+			d.credential = claims.UserToken
+		}
+	case policy.CredentialUser:
+		d.credential = claims.UserToken
+	}
+	if d.credential == "" {
+		// Unreachable with a valid capability; fail closed all the same.
+		d.Reason = ReasonInvalidCapability
+	}
+	return d
+}
+
+// selectCapability finds the one capability a request presents. Values are
+// every occurrence of each header (comma-joined duplicates are split). It is
+// strict: two different capabilities anywhere is invalid_capability.
+func selectCapability(authorization, dedicated []string) (string, Reason) {
+	var found string
+	var conflict bool
+	take := func(tok string) {
+		switch {
+		case found == "":
+			found = tok
+		case found != tok:
+			conflict = true
+		}
+	}
+	for _, v := range dedicated {
+		eachPart(v, take)
+	}
+	for _, v := range authorization {
+		eachPart(v, func(p string) {
+			if tok, ok := bearerCapability(p); ok {
+				take(tok)
+			}
+		})
+	}
+	switch {
+	case conflict:
+		return "", ReasonInvalidCapability
+	case found == "":
+		return "", ReasonMissingCapability
+	default:
+		return found, ReasonNone
+	}
+}
+
+// eachPart calls f with every non-empty, trimmed, comma-separated part of v.
+// A kka1 capability never contains a comma, so a comma always separates two
+// header occurrences that a proxy joined.
+func eachPart(v string, f func(string)) {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			f(part)
+		}
+	}
+}
+
+// bearerCapability returns the capability in an authorization value of the
+// form "Bearer kka1.…" (scheme case-insensitive, prefix case-sensitive).
+func bearerCapability(v string) (string, bool) {
+	const scheme = "bearer"
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+		return "", false
+	}
+	tok := strings.TrimSpace(v[len(scheme):])
+	if !strings.HasPrefix(tok, capability.Prefix) {
+		return "", false
+	}
+	return tok, true
+}
+
+// maxLoggedPath bounds the path logged for one decision.
+const maxLoggedPath = 256
+
+func (a *Authorizer) record(in Input, d Decision, elapsed time.Duration) {
+	result := "allow"
+	if !d.Allowed() {
+		result = "deny"
+	}
+	a.metrics.observe(result, d.Reason, d.Route.Class, elapsed)
+
+	ev := a.log.Info()
+	if !ev.Enabled() {
+		return
+	}
+	path := in.Path
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if len(path) > maxLoggedPath {
+		path = path[:maxLoggedPath] + "…"
+	}
+	ev = ev.Str("decision", result).
+		Str("protocol", in.Protocol).
+		Str("method", in.Method).
+		Str("host", in.Authority).
+		Str("path", path).
+		Dur("duration", elapsed).
+		Str("container_id", in.CallerID)
+	if d.Reason != ReasonNone {
+		ev = ev.Str("reason", string(d.Reason))
+	}
+	if d.Route.Class != "" {
+		ev = ev.Str("route_class", string(d.Route.Class))
+	}
+	if a.log.GetLevel() <= zerolog.DebugLevel && d.UserID != "" {
+		ev = ev.Str("user_id", d.UserID).
+			Str("cloud_agent_session_id", d.CloudAgentSessionID).
+			Str("kilo_session_id", d.KiloSessionID).
+			Str("bound_container_id", d.OutboundContainerID)
+	}
+	ev.Msg("decision")
+}

@@ -1,0 +1,210 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Context extension keys the server reads.
+const (
+	ExtensionUpstreamScheme = "upstream_scheme"
+)
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// Server is the Envoy ext_authz gRPC adapter around an Authorizer.
+type Server struct {
+	core             *Authorizer
+	identity         IdentitySource
+	capabilityHeader string
+	upstreamScheme   string
+}
+
+// ServerOptions configure the gRPC adapter.
+type ServerOptions struct {
+	// Identity says where the caller's container id comes from; the zero value
+	// means DefaultIdentitySpec.
+	Identity IdentitySource
+	// CapabilityHeader is the dedicated capability header; "" means
+	// DefaultCapabilityHeader.
+	CapabilityHeader string
+	// UpstreamScheme, when set ("https" or "http"), overrides the request's
+	// scheme for proxies that originate TLS. The context extension
+	// upstream_scheme overrides it in turn.
+	UpstreamScheme string
+}
+
+// NewServer returns the gRPC adapter.
+func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
+	if core == nil {
+		return nil, errors.New("authz: NewServer needs an Authorizer")
+	}
+	if opts.Identity.Kind == 0 {
+		id, err := ParseIdentitySource(DefaultIdentitySpec)
+		if err != nil {
+			return nil, err
+		}
+		opts.Identity = id
+	}
+	h, err := CanonicalCapabilityHeader(opts.CapabilityHeader)
+	if err != nil {
+		return nil, err
+	}
+	switch opts.UpstreamScheme {
+	case "", "http", "https":
+	default:
+		return nil, fmt.Errorf("authz: upstream scheme must be http or https, got %q", opts.UpstreamScheme)
+	}
+	return &Server{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme}, nil
+}
+
+// Check implements envoy.service.auth.v3.Authorization/Check. Every decision,
+// allow or deny, is a successful RPC; only a cancelled context is an error.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, grpcstatus.FromContextError(err).Err()
+	}
+	d := s.core.Decide(s.input(req))
+	if !d.Allowed() {
+		return deniedResponse(d.Reason), nil
+	}
+	return s.okResponse(d), nil
+}
+
+// input extracts the decision input from a CheckRequest, reading headers from
+// both the headers map and the raw header_map.
+func (s *Server) input(req *authv3.CheckRequest) Input {
+	in := Input{Protocol: "grpc"}
+	attrs := req.GetAttributes()
+	http := attrs.GetRequest().GetHttp()
+	if http == nil {
+		return in
+	}
+	in.HasHTTP = true
+	hv := func(name string) []string { return headerValues(http, name) }
+	in.Method = http.GetMethod()
+	in.Authority = http.GetHost()
+	if in.Authority == "" {
+		in.Authority = singleValue(hv(":authority"))
+	}
+	in.Path = http.GetPath()
+	if in.Path == "" {
+		in.Path = singleValue(hv(":path"))
+	}
+	ext := attrs.GetContextExtensions()
+	switch {
+	case ext[ExtensionUpstreamScheme] != "":
+		in.Scheme = ext[ExtensionUpstreamScheme]
+	case s.upstreamScheme != "":
+		in.Scheme = s.upstreamScheme
+	case http.GetScheme() != "":
+		in.Scheme = http.GetScheme()
+	default:
+		in.Scheme = singleValue(hv(":scheme"))
+	}
+	in.Authorization = hv("authorization")
+	in.Capability = hv(s.capabilityHeader)
+	switch s.identity.Kind {
+	case IdentityContextExtension:
+		in.CallerID = ext[s.identity.Key]
+	case IdentityPrincipal:
+		in.CallerID = s.identity.fromPrincipal(attrs.GetSource().GetPrincipal())
+	case IdentityHeader:
+		in.CallerID = singleValue(hv(s.identity.Key))
+	}
+	return in
+}
+
+// headerValues returns every value of the lower-case header name found in
+// the headers map and in header_map (value or raw_value).
+func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
+	var out []string
+	if v, ok := http.GetHeaders()[name]; ok {
+		out = append(out, v)
+	}
+	for _, h := range http.GetHeaderMap().GetHeaders() {
+		if !strings.EqualFold(h.GetKey(), name) {
+			continue
+		}
+		if raw := h.GetRawValue(); len(raw) > 0 {
+			out = append(out, string(raw))
+		} else {
+			out = append(out, h.GetValue())
+		}
+	}
+	return out
+}
+
+func (s *Server) okResponse(d Decision) *authv3.CheckResponse {
+	remove := []string{s.capabilityHeader}
+	if s.identity.Kind == IdentityHeader {
+		remove = append(remove, s.identity.Key)
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: []*corev3.HeaderValueOption{
+				overwrite("authorization", "Bearer "+d.Credential()),
+			},
+			HeadersToRemove: remove,
+		}},
+		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"route_class":            structpb.NewStringValue(string(d.Route.Class)),
+			"user_id":                structpb.NewStringValue(d.UserID),
+			"cloud_agent_session_id": structpb.NewStringValue(d.CloudAgentSessionID),
+			"kilo_session_id":        structpb.NewStringValue(d.KiloSessionID),
+			"outbound_container_id":  structpb.NewStringValue(d.OutboundContainerID),
+		}},
+	}
+}
+
+func deniedResponse(r Reason) *authv3.CheckResponse {
+	headers := []*corev3.HeaderValueOption{
+		overwrite("content-type", "application/json"),
+		overwrite("cache-control", "no-store"),
+	}
+	if c := r.WWWAuthenticate(); c != "" {
+		headers = append(headers, overwrite("www-authenticate", c))
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(r.GRPCCode()), Message: string(r)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.HTTPStatus())},
+			Headers: headers,
+			Body:    r.Body(),
+		}},
+	}
+}
+
+func overwrite(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// CanonicalCapabilityHeader validates a dedicated capability header name and
+// returns it lower-case; "" means DefaultCapabilityHeader.
+func CanonicalCapabilityHeader(name string) (string, error) {
+	if name == "" {
+		return DefaultCapabilityHeader, nil
+	}
+	h := strings.ToLower(name)
+	switch {
+	case !validHeaderName(h):
+		return "", fmt.Errorf("authz: capability header %q is not a valid header name", name)
+	case h == "authorization":
+		return "", errors.New("authz: the capability header may not be authorization: it is overwritten with the real credential")
+	}
+	return h, nil
+}

@@ -1,0 +1,132 @@
+package authz
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// IdentityKind says where the caller's container identity comes from.
+type IdentityKind int
+
+// Identity sources, in DESIGN.md's order of trust.
+const (
+	// IdentityContextExtension reads a gRPC context extension that the proxy's
+	// route configuration sets (the default: outbound_container_id).
+	IdentityContextExtension IdentityKind = iota + 1
+	// IdentityPrincipal reads the mTLS peer principal (Istio: a SPIFFE id) and
+	// takes the first capture group of a pattern.
+	IdentityPrincipal
+	// IdentityHeader reads a request header that the proxy sets and strips from
+	// clients. Only safe when the proxy guarantees that.
+	IdentityHeader
+)
+
+// DefaultIdentitySpec is the default --container-id-from value.
+const DefaultIdentitySpec = "context-extension:outbound_container_id"
+
+// IdentitySource is a parsed --container-id-from value. Exactly one source is
+// used: falling back to a less trusted one would let a client supply its own
+// identity whenever the trusted one is missing.
+type IdentitySource struct {
+	Kind    IdentityKind
+	Key     string // context extension key or lower-case header name
+	Pattern *regexp.Regexp
+}
+
+// ParseIdentitySource parses "context-extension:KEY", "principal:REGEX" or
+// "header:NAME".
+func ParseIdentitySource(spec string) (IdentitySource, error) {
+	kind, arg, ok := strings.Cut(spec, ":")
+	if !ok || arg == "" {
+		return IdentitySource{}, fmt.Errorf("container id source %q: want context-extension:KEY, principal:REGEX or header:NAME", spec)
+	}
+	switch kind {
+	case "context-extension":
+		return IdentitySource{Kind: IdentityContextExtension, Key: arg}, nil
+	case "principal":
+		re, err := regexp.Compile(arg)
+		if err != nil {
+			return IdentitySource{}, fmt.Errorf("container id source %q: bad pattern: %w", spec, err)
+		}
+		if re.NumSubexp() < 1 {
+			return IdentitySource{}, fmt.Errorf("container id source %q: the pattern needs a capture group for the container id", spec)
+		}
+		return IdentitySource{Kind: IdentityPrincipal, Pattern: re}, nil
+	case "header":
+		name := strings.ToLower(arg)
+		if !validHeaderName(name) {
+			return IdentitySource{}, fmt.Errorf("container id source %q: %q is not a header name", spec, arg)
+		}
+		if name == "authorization" || strings.HasPrefix(name, ":") {
+			return IdentitySource{}, fmt.Errorf("container id source %q: header %q cannot carry an identity", spec, arg)
+		}
+		return IdentitySource{Kind: IdentityHeader, Key: name}, nil
+	default:
+		return IdentitySource{}, fmt.Errorf("container id source %q: unknown kind %q (want context-extension, principal or header)", spec, kind)
+	}
+}
+
+// String returns the spec the source was parsed from.
+func (s IdentitySource) String() string {
+	switch s.Kind {
+	case IdentityContextExtension:
+		return "context-extension:" + s.Key
+	case IdentityPrincipal:
+		return "principal:" + s.Pattern.String()
+	case IdentityHeader:
+		return "header:" + s.Key
+	default:
+		return "none"
+	}
+}
+
+// fromPrincipal extracts the container id from a principal, or "".
+func (s IdentitySource) fromPrincipal(principal string) string {
+	if principal == "" {
+		return ""
+	}
+	m := s.Pattern.FindStringSubmatch(principal)
+	if len(m) < 2 {
+		return ""
+	}
+	return m[1]
+}
+
+// singleValue returns the one value a list of header values agrees on, or ""
+// when it is absent or ambiguous (two different values).
+func singleValue(values []string) string {
+	var v string
+	for _, raw := range values {
+		var conflict bool
+		eachPart(raw, func(p string) {
+			switch {
+			case v == "":
+				v = p
+			case v != p:
+				conflict = true
+			}
+		})
+		if conflict {
+			return ""
+		}
+	}
+	return v
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,65 @@
+package authz
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/extauthz/extauthz/policy"
+)
+
+// Metrics are the Prometheus series the server exports. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	decisions  *prometheus.CounterVec
+	latency    prometheus.Histogram
+	keyReloads *prometheus.CounterVec
+}
+
+// NewMetrics registers the series with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "extauthz",
+			Name:      "decisions_total",
+			Help:      "Authorization decisions by result (allow, deny), deny reason and route class.",
+		}, []string{"result", "reason", "route_class"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "extauthz",
+			Name:      "decision_duration_seconds",
+			Help:      "Time to decide one request (capability open, identity check, route classification).",
+			Buckets:   []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025},
+		}),
+		keyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "extauthz",
+			Name:      "key_reloads_total",
+			Help:      "Key ring reloads by result (ok, error).",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.latency, m.keyReloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(result string, reason Reason, class policy.RouteClass, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(result, string(reason), string(class)).Inc()
+	m.latency.Observe(elapsed.Seconds())
+}
+
+// KeyReload records one key ring reload attempt.
+func (m *Metrics) KeyReload(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.keyReloads.WithLabelValues(result).Inc()
+}
