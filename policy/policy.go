@@ -97,20 +97,15 @@ type parsedTargets struct {
 // and wraps kind.
 func (p *Policy) parseTargets(t Targets, kind error) (parsedTargets, error) {
 	var pt parsedTargets
-	for _, f := range [...]struct {
-		name string
-		raw  string
-		dst  *parsedURL
-	}{
-		{"backendBaseUrl", t.BackendBaseURL, &pt.backend},
-		{"providerBaseUrl", t.ProviderBaseURL, &pt.provider},
-		{"sessionIngestBaseUrl", t.SessionIngestBaseURL, &pt.ingest},
-	} {
-		u, err := p.parseTarget(f.raw)
-		if err != nil {
-			return pt, &targetError{kind: kind, target: f.name, err: err}
-		}
-		*f.dst = u
+	var err error
+	if pt.backend, err = p.parseTarget(t.BackendBaseURL); err != nil {
+		return pt, &targetError{kind: kind, target: "backendBaseUrl", err: err}
+	}
+	if pt.provider, err = p.parseTarget(t.ProviderBaseURL); err != nil {
+		return pt, &targetError{kind: kind, target: "providerBaseUrl", err: err}
+	}
+	if pt.ingest, err = p.parseTarget(t.SessionIngestBaseURL); err != nil {
+		return pt, &targetError{kind: kind, target: "sessionIngestBaseUrl", err: err}
 	}
 	return pt, nil
 }

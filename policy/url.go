@@ -57,6 +57,14 @@ func parseAuthority(a string, https bool) (origin, error) {
 	if a == "" {
 		return o, errEmptyHost
 	}
+	// Name the two classic smuggling forms precisely; the grammar below
+	// refuses them anyway.
+	if strings.IndexByte(a, '@') >= 0 {
+		return o, errUserinfo
+	}
+	if strings.IndexByte(a, '%') >= 0 {
+		return o, errHostPercent
+	}
 	var hostPart, portPart string
 	hasPort := false
 	if a[0] == '[' {
@@ -136,12 +144,6 @@ func parseHostName(s string) (host, error) {
 		}
 		c := s[i]
 		if !(isAlnum(c) || c == '-' || c == '_') {
-			if c == '@' {
-				return host{}, errUserinfo
-			}
-			if c == '%' {
-				return host{}, errHostPercent
-			}
 			return host{}, errAuthorityChar
 		}
 	}

@@ -1,0 +1,29 @@
+package policy
+
+import "testing"
+
+// BenchmarkClassify measures one Classify per request class, targets parsed
+// on every call as in production.
+func BenchmarkClassify(b *testing.B) {
+	benches := []struct {
+		name string
+		req  Request
+	}{
+		{"provider_model", Request{"https", "app.example.com", "/api/openrouter/v1/chat/completions"}},
+		{"organization_models", Request{"https", "app.example.com", "/api/organizations/org-1/models"}},
+		{"session_ingest", Request{"https", "app.example.com", "/api/session/sess-1/ingest"}},
+		{"backend_api", Request{"https", "app.example.com", "/api/profile?fields=a%2Cb"}},
+		{"backend_api_encoded", Request{"https", "app.example.com", "/api/files/r%C3%A9sum%C3%A9%20v2"}},
+		{"deny_not_allowed", Request{"https", "app.example.com", "/api/session/sess-2/export"}},
+		{"deny_invalid", Request{"https", "app.example.com", "/api/%2e%2e/x"}},
+	}
+	targets := shapes["shared"]
+	for _, bb := range benches {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Classify(bb.req, targets, sessionID)
+			}
+		})
+	}
+}
