@@ -1,0 +1,237 @@
+package authz
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// MaxAPIBodyBytes bounds an issue or redeem request body.
+const MaxAPIBodyBytes = 64 << 10
+
+// API error slugs that are not decisions.
+const (
+	apiErrUnauthorized     = "unauthorized"
+	apiErrMethod           = "method_not_allowed"
+	apiErrInvalidRequest   = "invalid_request"
+	apiErrRequestTooLarge  = "request_too_large"
+	apiErrNotFound         = "not_found"
+	apiAuthChallenge       = `Bearer realm="extauthz-api"`
+	apiAuthChallengeFailed = `Bearer realm="extauthz-api", error="invalid_token"`
+)
+
+// api guards an API endpoint: enabled, authorised, POST, body within bounds.
+func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
+	if !h.apiEnabled {
+		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
+		return
+	}
+	if presented, ok := h.authorized(r); !ok {
+		challenge := apiAuthChallenge
+		if presented {
+			challenge = apiAuthChallengeFailed
+			// Never the token; who tried is enough to investigate.
+			h.log.Warn().Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr).Msg("API call with a wrong admin token")
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		writeJSONError(w, http.StatusUnauthorized, apiErrUnauthorized)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, apiErrMethod)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBodyBytes))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, apiErrRequestTooLarge)
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
+		return
+	}
+	serve(w, body)
+}
+
+// authorized compares the presented admin token in constant time (hashes of
+// equal length, so neither the content nor the length leaks). presented
+// reports whether a bearer token was sent at all.
+func (h *httpHandler) authorized(r *http.Request) (presented, ok bool) {
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return len(values) > 1, false
+	}
+	scheme, tok, found := strings.Cut(strings.TrimSpace(values[0]), " ")
+	tok = strings.TrimSpace(tok)
+	if !found || !strings.EqualFold(scheme, "bearer") || tok == "" {
+		return values[0] != "", false
+	}
+	got := sha256.Sum256([]byte(tok))
+	return true, subtle.ConstantTimeCompare(got[:], h.apiTokenHash[:]) == 1
+}
+
+// jsonString is a request string field: a JSON string and nothing else (null,
+// numbers and objects are rejected). set records whether it was present.
+type jsonString struct {
+	v   string
+	set bool
+}
+
+var errNotString = errors.New("not a JSON string")
+
+// UnmarshalJSON accepts a JSON string only.
+func (s *jsonString) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '"' {
+		return errNotString
+	}
+	s.set = true
+	return json.Unmarshal(b, &s.v)
+}
+
+// decodeStrict decodes exactly one JSON object: unknown or duplicate members
+// (names match exactly), invalid UTF-8 and trailing data are errors.
+func decodeStrict(body []byte, v any) error {
+	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+}
+
+// issueRequest is the body of POST /v1/capabilities:issue: the subject, in the
+// claim names of the kka1 format, and an optional lifetime.
+type issueRequest struct {
+	UserID              jsonString   `json:"userId"`
+	CloudAgentSessionID jsonString   `json:"cloudAgentSessionId"`
+	KiloSessionID       jsonString   `json:"kiloSessionId"`
+	OutboundContainerID jsonString   `json:"outboundContainerId"`
+	UserToken           jsonString   `json:"userToken"`
+	ProviderToken       jsonString   `json:"providerToken"`
+	Targets             issueTargets `json:"targets"`
+	// TTLSeconds is the lifetime; absent means capability.MaxLifetime.
+	TTLSeconds *int64 `json:"ttlSeconds"`
+}
+
+type issueTargets struct {
+	BackendBaseURL       jsonString `json:"backendBaseUrl"`
+	ProviderBaseURL      jsonString `json:"providerBaseUrl"`
+	SessionIngestBaseURL jsonString `json:"sessionIngestBaseUrl"`
+}
+
+// issue seals a capability for the subject in the body. Subject rules are
+// capability.Codec.Seal's: a broken rule is invalid_capability, unusable
+// targets invalid_targets, both 400; no key is 503.
+func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
+	var req issueRequest
+	if err := decodeStrict(body, &req); err != nil {
+		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
+		return
+	}
+	if req.ProviderToken.set && req.ProviderToken.v == "" {
+		// Seal cannot tell an empty providerToken from an absent one.
+		writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidCapability))
+		return
+	}
+	var ttl time.Duration
+	if req.TTLSeconds != nil {
+		if *req.TTLSeconds <= 0 || *req.TTLSeconds > int64(capability.MaxLifetime/time.Second) {
+			writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidCapability))
+			return
+		}
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+	}
+	s := capability.Subject{
+		UserID:              req.UserID.v,
+		CloudAgentSessionID: req.CloudAgentSessionID.v,
+		KiloSessionID:       req.KiloSessionID.v,
+		OutboundContainerID: req.OutboundContainerID.v,
+		UserToken:           req.UserToken.v,
+		ProviderToken:       req.ProviderToken.v,
+		Targets: policy.Targets{
+			BackendBaseURL:       req.Targets.BackendBaseURL.v,
+			ProviderBaseURL:      req.Targets.ProviderBaseURL.v,
+			SessionIngestBaseURL: req.Targets.SessionIngestBaseURL.v,
+		},
+	}
+	tok, err := h.core.codec.Seal(s, ttl)
+	if err != nil {
+		reason := ReasonOf(err)
+		status := http.StatusBadRequest
+		if reason == ReasonConfigurationError {
+			status = reason.HTTPStatus()
+		}
+		h.log.Info().Str("reason", string(reason)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
+		writeJSONError(w, status, string(reason))
+		return
+	}
+	h.log.Info().Str("user_id", s.UserID).Str("cloud_agent_session_id", s.CloudAgentSessionID).
+		Str("kilo_session_id", s.KiloSessionID).Str("outbound_container_id", s.OutboundContainerID).
+		Bool("has_provider_token", s.ProviderToken != "").Dur("ttl", ttl).Msg("capability issued")
+	writeJSONValue(w, http.StatusOK, struct {
+		Capability string `json:"capability"`
+	}{tok})
+}
+
+// redeemRequest is the body of POST /v1/capabilities:redeem: the question a
+// proxy would ask, as plain JSON. Every member is required.
+type redeemRequest struct {
+	Capability          jsonString `json:"capability"`
+	OutboundContainerID jsonString `json:"outboundContainerId"`
+	RequestMethod       jsonString `json:"requestMethod"`
+	RequestURL          jsonString `json:"requestUrl"`
+}
+
+// redeem answers the same question as Check, for a caller that is not a
+// proxy: which credential may this container send to this URL?
+func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
+	var req redeemRequest
+	if err := decodeStrict(body, &req); err != nil ||
+		!req.Capability.set || !req.OutboundContainerID.set || !req.RequestURL.set ||
+		!req.RequestMethod.set || !validHeaderName(req.RequestMethod.v) {
+		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
+		return
+	}
+	in := Input{
+		Protocol:   protocolRedeem,
+		HasHTTP:    true,
+		Method:     req.RequestMethod.v,
+		Capability: []string{req.Capability.v},
+		CallerID:   req.OutboundContainerID.v,
+	}
+	// A URL that does not parse leaves scheme, authority and path empty: the
+	// policy rejects that as invalid_upstream_url, after the capability and
+	// identity checks, in the same order as Check.
+	if u, err := policy.ParseURL(req.RequestURL.v); err == nil {
+		in.Scheme, in.Authority, in.Path = u.Scheme, u.Authority, u.Path
+	}
+	d := h.core.Decide(in)
+	if !d.Allowed() {
+		if c := d.Reason.WWWAuthenticate(); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
+		writeJSON(w, d.Reason.HTTPStatus(), d.Reason.Body())
+		return
+	}
+	writeJSONValue(w, http.StatusOK, struct {
+		Authorization string `json:"authorization"`
+		RouteClass    string `json:"routeClass"`
+	}{"Bearer " + d.Credential(), string(d.Route.Class)})
+}
+
+// writeJSONValue answers with v encoded as JSON.
+func writeJSONValue(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Unreachable: the values are plain strings (invalid UTF-8 is
+		// rejected before it gets here). Fail closed without details.
+		writeJSONError(w, http.StatusInternalServerError, "internal_error")
+		return
+	}
+	writeJSON(w, status, string(b))
+}
