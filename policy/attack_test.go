@@ -129,6 +129,8 @@ var attackCases = []classifyCase{
 	{name: "other session with query", shape: "shared", authority: app, path: "/api/session/sess-2/ingest?x=1", want: denied},
 	{name: "other session prefixed ingest", shape: "sharedPrefix", authority: app, path: "/ingest/api/session/sess-2/export/x", want: denied},
 	{name: "other session on ingest origin", shape: "distinct", authority: ing, path: "/api/session/sess-2/export", want: denied},
+	{name: "other session encoded question mark", shape: "shared", authority: app, path: "/api/session/sess-2/export%3Fx", want: denied},
+	{name: "other session encoded hash", shape: "shared", authority: app, path: "/api/session/sess-2/ingest%23", want: denied},
 	{name: "own session lower-case hex", shape: "shared", authority: app, path: "/api/session/a%3ab/export", session: "a:b", want: denied},
 
 	// Provider routes on the backend origin, any letter case.
@@ -138,5 +140,7 @@ var attackCases = []classifyCase{
 	{name: "provider upper case on distinct backend", shape: "distinct", authority: api, path: "/API/OPENROUTER/x", want: denied},
 	{name: "provider upper case under /api base", shape: "paths", authority: api, path: "/api/OpenRouter/x", want: denied},
 	{name: "gateway upper case under /api base", shape: "paths", authority: api, path: "/api/GATEWAY", want: denied},
+	{name: "provider encoded question mark on shared", shape: "shared", authority: app, path: "/api/gateway%3f/x", want: denied},
+	{name: "provider encoded hash on distinct backend", shape: "distinct", authority: api, path: "/api/openrouter%23", want: denied},
 	{name: "provider route on backend trailing slash", shape: "distinct", authority: api, path: "/api/openrouter/", want: denied},
 }

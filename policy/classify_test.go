@@ -179,6 +179,8 @@ var ruleCases = []classifyCase{
 	{name: "other session", shape: "shared", authority: "app.example.com", path: "/api/session/sess-2/import", want: denied},
 	{name: "session other route", shape: "shared", authority: "app.example.com", path: "/api/session/sess-2/status", want: "backend_api"},
 	{name: "backend", shape: "shared", authority: "app.example.com", path: "/api/profile", want: "backend_api"},
+	{name: "backend encoded question mark elsewhere", shape: "shared", authority: "app.example.com", path: "/api/search%3Fq/x", want: "backend_api"},
+	{name: "session export-like action is backend", shape: "shared", authority: "app.example.com", path: "/api/session/sess-2/exports", want: "backend_api"},
 
 	// ingest under a prefix of the shared origin
 	{name: "own ingest", shape: "sharedPrefix", authority: "app.example.com", path: "/ingest/api/session/sess-1/ingest", want: "session_ingest"},

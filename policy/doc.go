@@ -53,7 +53,9 @@
 // session-ingest origin, any path at or below base+/api/session/{any
 // segment}/(export|import|ingest). Both comparisons ignore ASCII case,
 // because an upstream router may: /API/Session/x/EXPORT/ must not slip
-// through. The exact, own-session route was already matched before.
+// through. In these exclusions an encoded '?' or '#' (%3F, %23) also ends a
+// segment, for an upstream that decodes before splitting off the query. The
+// exact, own-session route was already matched before.
 //
 // # Fail closed
 //

@@ -40,8 +40,19 @@ func atOrBelow(path, base, suffix string, fold bool) bool {
 	if !hasPrefixFold(rest, suffix, fold) {
 		return false
 	}
-	rest = rest[len(suffix):]
-	return rest == "" || rest[0] == '/'
+	return segmentEnd(rest[len(suffix):], fold)
+}
+
+// segmentEnd reports whether rest (what follows a matched prefix) starts a
+// new segment or ends the path. For the case-insensitive exclusions (loose)
+// an encoded '?' or '#' counts too: an upstream that decodes the path before
+// splitting off the query would route /api/gateway%3Fx as /api/gateway.
+func segmentEnd(rest string, loose bool) bool {
+	if rest == "" || rest[0] == '/' {
+		return true
+	}
+	return loose && len(rest) >= 3 && rest[0] == '%' &&
+		(equalFoldASCII(rest[1:3], "3f") || rest[1:3] == "23")
 }
 
 // underProvider reports whether path is at or below one of the provider
@@ -96,43 +107,43 @@ func cutSegment(s string) (seg, rest string) {
 	return s, ""
 }
 
-// sessionRoute splits path, if it is base+/api/session/{seg}/{action}[rest],
-// into seg, action and rest (rest empty or starting with '/'). With fold
-// set, base and the literal segments match regardless of ASCII case.
-func sessionRoute(path, base string, fold bool) (seg, action, rest string, ok bool) {
+// sessionRoute reports whether path is base+/api/session/{seg}/{action}
+// followed by rest, action being export, import or ingest and rest ending
+// the segment (see segmentEnd). With fold set, base and the literal segments
+// match regardless of ASCII case.
+func sessionRoute(path, base string, fold bool) (seg, rest string, ok bool) {
 	const session = "/api/session/"
 	if !hasPrefixFold(path, base, fold) {
-		return "", "", "", false
+		return "", "", false
 	}
 	rest = path[len(base):]
 	if !hasPrefixFold(rest, session, fold) {
-		return "", "", "", false
+		return "", "", false
 	}
 	seg, rest = cutSegment(rest[len(session):])
 	if seg == "" || rest == "" {
-		return "", "", "", false
+		return "", "", false
 	}
-	action, rest = cutSegment(rest[1:])
-	switch {
-	case hasPrefixFold(action, "export", fold) && len(action) == len("export"),
-		hasPrefixFold(action, "import", fold) && len(action) == len("import"),
-		hasPrefixFold(action, "ingest", fold) && len(action) == len("ingest"):
-		return seg, action, rest, true
+	rest = rest[1:]
+	for _, action := range [...]string{"export", "import", "ingest"} {
+		if hasPrefixFold(rest, action, fold) && segmentEnd(rest[len(action):], fold) {
+			return seg, rest[len(action):], true
+		}
 	}
-	return "", "", "", false
+	return "", "", false
 }
 
 // isOwnSessionRoute reports whether path is exactly
 // base+/api/session/{encodeURIComponent(id)}/(export|import|ingest).
 func isOwnSessionRoute(path, base, id string) bool {
-	seg, _, rest, ok := sessionRoute(path, base, false)
+	seg, rest, ok := sessionRoute(path, base, false)
 	return ok && rest == "" && matchURIComponent(seg, id)
 }
 
 // isSessionShaped reports whether path is at or below
 // base+/api/session/{any one segment}/(export|import|ingest), ignoring case.
 func isSessionShaped(path, base string) bool {
-	_, _, _, ok := sessionRoute(path, base, true)
+	_, _, ok := sessionRoute(path, base, true)
 	return ok
 }
 
