@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// maxSubjectLen bounds the subject JSON that issue reads.
+const maxSubjectLen = 1 << 20
+
+// capEnv is what the capability subcommands take from the process, injected
+// so that tests control it.
+type capEnv struct {
+	getenv func(string) string
+	now    func() time.Time
+}
+
+func osCapEnv() capEnv { return capEnv{getenv: os.Getenv, now: time.Now} }
+
+// runKeygen implements `extauthz keygen`: print a fresh base64 AES-256 key.
+func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: extauthz keygen > keys\n\nPrints a fresh random AES-256 key in standard base64, the format of a key file line\nand of EXTAUTHZ_KEYS. To rotate, put the new key on the first line of the key file\nand keep the old one below it until its capabilities have expired (4h at most).")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	key := make([]byte, capability.KeySize)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails (it aborts instead).
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return 0
+}
+
+// runIssue implements `extauthz issue`: seal a capability for the subject
+// JSON on stdin.
+func runIssue(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return issueCmd(args, stdin, stdout, stderr, osCapEnv())
+}
+
+// runOpen implements `extauthz open`: open the capability on stdin and print
+// its claims with the tokens redacted.
+func runOpen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return openCmd(args, stdin, stdout, stderr, osCapEnv())
+}
+
+// subjectInput is the JSON that issue reads. Names are matched exactly and
+// unknown members are rejected.
+type subjectInput struct {
+	UserID              string         `json:"userId"`
+	CloudAgentSessionID string         `json:"cloudAgentSessionId"`
+	KiloSessionID       string         `json:"kiloSessionId"`
+	OutboundContainerID string         `json:"outboundContainerId"`
+	UserToken           string         `json:"userToken"`
+	ProviderToken       string         `json:"providerToken,omitempty"`
+	Targets             policy.Targets `json:"targets"`
+}
+
+const issueSynopsis = `extauthz issue [--key-file FILE] [--ttl DURATION] < subject.json
+
+Reads a subject on stdin, for example
+  {"userId":"u1","cloudAgentSessionId":"c1","kiloSessionId":"k1",
+   "outboundContainerId":"oc1","userToken":"…","providerToken":"…",
+   "targets":{"backendBaseUrl":"https://…","providerBaseUrl":"https://…",
+              "sessionIngestBaseUrl":"https://…"}}
+(providerToken is optional) and prints a kka1 capability sealed with the
+first key. Without --key-file the keys come from EXTAUTHZ_KEYS.`
+
+func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
+	fs := flag.NewFlagSet("issue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keyFile := fs.String("key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
+	ttl := fs.Duration("ttl", capability.MaxLifetime, "lifetime of the capability, at most 4h")
+	usageWithEnv(fs, issueSynopsis)
+	if err := applyEnv(fs, env.getenv); err != nil {
+		fmt.Fprintf(stderr, "extauthz issue: %v\n", err)
+		return 2
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if *ttl < time.Millisecond || *ttl > capability.MaxLifetime {
+		fmt.Fprintf(stderr, "extauthz issue: --ttl %v: must be between 1ms and %v\n", *ttl, capability.MaxLifetime)
+		return 2
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "extauthz issue: "+format+"\n", a...)
+		return 1
+	}
+	ring, err := loadKeyRing(*keyFile, env.getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(stdin, maxSubjectLen+1))
+	if err != nil {
+		return fail("reading the subject from stdin: %v", err)
+	}
+	if len(data) > maxSubjectLen {
+		return fail("subject on stdin is larger than %d bytes", maxSubjectLen)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fail("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
+	}
+	var in subjectInput
+	if err := jsonv2.Unmarshal(data, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return fail("subject JSON on stdin: %s", describeJSONError(err))
+	}
+	codec := capability.NewCodec(ring, capability.WithClock(env.now))
+	tok, err := codec.Seal(capability.Subject(in), *ttl)
+	if err != nil {
+		return fail("%v", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
+	fs := flag.NewFlagSet("open", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keyFile := fs.String("key-file", "", "key file: one base64 AES-256 key per line, all are tried; else EXTAUTHZ_KEYS")
+	usageWithEnv(fs, "extauthz open [--key-file FILE] < capability\n\nOpens the kka1 capability on stdin and prints its claims as JSON with\nuserToken and providerToken redacted, or the reason it does not open\n(invalid_capability, expired_capability) with exit status 1.")
+	if err := applyEnv(fs, env.getenv); err != nil {
+		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
+		return 2
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	ring, err := loadKeyRing(*keyFile, env.getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
+		return 1
+	}
+	// Read a little more than the limit so that Open, not a silent
+	// truncation, rejects an oversized capability.
+	data, err := io.ReadAll(io.LimitReader(stdin, 2*capability.MaxTokenLen))
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz open: reading the capability from stdin: %v\n", err)
+		return 1
+	}
+	claims, err := capability.NewCodec(ring, capability.WithClock(env.now)).Open(string(data))
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
+		return 1
+	}
+	out, err := json.MarshalIndent(claims, "", "  ") // Claims.MarshalJSON redacts the tokens
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", out)
+	return 0
+}
+
+// parseFlags parses args and reports whether the command is done, with
+// which exit status: 0 for -h, 2 for a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true // the flag package has printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "extauthz %s: unexpected argument %q (input is read from stdin)\n", fs.Name(), fs.Arg(0))
+		return 2, true
+	}
+	return 0, false
+}
+
+// describeJSONError explains a subject decoding error by position and kind,
+// never quoting the input: it holds tokens, and the decoder's own messages may
+// include a value.
+func describeJSONError(err error) string {
+	var se *jsonv2.SemanticError
+	if errors.As(err, &se) {
+		where := string(se.JSONPointer)
+		if where == "" {
+			where = "the top level"
+		}
+		switch {
+		case errors.Is(se.Err, jsonv2.ErrUnknownName):
+			return fmt.Sprintf("at %s: unknown field (field names are case-sensitive)", where)
+		case se.JSONKind != 0 && se.GoType != nil:
+			return fmt.Sprintf("at %s: got a JSON %s, want a %s", where, se.JSONKind, se.GoType.Kind())
+		default:
+			return fmt.Sprintf("at %s: invalid value", where)
+		}
+	}
+	var sx *jsontext.SyntacticError
+	if errors.As(err, &sx) {
+		if errors.Is(sx.Err, jsontext.ErrDuplicateName) {
+			return fmt.Sprintf("at %s: duplicate field", sx.JSONPointer)
+		}
+		return fmt.Sprintf("invalid JSON at byte %d (check quoting, commas, trailing data and UTF-8)", sx.ByteOffset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "empty or truncated JSON"
+	}
+	return "not a single valid JSON object"
+}

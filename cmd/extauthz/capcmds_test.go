@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/capability"
+)
+
+const (
+	cliUserToken     = "SENTINEL-CLI-USER-TOKEN-5eb63bbb"
+	cliProviderToken = "SENTINEL-CLI-PROVIDER-TOKEN-e0d123e5"
+)
+
+var cliNow = time.UnixMilli(1_750_000_000_000)
+
+const cliSubject = `{"userId":"u1","cloudAgentSessionId":"c1","kiloSessionId":"k1",
+ "outboundContainerId":"oc1","userToken":"` + cliUserToken + `","providerToken":"` + cliProviderToken + `",
+ "targets":{"backendBaseUrl":"https://api.kilo.example/api","providerBaseUrl":"https://api.kilo.example",
+ "sessionIngestBaseUrl":"https://ingest.kilo.example"}}`
+
+// capTestEnv is a capEnv with a fixed clock and the given variables only.
+func capTestEnv(vars map[string]string) capEnv {
+	return capEnv{getenv: func(k string) string { return vars[k] }, now: func() time.Time { return cliNow }}
+}
+
+type capResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCap(t *testing.T, f func([]string, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) int, stdin string, args ...string) capResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := f(args, bytes.NewBufferString(stdin), &out, &errb)
+	return capResult{code, out.String(), errb.String()}
+}
+
+func capIssue(env capEnv) func([]string, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) int {
+	return func(a []string, in, out, errb *bytes.Buffer) int { return issueCmd(a, in, out, errb, env) }
+}
+
+func capOpen(env capEnv) func([]string, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) int {
+	return func(a []string, in, out, errb *bytes.Buffer) int { return openCmd(a, in, out, errb, env) }
+}
+
+func capKeygen(a []string, in, out, errb *bytes.Buffer) int { return runKeygen(a, in, out, errb) }
+
+// capNewKey runs keygen and returns its key.
+func capNewKey(t *testing.T) string {
+	t.Helper()
+	r := runCap(t, capKeygen, "")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("keygen = %d, stderr %q", r.code, r.stderr)
+	}
+	return strings.TrimSpace(r.stdout)
+}
+
+func capKeyFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(name, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestKeygen(t *testing.T) {
+	a, b := capNewKey(t), capNewKey(t)
+	for _, k := range []string{a, b} {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(raw) != 32 {
+			t.Fatalf("keygen printed %q: %d bytes, %v", k, len(raw), err)
+		}
+	}
+	if a == b {
+		t.Fatal("keygen printed the same key twice")
+	}
+	if r := runCap(t, capKeygen, "", "extra"); r.code != 2 {
+		t.Fatalf("keygen extra = %d; want 2", r.code)
+	}
+	if r := runCap(t, capKeygen, "", "-h"); r.code != 0 || !strings.Contains(r.stderr, "usage: extauthz keygen") {
+		t.Fatalf("keygen -h = %d %q", r.code, r.stderr)
+	}
+}
+
+func TestIssueOpen(t *testing.T) {
+	k1, k2 := capNewKey(t), capNewKey(t)
+	file := capKeyFile(t, "# current", k2, "", "# previous", k1)
+	oldFile := capKeyFile(t, k1)
+	env := capTestEnv(nil)
+
+	t.Run("key file round trip", func(t *testing.T) {
+		r := runCap(t, capIssue(env), cliSubject, "--key-file", file, "--ttl", "30m")
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("issue = %d, stderr %q", r.code, r.stderr)
+		}
+		tok := strings.TrimSpace(r.stdout)
+		if !strings.HasPrefix(tok, capability.Prefix) || strings.Count(r.stdout, "\n") != 1 {
+			t.Fatalf("issue printed %q", r.stdout)
+		}
+		o := runCap(t, capOpen(env), r.stdout, "--key-file", file)
+		if o.code != 0 {
+			t.Fatalf("open = %d, stderr %q", o.code, o.stderr)
+		}
+		var got map[string]any
+		if err := json.Unmarshal([]byte(o.stdout), &got); err != nil {
+			t.Fatalf("open printed %q: %v", o.stdout, err)
+		}
+		if got["userToken"] != "[redacted]" || got["providerToken"] != "[redacted]" || got["userId"] != "u1" ||
+			got["expiresAt"] != float64(cliNow.Add(30*time.Minute).UnixMilli()) {
+			t.Fatalf("open printed %s", o.stdout)
+		}
+		for _, s := range []string{o.stdout, o.stderr, r.stderr} {
+			if strings.Contains(s, cliUserToken) || strings.Contains(s, cliProviderToken) {
+				t.Fatalf("output leaks a token: %s", s)
+			}
+		}
+		// The first key sealed: a ring holding only the old key cannot open it.
+		if o := runCap(t, capOpen(env), tok, "--key-file", oldFile); o.code != 1 || !strings.Contains(o.stderr, "invalid_capability") {
+			t.Fatalf("open with the old key = %d %q", o.code, o.stderr)
+		}
+	})
+
+	t.Run("EXTAUTHZ_KEYS", func(t *testing.T) {
+		env := capTestEnv(map[string]string{"EXTAUTHZ_KEYS": k1 + "," + k2})
+		r := runCap(t, capIssue(env), cliSubject)
+		if r.code != 0 {
+			t.Fatalf("issue = %d %q", r.code, r.stderr)
+		}
+		if o := runCap(t, capOpen(capTestEnv(nil)), r.stdout, "--key-file", oldFile); o.code != 0 {
+			t.Fatalf("open = %d %q", o.code, o.stderr)
+		}
+	})
+
+	t.Run("EXTAUTHZ_KEY_FILE", func(t *testing.T) {
+		env := capTestEnv(map[string]string{"EXTAUTHZ_KEY_FILE": file, "EXTAUTHZ_KEYS": capNewKey(t)})
+		r := runCap(t, capIssue(env), cliSubject)
+		if r.code != 0 {
+			t.Fatalf("issue = %d %q", r.code, r.stderr)
+		}
+		if o := runCap(t, capOpen(env), r.stdout); o.code != 0 {
+			t.Fatalf("open = %d %q", o.code, o.stderr)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		r := runCap(t, capIssue(env), cliSubject, "--key-file", file, "--ttl", "1m")
+		later := capEnv{getenv: env.getenv, now: func() time.Time { return cliNow.Add(time.Minute) }}
+		o := runCap(t, capOpen(later), r.stdout, "--key-file", file)
+		if o.code != 1 || !strings.Contains(o.stderr, "expired_capability") || o.stdout != "" {
+			t.Fatalf("open = %d %q %q", o.code, o.stdout, o.stderr)
+		}
+	})
+}
+
+func TestIssueOpenErrors(t *testing.T) {
+	key := capNewKey(t)
+	file := capKeyFile(t, key)
+	bad := func(old, new string) string { return strings.Replace(cliSubject, old, new, 1) }
+	for _, tc := range []struct {
+		name  string
+		cmd   string // issue or open
+		stdin string
+		args  []string
+		env   map[string]string
+		code  int
+		want  string
+	}{
+		{"no key", "issue", cliSubject, nil, nil, 1, "pass --key-file"},
+		{"missing key file", "issue", cliSubject, []string{"--key-file", "/nonexistent/keys"}, nil, 1, "/nonexistent/keys"},
+		{"bad key file line", "issue", cliSubject, []string{"--key-file", capKeyFile(t, "# c", "abc")}, nil, 1, ":2: "},
+		{"bad EXTAUTHZ_KEYS", "open", "kka1.x", nil, map[string]string{"EXTAUTHZ_KEYS": key + ",abc"}, 1, "EXTAUTHZ_KEYS: capability_configuration_error: key #2"},
+		{"ttl too long", "issue", cliSubject, []string{"--key-file", file, "--ttl", "4h1s"}, nil, 2, "--ttl"},
+		{"ttl zero", "issue", cliSubject, []string{"--key-file", file, "--ttl", "0"}, nil, 2, "--ttl"},
+		{"bad EXTAUTHZ_TTL", "issue", cliSubject, []string{"--key-file", file}, map[string]string{"EXTAUTHZ_TTL": "soon"}, 2, "EXTAUTHZ_TTL"},
+		{"unknown flag", "issue", cliSubject, []string{"--key", file}, nil, 2, "flag provided but not defined"},
+		{"extra argument", "open", "", []string{"--key-file", file, "token"}, nil, 2, "unexpected argument"},
+		{"empty stdin", "issue", "\n", []string{"--key-file", file}, nil, 1, "no subject JSON"},
+		{"case-variant field", "issue", bad(`"userToken"`, `"UserToken"`), []string{"--key-file", file}, nil, 1, "/UserToken: unknown field"},
+		{"unknown field", "issue", bad(`"userId"`, `"admin":true,"userId"`), []string{"--key-file", file}, nil, 1, "/admin: unknown field"},
+		{"unknown target field", "issue", bad(`"providerBaseUrl"`, `"x":"y","providerBaseUrl"`), []string{"--key-file", file}, nil, 1, "/targets/x: unknown field"},
+		{"duplicate field", "issue", bad(`"userId":"u1"`, `"userId":"u1","userId":"u2"`), []string{"--key-file", file}, nil, 1, "duplicate field"},
+		{"number as string", "issue", bad(`"u1"`, `1`), []string{"--key-file", file}, nil, 1, "/userId: got a JSON number, want a string"},
+		{"token as number", "issue", bad(`"`+cliUserToken+`"`, `7`), []string{"--key-file", file}, nil, 1, "/userToken"},
+		{"trailing data", "issue", cliSubject + cliUserToken, []string{"--key-file", file}, nil, 1, "invalid JSON"},
+		{"missing field", "issue", bad(`"kiloSessionId":"k1",`, ``), []string{"--key-file", file}, nil, 1, "kiloSessionId is empty"},
+		{"target refused by policy", "issue", bad(`"https://api.kilo.example/api"`, `"http://api.kilo.example/api"`), []string{"--key-file", file}, nil, 1, "invalid_targets"},
+		{"garbage capability", "open", "kka1.AA:AA:AA", []string{"--key-file", file}, nil, 1, "invalid_capability"},
+		{"not a capability", "open", cliUserToken, []string{"--key-file", file}, nil, 1, "invalid_capability"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := capTestEnv(tc.env)
+			f := capIssue(e)
+			if tc.cmd == "open" {
+				f = capOpen(e)
+			}
+			r := runCap(t, f, tc.stdin, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+				t.Fatalf("%s = %d, stdout %q, stderr %q; want %d and %q", tc.cmd, r.code, r.stdout, r.stderr, tc.code, tc.want)
+			}
+			if strings.Contains(r.stderr, cliUserToken) || strings.Contains(r.stderr, cliProviderToken) || strings.Contains(r.stderr, key) {
+				t.Fatalf("stderr leaks a secret: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestLoadKeyRing(t *testing.T) {
+	k1, k2 := capNewKey(t), capNewKey(t)
+	file := capKeyFile(t, k1)
+	getenv := func(k string) string { return map[string]string{"EXTAUTHZ_KEYS": k1 + "," + k2}[k] }
+	r, err := loadKeyRing(file, getenv)
+	if err != nil || r.Len() != 1 {
+		t.Fatalf("key file wins: %v, %v", r, err)
+	}
+	r, err = loadKeyRing("", getenv)
+	if err != nil || r.Len() != 2 {
+		t.Fatalf("EXTAUTHZ_KEYS: %v, %v", r, err)
+	}
+	if _, err := loadKeyRing("", func(string) string { return "" }); err == nil {
+		t.Fatal("no key: want an error")
+	}
+}
+
+// capNodeScript seals stdin JSON or opens a capability with $KKA1_KEY, the way
+// the TypeScript issuer does (aes-256-gcm, 16-byte IV).
+const capNodeScript = `
+const crypto = require('crypto');
+const key = Buffer.from(process.env.KKA1_KEY, 'base64');
+let input = '';
+process.stdin.on('data', (d) => { input += d; });
+process.stdin.on('end', () => {
+  if (process.argv[2] === 'seal') {
+    const iv = crypto.randomBytes(16);
+    const c = crypto.createCipheriv('aes-256-gcm', key, iv);
+    const ct = Buffer.concat([c.update(JSON.stringify(JSON.parse(input)), 'utf8'), c.final()]);
+    process.stdout.write('kka1.' + [iv, c.getAuthTag(), ct].map((b) => b.toString('base64')).join(':') + '\n');
+  } else {
+    const [iv, tag, ct] = input.trim().slice(5).split(':').map((p) => Buffer.from(p, 'base64'));
+    const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    process.stdout.write(Buffer.concat([d.update(ct), d.final()]).toString('utf8'));
+  }
+});
+`
+
+func capNode(t *testing.T, mode, key, stdin string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("node is required in CI: %v", err)
+		}
+		t.Skipf("node not found: %v", err)
+	}
+	script := filepath.Join(t.TempDir(), "kka1.js")
+	if err := os.WriteFile(script, []byte(capNodeScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, script, mode)
+	cmd.Env = append(os.Environ(), "KKA1_KEY="+key)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", mode, err, stderr.String())
+	}
+	return string(out)
+}
+
+// TestCLIInteropNode: a key from keygen seals in Node and opens with `open`;
+// `issue` seals and Node opens it into the expected claims.
+func TestCLIInteropNode(t *testing.T) {
+	key := capNewKey(t)
+	file := capKeyFile(t, key)
+	env := capTestEnv(nil)
+
+	t.Run("node seals, open opens", func(t *testing.T) {
+		claims := strings.Replace(cliSubject, `{"userId"`, `{"version":1,"purpose":"kilo_api_session","issuedAt":`+
+			capItoa(cliNow.UnixMilli())+`,"expiresAt":`+capItoa(cliNow.Add(time.Hour).UnixMilli())+`,"userId"`, 1)
+		tok := capNode(t, "seal", key, claims)
+		o := runCap(t, capOpen(env), tok, "--key-file", file)
+		if o.code != 0 {
+			t.Fatalf("open = %d %q", o.code, o.stderr)
+		}
+		var got, want map[string]any
+		_ = json.Unmarshal([]byte(o.stdout), &got)
+		_ = json.Unmarshal([]byte(claims), &want)
+		want["userToken"], want["providerToken"] = "[redacted]", "[redacted]"
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("open printed %v; want %v", got, want)
+		}
+	})
+
+	t.Run("issue seals, node opens", func(t *testing.T) {
+		r := runCap(t, capIssue(env), cliSubject, "--key-file", file, "--ttl", "2h")
+		if r.code != 0 {
+			t.Fatalf("issue = %d %q", r.code, r.stderr)
+		}
+		var got, want map[string]any
+		if err := json.Unmarshal([]byte(capNode(t, "open", key, r.stdout)), &got); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal([]byte(cliSubject), &want)
+		want["version"], want["purpose"] = float64(1), "kilo_api_session"
+		want["issuedAt"], want["expiresAt"] = float64(cliNow.UnixMilli()), float64(cliNow.Add(2*time.Hour).UnixMilli())
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("node opened %v; want %v", got, want)
+		}
+	})
+}
+
+func capItoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
