@@ -171,7 +171,7 @@ func (s Subject) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())
 // MarshalJSON renders the subject with its tokens redacted, so that no JSON
 // encoder (a logger's Interface field, for instance) can leak them.
 func (s Subject) MarshalJSON() ([]byte, error) {
-	return marshal(s.wire(true))
+	return marshalRedacted(s.wire(true))
 }
 
 func (s *Subject) appendFields(b *strings.Builder) {
@@ -210,7 +210,7 @@ func (c Claims) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String()))
 // MarshalJSON renders the claims in their wire shape with userToken and
 // providerToken replaced by "[redacted]". Seal does not use it.
 func (c Claims) MarshalJSON() ([]byte, error) {
-	return marshal(c.wire(true))
+	return marshalRedacted(c.wire(true))
 }
 
 // IssuedTime returns issuedAt as a time.Time.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // FuzzOpen checks that Open never panics and fails only with exactly one of
@@ -70,6 +72,11 @@ func FuzzDecodeClaims(f *testing.F) {
 				t.Fatalf("decodeClaims error %v; want only ErrInvalid", err)
 			}
 			return
+		}
+		// Whatever is accepted is valid JSON to a strict reference parser
+		// (no duplicate names, valid UTF-8, a single value).
+		if !jsontext.Value(b).IsValid() {
+			t.Fatalf("decodeClaims accepted input that jsontext rejects: %q", b)
 		}
 		again, err := marshal(c.wire(false))
 		if err != nil {

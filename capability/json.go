@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -51,6 +52,12 @@ func (s *Subject) wire(redact bool) wireSubject {
 	return w
 }
 
+// marshalRedacted encodes a redacted rendering. It never fails on invalid
+// UTF-8 (it substitutes U+FFFD): a rendering for logs must not fail.
+func marshalRedacted(v any) ([]byte, error) {
+	return json.Marshal(v, jsontext.AllowInvalidUTF8(true))
+}
+
 func (c *Claims) wire(redact bool) wireClaims {
 	return wireClaims{
 		Version:     c.Version,
@@ -63,7 +70,7 @@ func (c *Claims) wire(redact bool) wireClaims {
 
 // marshal encodes v; on failure the error carries no input.
 func marshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v, json.Deterministic(true))
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims do not encode as JSON", ErrInvalid)
 	}
@@ -89,20 +96,45 @@ const (
 		seenIssuedAt | seenExpiresAt
 )
 
+// decoder is a pooled jsontext.Decoder with its reader: Open is on the hot
+// path.
+type decoder struct {
+	jsontext.Decoder
+	r bytes.Reader
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+func (d *decoder) release() {
+	d.r.Reset(nil)
+	d.Reset(&d.r, decodeOpts)
+	decoders.Put(d)
+}
+
+// decodeOpts: duplicate names are detected by decodeClaims itself (after
+// unescaping, like jsontext), which saves jsontext's per-object name set.
+// Invalid UTF-8 stays an error (the default).
+var decodeOpts = jsontext.AllowDuplicateNames(true)
+
 // decodeClaims decodes the claims JSON strictly, with the issuer's JavaScript
 // semantics, and checks every claim rule that does not depend on the clock.
 //
-// jsontext rejects duplicate names (after unescaping), invalid UTF-8 and lone
-// surrogate escapes. Errors never quote the input.
+// jsontext rejects invalid UTF-8 and lone surrogate escapes; decodeClaims
+// rejects duplicate names (compared after unescaping). Errors never quote the
+// input.
 func decodeClaims(b []byte) (Claims, error) {
 	var c Claims
-	d := jsontext.NewDecoder(bytes.NewReader(b))
+	dd := decoders.Get().(*decoder)
+	defer dd.release()
+	dd.r.Reset(b)
+	dd.Reset(&dd.r, decodeOpts)
+	d := &dd.Decoder
 	if err := readDelim(d, '{'); err != nil {
 		return c, err
 	}
 	var seen uint
 	for d.PeekKind() != '}' {
-		name, err := readName(d)
+		name, err := readName(d, claimNames)
 		if err != nil {
 			return c, err
 		}
@@ -181,7 +213,7 @@ func readTargets(d *jsontext.Decoder) (policy.Targets, error) {
 	}
 	var seen uint
 	for d.PeekKind() != '}' {
-		name, err := readName(d)
+		name, err := readName(d, targetNames)
 		if err != nil {
 			return t, err
 		}
@@ -189,13 +221,13 @@ func readTargets(d *jsontext.Decoder) (policy.Targets, error) {
 		switch name {
 		case "backendBaseUrl":
 			bit = 1
-			t.BackendBaseURL, err = readString(d, "targets."+name)
+			t.BackendBaseURL, err = readString(d, "targets.backendBaseUrl")
 		case "providerBaseUrl":
 			bit = 2
-			t.ProviderBaseURL, err = readString(d, "targets."+name)
+			t.ProviderBaseURL, err = readString(d, "targets.providerBaseUrl")
 		case "sessionIngestBaseUrl":
 			bit = 4
-			t.SessionIngestBaseURL, err = readString(d, "targets."+name)
+			t.SessionIngestBaseURL, err = readString(d, "targets.sessionIngestBaseUrl")
 		default:
 			return t, fmt.Errorf("%w: unknown key in targets", ErrInvalid)
 		}
@@ -229,16 +261,37 @@ func readDelim(d *jsontext.Decoder, k jsontext.Kind) error {
 	return nil
 }
 
-// readName reads an object member name.
-func readName(d *jsontext.Decoder) (string, error) {
+// Member names, as constants so that matching a name does not allocate.
+var (
+	claimNames = []string{"version", "purpose", "userId", "cloudAgentSessionId", "kiloSessionId",
+		"outboundContainerId", "userToken", "providerToken", "targets", "issuedAt", "expiresAt"}
+	targetNames = []string{"backendBaseUrl", "providerBaseUrl", "sessionIngestBaseUrl"}
+)
+
+// readName reads an object member name and returns the entry of names it
+// equals exactly once unescaped, or "" for a name that is not in names.
+func readName(d *jsontext.Decoder, names []string) (string, error) {
 	if d.PeekKind() != '"' {
 		return "", syntaxError(d)
 	}
-	tok, err := d.ReadToken()
+	v, err := d.ReadValue() // jsontext has validated the string, UTF-8 included
 	if err != nil {
 		return "", syntaxError(d)
 	}
-	return tok.String(), nil
+	raw := v[1 : len(v)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var name string
+		if err := json.Unmarshal(v, &name); err != nil {
+			return "", syntaxError(d)
+		}
+		raw = []byte(name)
+	}
+	for _, n := range names {
+		if string(raw) == n {
+			return n, nil
+		}
+	}
+	return "", nil
 }
 
 // readString reads a JSON string value; null or any other type is invalid,

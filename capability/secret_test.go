@@ -79,6 +79,11 @@ func TestNoSecretLeaks(t *testing.T) {
 			}
 			assertClean(t, fmt.Sprintf("json.Marshal(%T)", v), string(b), secrets...)
 		}
+		bad := claims
+		bad.UserID = "a\xffb"
+		if _, err := json.Marshal(bad); err != nil {
+			t.Errorf("MarshalJSON with invalid UTF-8: %v", err)
+		}
 		b, _ := json.Marshal(claims)
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
