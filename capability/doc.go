@@ -27,5 +27,6 @@
 //   - Time comes from an injected clock. Only issuedAt gets the [ClockSkew]
 //     tolerance; expiry is exact.
 //
-// The package does no logging and holds no global state.
+// The package does no logging. Its only global state is a pool of JSON
+// decoders; a Codec holds its keys and clock.
 package capability
