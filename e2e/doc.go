@@ -1,0 +1,11 @@
+// Package e2e holds end-to-end tests that run the real extauthz binary behind
+// real proxies, using the configurations shipped in envoy/ (nginx.conf,
+// traefik.yaml, envoy-http-service.yaml).
+//
+// The nginx test needs an nginx binary (Debian nginx-light; .ci/run installs
+// it). Without one it is skipped, except when CI=true, where it fails: the
+// proof that the shipped nginx config fails closed must not silently vanish.
+//
+// Every process is started on free loopback ports, waited for by polling with
+// a bound, and stopped in t.Cleanup.
+package e2e
