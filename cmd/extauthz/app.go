@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// app is one running server: the decision core and everything that serves it.
+type app struct {
+	opts    *serveOptions
+	log     zerolog.Logger
+	getenv  func(string) string
+	codec   *capability.Codec
+	policy  *policy.Policy
+	core    *authz.Authorizer
+	metrics *authz.Metrics
+	reg     *prometheus.Registry
+	grpc    *grpc.Server
+	health  *health.Server
+	ready   atomic.Bool
+
+	keyMu   sync.Mutex
+	keyHash [sha256.Size]byte // of the key file content last read, good or bad
+}
+
+func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
+	a := &app{opts: o, log: log, getenv: getenv}
+	var err error
+	if a.policy, err = policy.New(o.extra...); err != nil {
+		return nil, err
+	}
+	ring, err := a.initialKeys()
+	if err != nil {
+		return nil, err
+	}
+	a.codec = capability.NewCodec(ring, capability.WithTargetValidator(a.policy.ValidateTargets))
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.metrics, err = authz.NewMetrics(a.reg); err != nil {
+		return nil, err
+	}
+	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics}); err != nil {
+		return nil, err
+	}
+	srv, err := authz.NewServer(a.core, authz.ServerOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkHTTPConfig(); err != nil {
+		return nil, err
+	}
+	a.grpc = grpc.NewServer()
+	authv3.RegisterAuthorizationServer(a.grpc, srv)
+	a.health = health.NewServer()
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	if o.grpcReflection {
+		reflection.Register(a.grpc)
+	}
+	return a, nil
+}
+
+// initialKeys loads the key ring at start-up. Without one the server refuses
+// to start, unless --dev asks for an ephemeral development key.
+func (a *app) initialKeys() (*capability.KeyRing, error) {
+	if a.opts.keyFile == "" && a.getenv("EXTAUTHZ_KEYS") == "" {
+		if !a.opts.dev {
+			return nil, errors.New("no key configured: pass --key-file (or set EXTAUTHZ_KEY_FILE or EXTAUTHZ_KEYS), or use --dev for an ephemeral development key")
+		}
+		return devKeyRing()
+	}
+	if a.opts.keyFile != "" {
+		data, err := os.ReadFile(a.opts.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("key file: %w", err)
+		}
+		ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
+		if err != nil {
+			return nil, err
+		}
+		a.keyHash = sha256.Sum256(data)
+		return ring, nil
+	}
+	return loadKeyRing("", a.getenv)
+}
+
+// reloadKeys re-reads the key file. force reloads even when the content is
+// unchanged (SIGHUP). A bad file keeps the old ring.
+func (a *app) reloadKeys(force bool, why string) {
+	if a.opts.keyFile == "" {
+		return
+	}
+	a.keyMu.Lock()
+	defer a.keyMu.Unlock()
+	data, err := os.ReadFile(a.opts.keyFile)
+	if err != nil {
+		a.metrics.KeyReload(false)
+		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
+		return
+	}
+	sum := sha256.Sum256(data)
+	if !force && sum == a.keyHash {
+		return
+	}
+	a.keyHash = sum // a bad file is reported once, not on every poll
+	ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
+	if err != nil {
+		a.metrics.KeyReload(false)
+		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
+		return
+	}
+	a.codec.SetKeyRing(ring)
+	a.metrics.KeyReload(true)
+	a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
+}
+
+type listener struct {
+	name string
+	ln   net.Listener
+}
+
+// run serves until ctx is cancelled, then drains.
+func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
+	var lns []listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	for _, l := range []struct{ name, addr string }{{"grpc", a.opts.grpcAddr}, {"http", a.opts.httpAddr}, {"admin", a.opts.adminAddr}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+		}
+		lns = append(lns, listener{l.name, ln})
+	}
+
+	errc := make(chan error, len(lns))
+	var httpServers []*http.Server
+	for _, l := range lns {
+		switch l.name {
+		case "grpc":
+			go func() { errc <- a.grpc.Serve(l.ln) }()
+		case "http":
+			srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		case "admin":
+			srv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		}
+		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Msg("listening")
+	}
+	a.ready.Store(true)
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.log.Info().Strs("key_fingerprints", a.codec.KeyRing().Fingerprints()).
+		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Msg("ready")
+	if a.opts.dev {
+		a.printDevHelp(stdout, lns)
+	}
+
+	var tick <-chan time.Time
+	if a.opts.keyFile != "" && a.opts.keyReloadInterval > 0 {
+		t := time.NewTicker(a.opts.keyReloadInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			a.reloadKeys(true, "sighup")
+		case <-tick:
+			a.reloadKeys(false, "file_changed")
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				serveErr = err
+				break loop
+			}
+		}
+	}
+	a.shutdown(httpServers)
+	return serveErr
+}
+
+// shutdown drains: health turns NOT_SERVING, listeners stop accepting,
+// in-flight checks finish within --shutdown-timeout, then everything stops.
+func (a *app) shutdown(httpServers []*http.Server) {
+	a.log.Info().Dur("timeout", a.opts.shutdownTimeout).Msg("draining")
+	a.ready.Store(false)
+	a.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	var wg sync.WaitGroup
+	for _, s := range httpServers {
+		wg.Go(func() {
+			if err := s.Shutdown(ctx); err != nil {
+				s.Close()
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn().Msg("shutdown timeout: closing remaining gRPC streams")
+		a.grpc.Stop()
+		<-done
+	}
+	wg.Wait()
+	a.log.Info().Msg("stopped")
+}
+
+func (a *app) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() || a.codec.KeyRing() == nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	return mux
+}

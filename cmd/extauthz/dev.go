@@ -1,0 +1,84 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// grpcurlVersion is the grpcurl release the --dev help text runs with `go run`,
+// so that trying the server needs nothing but Go.
+const grpcurlVersion = "v1.9.3"
+
+// devSubject is the sample capability --dev prints. Its tokens are obviously
+// fake; the targets are on localhost, where plain http is allowed.
+func devSubject() capability.Subject {
+	return capability.Subject{
+		UserID:              "dev-user",
+		CloudAgentSessionID: "dev-cloud-agent-session",
+		KiloSessionID:       "dev-session",
+		OutboundContainerID: "dev-container",
+		UserToken:           "dev-user-token",
+		ProviderToken:       "dev-provider-token",
+		Targets: policy.Targets{
+			BackendBaseURL:       "http://localhost:8080",
+			ProviderBaseURL:      "http://localhost:8080",
+			SessionIngestBaseURL: "http://localhost:8081",
+		},
+	}
+}
+
+func devKeyRing() (*capability.KeyRing, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return capability.NewKeyRing(key)
+}
+
+// printDevHelp prints a sample capability and ready-to-paste requests. It goes
+// to stdout, not to the log: it is the one place a capability is shown, and
+// only in --dev with an ephemeral key and fake tokens.
+func (a *app) printDevHelp(w io.Writer, lns []listener) {
+	s := devSubject()
+	tok, err := a.codec.Seal(s, time.Hour)
+	if err != nil {
+		a.log.Error().Err(err).Msg("cannot seal the development capability")
+		return
+	}
+	addr := func(name string) string {
+		for _, l := range lns {
+			if l.name == name {
+				return dialable(l.ln.Addr())
+			}
+		}
+		return ""
+	}
+	fmt.Fprintf(w, "\nextauthz --dev: ephemeral key, sample capability (valid 1 h, bound to container %q):\n\n  %s\n", s.OutboundContainerID, tok)
+	if g := addr("grpc"); g != "" {
+		req := fmt.Sprintf(`{"attributes":{"contextExtensions":{"outbound_container_id":%q},"request":{"http":{"method":"POST","scheme":"http","host":"localhost:8080","path":"/api/openrouter/v1/chat/completions","headers":{"authorization":"Bearer %s"}}}}}`, s.OutboundContainerID, tok)
+		fmt.Fprintf(w, "\nTry an Envoy-style gRPC Check (allowed: the response sets authorization to the provider token):\n\n  go run github.com/fullstorydev/grpcurl/cmd/grpcurl@%s -plaintext -d '%s' %s envoy.service.auth.v3.Authorization/Check\n", grpcurlVersion, req, g)
+	}
+	if h := addr("http"); h != "" {
+		fmt.Fprintf(w, "\nOr the HTTP forward-auth endpoint (200 with the real authorization header):\n\n  curl -i -H 'Authorization: Bearer %s' -H 'X-Outbound-Container-Id: %s' -H 'X-Forwarded-Proto: http' -H 'X-Forwarded-Host: localhost:8080' -H 'X-Forwarded-Uri: /api/openrouter/v1/chat/completions' -H 'X-Forwarded-Method: POST' http://%s/v1/authz/forward\n", tok, s.OutboundContainerID, h)
+	}
+	fmt.Fprintln(w)
+}
+
+// dialable turns a listen address such as [::]:9191 into one a client on this
+// machine can dial.
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/policy"
+)
+
+// serveOptions are the flags of `extauthz serve` (and `check-config`).
+type serveOptions struct {
+	grpcAddr, httpAddr, adminAddr string
+	keyFile                       string
+	capabilityHeader              string
+	containerIDFrom               string
+	httpContainerIDHeader         string
+	upstreamScheme                string
+	devHTTPHosts                  string
+	apiTokenFile                  string
+	logLevel                      string
+	dev, grpcReflection           bool
+	keyReloadInterval             time.Duration
+	shutdownTimeout               time.Duration
+
+	// derived by validate
+	identity authz.IdentitySource
+	capHdr   string
+	extra    []string
+	level    zerolog.Level
+}
+
+func parseServeFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*serveOptions, error) {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.grpcAddr, "grpc-addr", ":9191", "gRPC ext_authz listen address (port 0 picks a free port)")
+	fs.StringVar(&o.httpAddr, "http-addr", ":8181", "HTTP authorization listen address; empty disables")
+	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "admin listen address for /healthz, /readyz, /metrics; empty disables")
+	fs.StringVar(&o.keyFile, "key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
+	fs.StringVar(&o.capabilityHeader, "capability-header", authz.DefaultCapabilityHeader, "dedicated request header that may carry the capability")
+	fs.StringVar(&o.containerIDFrom, "container-id-from", authz.DefaultIdentitySpec, "caller identity for gRPC checks: context-extension:KEY | principal:REGEX | header:NAME")
+	fs.StringVar(&o.httpContainerIDHeader, "http-container-id-header", "x-outbound-container-id", "trusted header carrying the caller identity in the HTTP authorization mode (the proxy must set it and strip it from clients)")
+	fs.StringVar(&o.upstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension")
+	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
+	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
+	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file for changes (0 disables; SIGHUP always reloads)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let in-flight checks finish on SIGTERM")
+	usageWithEnv(fs, "extauthz "+name+" [flags]")
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.dev {
+		// Loopback unless an address was set explicitly: a development key
+		// should not be reachable from the network.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for flagName, addr := range map[string]*string{"grpc-addr": &o.grpcAddr, "http-addr": &o.httpAddr, "admin-addr": &o.adminAddr} {
+			if !set[flagName] && getenv(envName(flagName)) == "" && strings.HasPrefix(*addr, ":") {
+				*addr = "127.0.0.1" + *addr
+			}
+		}
+		o.grpcReflection = true
+	}
+	return o, o.validate()
+}
+
+func (o *serveOptions) validate() error {
+	var err error
+	if o.identity, err = authz.ParseIdentitySource(o.containerIDFrom); err != nil {
+		return fmt.Errorf("--container-id-from: %w", err)
+	}
+	if o.capHdr, err = authz.CanonicalCapabilityHeader(o.capabilityHeader); err != nil {
+		return fmt.Errorf("--capability-header: %w", err)
+	}
+	switch o.upstreamScheme {
+	case "", "http", "https":
+	default:
+		return fmt.Errorf("--upstream-scheme: want http or https, got %q", o.upstreamScheme)
+	}
+	for h := range strings.SplitSeq(o.devHTTPHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			o.extra = append(o.extra, h)
+		}
+	}
+	if _, err := policy.New(o.extra...); err != nil {
+		return fmt.Errorf("--dev-http-hosts: %w", err)
+	}
+	if o.level, err = zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
+		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", o.logLevel)
+	}
+	if o.grpcAddr == "" {
+		return errors.New("--grpc-addr: must not be empty")
+	}
+	if o.keyReloadInterval < 0 || o.shutdownTimeout <= 0 {
+		return errors.New("--key-reload-interval must be >= 0 and --shutdown-timeout > 0")
+	}
+	return nil
+}
+
+func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseServeFlags("serve", args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
+		return 2
+	}
+	log := zerolog.New(stderr).Level(o.level).With().Timestamp().Logger()
+	a, err := newApp(o, os.Getenv, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := a.run(ctx, hup, stdout); err != nil {
+		log.Error().Err(err).Msg("server stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+func runCheckConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseServeFlags("check-config", args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz check-config: %v\n", err)
+		return 2
+	}
+	a, err := newApp(o, os.Getenv, zerolog.Nop())
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz check-config: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "configuration OK: %d key(s) %s, container id from %s, capability header %s\n",
+		a.codec.KeyRing().Len(), strings.Join(a.codec.KeyRing().Fingerprints(), ","), o.identity, o.capHdr)
+	return 0
+}

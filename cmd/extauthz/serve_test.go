@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/capability"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds the extauthz binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "extauthz-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "extauthz")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = &buildError{err, out}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	return binPath
+}
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func newKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, capability.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func writeKeys(t *testing.T, path string, keys ...[]byte) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# test keys; the first seals\n")
+	for _, k := range keys {
+		b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	}
+	// Write then rename, as a secret volume update does.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proc is a running `extauthz serve` whose JSON log lines are collected.
+type proc struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	cond  *sync.Cond
+	done  chan error
+}
+
+func startServe(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "EXTAUTHZ_KEYS=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p.cond = sync.NewCond(&p.mu)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+		p.done <- cmd.Wait()
+		p.mu.Lock()
+		p.lines = append(p.lines, "<exit>")
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+	})
+	return p
+}
+
+// waitLog waits until a log line satisfies match and returns it parsed.
+func (p *proc) waitLog(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.AfterFunc(20*time.Second, func() {
+		p.mu.Lock()
+		p.lines = append(p.lines, "<timeout>")
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer deadline.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for next := 0; ; p.cond.Wait() {
+		for ; next < len(p.lines); next++ {
+			line := p.lines[next]
+			if line == "<timeout>" || line == "<exit>" {
+				t.Fatalf("waiting for %s: %s; log:\n%s", what, strings.Trim(line, "<>"), strings.Join(p.lines, "\n"))
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && match(m) {
+				return m
+			}
+		}
+	}
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+func (p *proc) addr(t *testing.T, listener string) string {
+	m := p.waitLog(t, listener+" listener", func(m map[string]any) bool {
+		return m["message"] == "listening" && m["listener"] == listener
+	})
+	return m["addr"].(string)
+}
+
+func msg(text string) func(map[string]any) bool {
+	return func(m map[string]any) bool { return m["message"] == text }
+}
+
+func sealFor(t *testing.T, key []byte) string {
+	t.Helper()
+	codec := capability.NewCodec(mustRing(t, key))
+	tok, err := codec.Seal(devSubject(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func mustRing(t *testing.T, keys ...[]byte) *capability.KeyRing {
+	t.Helper()
+	r, err := capability.NewKeyRing(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func checkRequest(tok string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		ContextExtensions: map[string]string{"outbound_container_id": devSubject().OutboundContainerID},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "POST", Scheme: "http", Host: "localhost:8080", Path: "/api/openrouter/v1/chat/completions",
+			Headers: map[string]string{"authorization": "Bearer " + tok},
+		}},
+	}}
+}
+
+// TestServeProcess runs the real binary: start on port 0 with a key file,
+// health and readiness, a Check, metrics, key rotation by SIGHUP, a bad key
+// file that keeps the old ring, reload on file change, and SIGTERM.
+func TestServeProcess(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	oldKey, newKey1, newKey2 := newKey(t), newKey(t), newKey(t)
+	writeKeys(t, keyFile, oldKey)
+
+	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0",
+		"--key-file", keyFile, "--key-reload-interval", "100ms")
+	grpcAddr, adminAddr := p.addr(t, "grpc"), p.addr(t, "admin")
+	p.waitLog(t, "ready", msg("ready"))
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v, %v; want SERVING", h.GetStatus(), err)
+	}
+	if code := httpGet(t, "http://"+adminAddr+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d; want 200", code)
+	}
+
+	client := authv3.NewAuthorizationClient(conn)
+	check := func(tok string) string {
+		t.Helper()
+		resp, err := client.Check(ctx, checkRequest(tok))
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		if resp.GetOkResponse() != nil {
+			return "allow"
+		}
+		return resp.GetStatus().GetMessage()
+	}
+	oldTok := sealFor(t, oldKey)
+	if got := check(oldTok); got != "allow" {
+		t.Fatalf("Check(old key) = %s; want allow", got)
+	}
+	if got := check(sealFor(t, newKey1)); got != "invalid_capability" {
+		t.Fatalf("Check(unknown key) = %s; want invalid_capability", got)
+	}
+
+	// Rotate: the new key seals, the old one still opens. SIGHUP reloads.
+	writeKeys(t, keyFile, newKey1, oldKey)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, "reload by SIGHUP", func(m map[string]any) bool {
+		return m["message"] == "keys reloaded" && m["trigger"] == "sighup"
+	})
+	if got := check(sealFor(t, newKey1)); got != "allow" {
+		t.Errorf("after rotation, Check(new key) = %s; want allow", got)
+	}
+	if got := check(oldTok); got != "allow" {
+		t.Errorf("after rotation, Check(old key) = %s; want allow", got)
+	}
+
+	// A broken file keeps the current ring.
+	if err := os.WriteFile(keyFile, []byte("not base64!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "failed reload", msg("key reload failed; keeping the current keys"))
+	if got := check(sealFor(t, newKey1)); got != "allow" {
+		t.Errorf("after a bad key file, Check = %s; want allow with the old ring", got)
+	}
+
+	// A changed file is picked up without a signal.
+	writeKeys(t, keyFile, newKey2)
+	p.waitLog(t, "reload on file change", func(m map[string]any) bool {
+		return m["message"] == "keys reloaded" && m["trigger"] == "file_changed"
+	})
+	if got := check(oldTok); got != "invalid_capability" {
+		t.Errorf("after dropping the old key, Check(old) = %s; want invalid_capability", got)
+	}
+
+	metrics := httpBody(t, "http://"+adminAddr+"/metrics")
+	for _, want := range []string{
+		`extauthz_decisions_total{reason="",result="allow",route_class="provider_model"}`,
+		`extauthz_decisions_total{reason="invalid_capability",result="deny",route_class=""}`,
+		`extauthz_key_reloads_total{result="ok"}`,
+		`extauthz_key_reloads_total{result="error"}`,
+		`extauthz_decision_duration_seconds_count`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of SIGTERM")
+	}
+	log := p.log()
+	if !strings.Contains(log, `"message":"draining"`) || !strings.Contains(log, `"message":"stopped"`) {
+		t.Errorf("shutdown not logged:\n%s", log)
+	}
+	for _, secret := range []string{oldTok, base64.StdEncoding.EncodeToString(oldKey),
+		base64.StdEncoding.EncodeToString(newKey1), "dev-user-token", "dev-provider-token", "kka1."} {
+		if strings.Contains(log, secret) {
+			t.Errorf("server log contains a secret (%.10s…)", secret)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
+}
