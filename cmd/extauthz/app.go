@@ -47,11 +47,8 @@ type app struct {
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
-	a := &app{opts: o, log: log, getenv: getenv}
+	a := &app{opts: o, log: log, getenv: getenv, policy: o.policy}
 	var err error
-	if a.policy, err = policy.New(o.extra...); err != nil {
-		return nil, err
-	}
 	ring, err := a.initialKeys()
 	if err != nil {
 		return nil, err

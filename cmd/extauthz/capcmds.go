@@ -71,7 +71,7 @@ type subjectInput struct {
 	Targets             policy.Targets `json:"targets"`
 }
 
-const issueSynopsis = `extauthz issue [--key-file FILE] [--ttl DURATION] < subject.json
+const issueSynopsis = `extauthz issue [--key-file FILE] [--ttl DURATION] [--dev-http-hosts H,…] < subject.json
 
 Reads a subject on stdin, for example
   {"userId":"u1","cloudAgentSessionId":"c1","kiloSessionId":"k1",
@@ -86,6 +86,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	fs.SetOutput(stderr)
 	keyFile := fs.String("key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
 	ttl := fs.Duration("ttl", capability.MaxLifetime, "lifetime of the capability, at most 4h")
+	devHosts := fs.String("dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)")
 	usageWithEnv(fs, issueSynopsis)
 	if err := applyEnv(fs, env.getenv); err != nil {
 		fmt.Fprintf(stderr, "extauthz issue: %v\n", err)
@@ -101,6 +102,11 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "extauthz issue: "+format+"\n", a...)
 		return 1
+	}
+	pol, _, err := devHTTPPolicy(*devHosts)
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz issue: %v\n", err)
+		return 2
 	}
 	ring, err := loadKeyRing(*keyFile, env.getenv)
 	if err != nil {
@@ -120,7 +126,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	if err := jsonv2.Unmarshal(data, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return fail("subject JSON on stdin: %s", describeJSONError(err))
 	}
-	codec := capability.NewCodec(ring, capability.WithClock(env.now))
+	codec := capability.NewCodec(ring, capability.WithClock(env.now), capability.WithTargetValidator(pol.ValidateTargets))
 	tok, err := codec.Seal(capability.Subject(in), *ttl)
 	if err != nil {
 		return fail("%v", err)

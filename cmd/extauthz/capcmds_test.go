@@ -321,3 +321,20 @@ func TestCLIInteropNode(t *testing.T) {
 }
 
 func capItoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestIssueDevHTTPHosts: plain-http targets on a host outside the default
+// development list are refused unless --dev-http-hosts names the host.
+func TestIssueDevHTTPHosts(t *testing.T) {
+	file := capKeyFile(t, capNewKey(t))
+	env := capTestEnv(nil)
+	subject := strings.NewReplacer("https://api.kilo.example", "http://echo:8080", "https://ingest.kilo.example", "http://echo:8080").Replace(cliSubject)
+	if r := runCap(t, capIssue(env), subject, "--key-file", file); r.code != 1 || !strings.Contains(r.stderr, "invalid_targets") {
+		t.Errorf("issue without --dev-http-hosts = %d %q; want 1 and invalid_targets", r.code, r.stderr)
+	}
+	if r := runCap(t, capIssue(env), subject, "--key-file", file, "--dev-http-hosts", "echo"); r.code != 0 {
+		t.Errorf("issue --dev-http-hosts echo = %d %q; want 0", r.code, r.stderr)
+	}
+	if r := runCap(t, capIssue(env), subject, "--key-file", file, "--dev-http-hosts", "bad host"); r.code != 2 {
+		t.Errorf("issue --dev-http-hosts 'bad host' = %d %q; want 2", r.code, r.stderr)
+	}
+}

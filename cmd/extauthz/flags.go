@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/extauthz/extauthz/policy"
 )
 
 // envName is the environment fallback of a flag: EXTAUTHZ_ plus the flag name
@@ -45,4 +47,20 @@ func usageWithEnv(fs *flag.FlagSet, synopsis string) {
 			fmt.Fprintf(w, "  --%s  [%s]%s\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
 		})
 	}
+}
+
+// devHTTPPolicy builds the route policy for a --dev-http-hosts value: the
+// default plain-http hosts plus the comma-separated extras.
+func devHTTPPolicy(list string) (*policy.Policy, []string, error) {
+	var extra []string
+	for h := range strings.SplitSeq(list, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			extra = append(extra, h)
+		}
+	}
+	p, err := policy.New(extra...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dev-http-hosts: %w", err)
+	}
+	return p, extra, nil
 }

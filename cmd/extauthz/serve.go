@@ -37,6 +37,7 @@ type serveOptions struct {
 	identity authz.IdentitySource
 	capHdr   string
 	extra    []string
+	policy   *policy.Policy
 	level    zerolog.Level
 }
 
@@ -97,13 +98,8 @@ func (o *serveOptions) validate() error {
 	default:
 		return fmt.Errorf("--upstream-scheme: want http or https, got %q", o.upstreamScheme)
 	}
-	for h := range strings.SplitSeq(o.devHTTPHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			o.extra = append(o.extra, h)
-		}
-	}
-	if _, err := policy.New(o.extra...); err != nil {
-		return fmt.Errorf("--dev-http-hosts: %w", err)
+	if o.policy, o.extra, err = devHTTPPolicy(o.devHTTPHosts); err != nil {
+		return err
 	}
 	if o.level, err = zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
 		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", o.logLevel)
