@@ -2,9 +2,15 @@ package authz
 
 import (
 	"context"
+	"net"
+	"net/http/httptest"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 // BenchmarkCheck is the hot path: an allowed provider_model Check, in-process,
@@ -57,3 +63,59 @@ func BenchmarkCheckDeny(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkCheckGRPC is an allowed Check through the real gRPC stack over an
+// in-memory connection: protobuf encoding, HTTP/2 framing and the handler.
+func BenchmarkCheckGRPC(b *testing.B) {
+	caps := newCapabilities(b)
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, newTestServer(b, serverSetup{}))
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	req := loadCheckRequest(b, caps, "allow_provider_model")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Check(ctx, req)
+		if err != nil || resp.GetOkResponse() == nil {
+			b.Fatalf("Check = %v, %v", resp, err)
+		}
+	}
+}
+
+// BenchmarkForward is an allowed HTTP forward-auth request, in-process.
+func BenchmarkForward(b *testing.B) {
+	caps := newCapabilities(b)
+	core, err := NewAuthorizer(Config{Codec: newCodec(b, testClock, testKey), Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := NewHTTPHandler(core, HTTPOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", ForwardPath, nil)
+	req.Header.Set("Authorization", "Bearer "+caps["CAP"])
+	req.Header.Set("X-Forwarded-Method", "POST")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "llm.kilo.example")
+	req.Header.Set("X-Forwarded-Uri", "/api/openrouter/v1/chat/completions")
+	req.Header.Set(DefaultHTTPIdentityHeader, "ctr-1")
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("forward = %d %s", w.Code, w.Body)
+		}
+	}
+}
