@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServeRefusesBadConfig: every configuration error stops serve (and
+// check-config) before it listens, with a message that names the problem.
+func TestServeRefusesBadConfig(t *testing.T) {
+	for _, k := range []string{"EXTAUTHZ_KEYS", "EXTAUTHZ_KEY_FILE", "EXTAUTHZ_DEV", "EXTAUTHZ_API_TOKEN_FILE"} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "keys")
+	os.WriteFile(good, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))+"\n"), 0o600)
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("# comment\nAAAA\n"), 0o600)
+	short := filepath.Join(dir, "token")
+	os.WriteFile(short, []byte("short\n"), 0o600)
+	noAddr := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", ""}
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no key", nil, 1, "no key configured"},
+		{"missing key file", []string{"--key-file", filepath.Join(dir, "nope")}, 1, "key file"},
+		{"bad key file names the line", []string{"--key-file", bad}, 1, "bad:2"},
+		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
+		{"bad identity source", []string{"--key-file", good, "--container-id-from", "cookie:x"}, 2, "unknown kind"},
+		{"principal without group", []string{"--key-file", good, "--container-id-from", "principal:^spiffe://.*$"}, 2, "capture group"},
+		{"authorization as capability header", []string{"--key-file", good, "--capability-header", "Authorization"}, 2, "may not be authorization"},
+		{"bad upstream scheme", []string{"--key-file", good, "--upstream-scheme", "ftp"}, 2, "want http or https"},
+		{"bad dev host", []string{"--key-file", good, "--dev-http-hosts", "a b"}, 2, "--dev-http-hosts"},
+		{"bad log level", []string{"--key-file", good, "--log-level", "loud"}, 2, "--log-level"},
+		{"short API token", []string{"--key-file", good, "--api-token-file", short}, 1, "at least 16"},
+		{"stray argument", []string{"--key-file", good, "extra"}, 2, "unexpected argument"},
+	}
+	for _, tc := range tests {
+		for _, cmd := range []string{"serve", "check-config"} {
+			t.Run(cmd+"/"+tc.name, func(t *testing.T) {
+				var out, errb bytes.Buffer
+				code := run(append(append([]string{cmd}, noAddr...), tc.args...), strings.NewReader(""), &out, &errb)
+				if code != tc.code || !strings.Contains(errb.String(), tc.want) {
+					t.Errorf("%s %v = %d, stderr %q; want %d and %q", cmd, tc.args, code, errb.String(), tc.code, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestCheckConfigOK(t *testing.T) {
+	t.Setenv("EXTAUTHZ_KEYS", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
+	t.Setenv("EXTAUTHZ_KEY_FILE", "")
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("check-config = %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
+		t.Errorf("check-config printed %q", out.String())
+	}
+}
