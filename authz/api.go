@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
@@ -104,38 +105,41 @@ func decodeStrict(body []byte, v any) error {
 	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
 }
 
-// issueRequest is the body of POST /v1/capabilities:issue: the subject, in the
-// claim names of the kka1 format, and an optional lifetime.
+// issueRequest is the body of POST /v1/capabilities:issue: a subject
+// document (capability.DecodeSubject) with one more member, an optional
+// lifetime. The body is decoded once: ttlSeconds here, every other member
+// collected into Subject as a JSON object, which DecodeSubject then checks.
 type issueRequest struct {
-	UserID              jsonString   `json:"userId"`
-	CloudAgentSessionID jsonString   `json:"cloudAgentSessionId"`
-	KiloSessionID       jsonString   `json:"kiloSessionId"`
-	OutboundContainerID jsonString   `json:"outboundContainerId"`
-	UserToken           jsonString   `json:"userToken"`
-	ProviderToken       jsonString   `json:"providerToken"`
-	Targets             issueTargets `json:"targets"`
 	// TTLSeconds is the lifetime; absent means capability.MaxLifetime.
 	TTLSeconds *int64 `json:"ttlSeconds"`
-}
-
-type issueTargets struct {
-	BackendBaseURL       jsonString `json:"backendBaseUrl"`
-	ProviderBaseURL      jsonString `json:"providerBaseUrl"`
-	SessionIngestBaseURL jsonString `json:"sessionIngestBaseUrl"`
+	// Subject collects every other member as one JSON object: the "embed"
+	// fallback of this library (which ignores a ",unknown" tag).
+	Subject jsontext.Value `json:",embed"`
 }
 
 // issue seals a capability for the subject in the body. Subject rules are
 // capability.Codec.Seal's: a broken rule is invalid_capability, unusable
 // targets invalid_targets, both 400; no key is 503.
 func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
+	// Duplicate names (at any level), invalid UTF-8 and trailing data fail
+	// here already; DecodeSubject checks the rest.
 	var req issueRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
 		return
 	}
-	if req.ProviderToken.set && req.ProviderToken.v == "" {
-		// Seal cannot tell an empty providerToken from an absent one.
-		writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidCapability))
+	if len(req.Subject) == 0 {
+		req.Subject = jsontext.Value("{}") // no subject member: Seal says which is missing
+	}
+	s, err := capability.DecodeSubject(req.Subject)
+	if err != nil {
+		// A malformed subject is a bad request; an empty providerToken (the
+		// one claim rule DecodeSubject checks) is invalid_capability.
+		if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
+			writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
+		} else {
+			writeJSONError(w, http.StatusBadRequest, string(ReasonOf(err)))
+		}
 		return
 	}
 	var ttl time.Duration
@@ -145,19 +149,6 @@ func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
 			return
 		}
 		ttl = time.Duration(*req.TTLSeconds) * time.Second
-	}
-	s := capability.Subject{
-		UserID:              req.UserID.v,
-		CloudAgentSessionID: req.CloudAgentSessionID.v,
-		KiloSessionID:       req.KiloSessionID.v,
-		OutboundContainerID: req.OutboundContainerID.v,
-		UserToken:           req.UserToken.v,
-		ProviderToken:       req.ProviderToken.v,
-		Targets: policy.Targets{
-			BackendBaseURL:       req.Targets.BackendBaseURL.v,
-			ProviderBaseURL:      req.Targets.ProviderBaseURL.v,
-			SessionIngestBaseURL: req.Targets.SessionIngestBaseURL.v,
-		},
 	}
 	tok, err := h.core.codec.Seal(s, ttl)
 	if err != nil {

@@ -161,6 +161,8 @@ func TestIssue(t *testing.T) {
 		{"default lifetime", issueBody(nil), capability.MaxLifetime},
 		{"ttlSeconds", issueBody(func(m map[string]any) { m["ttlSeconds"] = 600 }), 10 * time.Minute},
 		{"no provider token", issueBody(func(m map[string]any) { delete(m, "providerToken") }), capability.MaxLifetime},
+		{"escaped names", strings.NewReplacer(`"userId"`, `"\u0075serId"`, `"ttlSeconds"`, `"\u0074tlSeconds"`, `"backendBaseUrl"`, `"backend\u0042aseUrl"`).
+			Replace(issueBody(func(m map[string]any) { m["ttlSeconds"] = 60 })), time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := doHTTP(t, h, nil, httpRequest{method: "POST", target: IssuePath, header: apiHeader(testAPIToken), body: tc.body})
@@ -216,9 +218,19 @@ func TestAPIRejects(t *testing.T) {
 		{"key in another case", issueReq(strings.Replace(issueBody(nil), `"userId"`, `"userid"`, 1)), 400, "invalid_request"},
 		{"duplicate key", issueReq(strings.Replace(issueBody(nil), `{`, `{"userId":"other",`, 1)), 400, "invalid_request"},
 		{"null string", issueReq(issueBody(func(m map[string]any) { m["providerToken"] = nil })), 400, "invalid_request"},
+		{"null userToken", issueReq(issueBody(func(m map[string]any) { m["userToken"] = nil })), 400, "invalid_request"},
+		{"null target", issueReq(issueBody(func(m map[string]any) { m["targets"].(map[string]any)["backendBaseUrl"] = nil })), 400, "invalid_request"},
+		{"null targets", issueReq(issueBody(func(m map[string]any) { m["targets"] = nil })), 400, "invalid_request"},
+		{"targets not an object", issueReq(issueBody(func(m map[string]any) { m["targets"] = "https://api.kilo.example" })), 400, "invalid_request"},
+		{"duplicate target key", issueReq(strings.Replace(issueBody(nil), `"backendBaseUrl"`, `"backendBaseUrl":"https://other.example","backendBaseUrl"`, 1)), 400, "invalid_request"},
+		{"duplicate ttlSeconds", issueReq(strings.Replace(issueBody(nil), `{`, `{"ttlSeconds":60,"ttlSeconds":60,`, 1)), 400, "invalid_request"},
+		{"ttlSeconds in another case", issueReq(strings.Replace(issueBody(nil), `{`, `{"TTLSeconds":60,`, 1)), 400, "invalid_request"},
+		{"number as userId", issueReq(issueBody(func(m map[string]any) { m["userId"] = 1 })), 400, "invalid_request"},
 		{"number as string", issueReq(issueBody(func(m map[string]any) { m["ttlSeconds"] = "600" })), 400, "invalid_request"},
 		{"fractional ttl", issueReq(issueBody(func(m map[string]any) { m["ttlSeconds"] = 1.5 })), 400, "invalid_request"},
 		{"invalid UTF-8", issueReq(strings.Replace(issueBody(nil), "user-1", "user-\xff", 1)), 400, "invalid_request"},
+		{"empty object", issueReq(`{}`), 400, "invalid_capability"},
+		{"only ttlSeconds", issueReq(`{"ttlSeconds":60}`), 400, "invalid_capability"},
 		{"empty userId", issueReq(issueBody(func(m map[string]any) { m["userId"] = "" })), 400, "invalid_capability"},
 		{"missing userToken", issueReq(issueBody(func(m map[string]any) { delete(m, "userToken") })), 400, "invalid_capability"},
 		{"empty providerToken", issueReq(issueBody(func(m map[string]any) { m["providerToken"] = "" })), 400, "invalid_capability"},

@@ -12,11 +12,7 @@ import (
 	"os"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // maxSubjectLen bounds the subject JSON that issue reads.
@@ -59,18 +55,6 @@ func runOpen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return openCmd(args, stdin, stdout, stderr, osCapEnv())
 }
 
-// subjectInput is the JSON that issue reads. Names are matched exactly and
-// unknown members are rejected.
-type subjectInput struct {
-	UserID              string         `json:"userId"`
-	CloudAgentSessionID string         `json:"cloudAgentSessionId"`
-	KiloSessionID       string         `json:"kiloSessionId"`
-	OutboundContainerID string         `json:"outboundContainerId"`
-	UserToken           string         `json:"userToken"`
-	ProviderToken       string         `json:"providerToken,omitempty"`
-	Targets             policy.Targets `json:"targets"`
-}
-
 const issueSynopsis = `extauthz issue [--key-file FILE] [--ttl DURATION] [--dev-http-hosts H,…] < subject.json
 
 Reads a subject on stdin, for example
@@ -78,8 +62,9 @@ Reads a subject on stdin, for example
    "outboundContainerId":"oc1","userToken":"…","providerToken":"…",
    "targets":{"backendBaseUrl":"https://…","providerBaseUrl":"https://…",
               "sessionIngestBaseUrl":"https://…"}}
-(providerToken is optional) and prints a kka1 capability sealed with the
-first key. Without --key-file the keys come from EXTAUTHZ_KEYS.`
+(providerToken is optional: omit it, never null or "") and prints a kka1
+capability sealed with the first key. Without --key-file the keys come from
+EXTAUTHZ_KEYS.`
 
 func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
 	fs := flag.NewFlagSet("issue", flag.ContinueOnError)
@@ -122,12 +107,12 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fail("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
 	}
-	var in subjectInput
-	if err := jsonv2.Unmarshal(data, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return fail("subject JSON on stdin: %s", describeJSONError(err))
+	subject, err := capability.DecodeSubject(data)
+	if err != nil {
+		return fail("subject JSON on stdin: %v", err) // never quotes a value
 	}
 	codec := capability.NewCodec(ring, capability.WithClock(env.now), capability.WithTargetValidator(pol.ValidateTargets))
-	tok, err := codec.Seal(capability.Subject(in), *ttl)
+	tok, err := codec.Seal(subject, *ttl)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -187,36 +172,4 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 		return 2, true
 	}
 	return 0, false
-}
-
-// describeJSONError explains a subject decoding error by position and kind,
-// never quoting the input: it holds tokens, and the decoder's own messages may
-// include a value.
-func describeJSONError(err error) string {
-	var se *jsonv2.SemanticError
-	if errors.As(err, &se) {
-		where := string(se.JSONPointer)
-		if where == "" {
-			where = "the top level"
-		}
-		switch {
-		case errors.Is(se.Err, jsonv2.ErrUnknownName):
-			return fmt.Sprintf("at %s: unknown field (field names are case-sensitive)", where)
-		case se.JSONKind != 0 && se.GoType != nil:
-			return fmt.Sprintf("at %s: got a JSON %s, want a %s", where, se.JSONKind, se.GoType.Kind())
-		default:
-			return fmt.Sprintf("at %s: invalid value", where)
-		}
-	}
-	var sx *jsontext.SyntacticError
-	if errors.As(err, &sx) {
-		if errors.Is(sx.Err, jsontext.ErrDuplicateName) {
-			return fmt.Sprintf("at %s: duplicate field", sx.JSONPointer)
-		}
-		return fmt.Sprintf("invalid JSON at byte %d (check quoting, commas, trailing data and UTF-8)", sx.ByteOffset)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "empty or truncated JSON"
-	}
-	return "not a single valid JSON object"
 }

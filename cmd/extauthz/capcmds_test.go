@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,7 @@ func TestIssueOpenErrors(t *testing.T) {
 	key := capNewKey(t)
 	file := capKeyFile(t, key)
 	bad := func(old, new string) string { return strings.Replace(cliSubject, old, new, 1) }
+	offset := func(s string) string { return strconv.Itoa(strings.Index(cliSubject, s)) }
 	for _, tc := range []struct {
 		name  string
 		cmd   string // issue or open
@@ -185,12 +187,15 @@ func TestIssueOpenErrors(t *testing.T) {
 		{"unknown flag", "issue", cliSubject, []string{"--key", file}, nil, 2, "flag provided but not defined"},
 		{"extra argument", "open", "", []string{"--key-file", file, "token"}, nil, 2, "unexpected argument"},
 		{"empty stdin", "issue", "\n", []string{"--key-file", file}, nil, 1, "no subject JSON"},
-		{"case-variant field", "issue", bad(`"userToken"`, `"UserToken"`), []string{"--key-file", file}, nil, 1, "/UserToken: unknown field"},
-		{"unknown field", "issue", bad(`"userId"`, `"admin":true,"userId"`), []string{"--key-file", file}, nil, 1, "/admin: unknown field"},
-		{"unknown target field", "issue", bad(`"providerBaseUrl"`, `"x":"y","providerBaseUrl"`), []string{"--key-file", file}, nil, 1, "/targets/x: unknown field"},
-		{"duplicate field", "issue", bad(`"userId":"u1"`, `"userId":"u1","userId":"u2"`), []string{"--key-file", file}, nil, 1, "duplicate field"},
+		{"case-variant field", "issue", bad(`"userToken"`, `"UserToken"`), []string{"--key-file", file}, nil, 1, "unknown field at byte " + offset(`"userToken"`) + " in the top-level object: field names are case-sensitive, did you mean /userToken?"},
+		{"unknown field", "issue", bad(`"userId"`, `"admin":true,"userId"`), []string{"--key-file", file}, nil, 1, "unknown field at byte 1 in the top-level object"},
+		{"unknown target field", "issue", bad(`"providerBaseUrl"`, `"x":"y","providerBaseUrl"`), []string{"--key-file", file}, nil, 1, "unknown field at byte " + offset(`"providerBaseUrl"`) + " in /targets"},
+		{"duplicate field", "issue", bad(`"userId":"u1"`, `"userId":"u1","userId":"u2"`), []string{"--key-file", file}, nil, 1, "at /userId: duplicate field"},
 		{"number as string", "issue", bad(`"u1"`, `1`), []string{"--key-file", file}, nil, 1, "/userId: got a JSON number, want a string"},
 		{"token as number", "issue", bad(`"`+cliUserToken+`"`, `7`), []string{"--key-file", file}, nil, 1, "/userToken"},
+		{"null providerToken", "issue", bad(`"`+cliProviderToken+`"`, `null`), []string{"--key-file", file}, nil, 1, "subject JSON on stdin: invalid_capability: at /providerToken: got a JSON null, want a string"},
+		{"empty providerToken", "issue", bad(`"`+cliProviderToken+`"`, `""`), []string{"--key-file", file}, nil, 1, "providerToken is empty"},
+		{"token where a name belongs", "issue", bad(`"targets"`, `"`+cliProviderToken+`","targets"`), []string{"--key-file", file}, nil, 1, "unknown field at byte"},
 		{"trailing data", "issue", cliSubject + cliUserToken, []string{"--key-file", file}, nil, 1, "invalid JSON"},
 		{"missing field", "issue", bad(`"kiloSessionId":"k1",`, ``), []string{"--key-file", file}, nil, 1, "kiloSessionId is empty"},
 		{"target refused by policy", "issue", bad(`"https://api.kilo.example/api"`, `"http://api.kilo.example/api"`), []string{"--key-file", file}, nil, 1, "invalid_targets"},
