@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Hosts of the target shapes, for brevity.
 const api, app, ing = "api.example.com", "app.example.com", "ingest.example.com"
@@ -143,4 +146,59 @@ var attackCases = []classifyCase{
 	{name: "provider encoded question mark on shared", shape: "shared", authority: app, path: "/api/gateway%3f/x", want: denied},
 	{name: "provider encoded hash on distinct backend", shape: "distinct", authority: api, path: "/api/openrouter%23", want: denied},
 	{name: "provider route on backend trailing slash", shape: "distinct", authority: api, path: "/api/openrouter/", want: denied},
+
+	// Non-ASCII letters that a Unicode-aware case-insensitive router (Go's
+	// strings.EqualFold, Java's equalsIgnoreCase, PCRE in UTF mode) equates
+	// with ASCII ones: long s, dotless and dotted I, Kelvin sign.
+	{name: "other session long s", shape: "shared", authority: app, path: "/api/%C5%BFession/sess-2/export", want: denied},
+	{name: "other session dotless i", shape: "shared", authority: app, path: "/api/session/sess-2/%C4%B1mport", want: denied},
+	{name: "other session dotted I", shape: "shared", authority: app, path: "/AP%C4%B0/session/sess-2/INGEST", want: denied},
+	{name: "other session double-encoded long s", shape: "shared", authority: app, path: "/api/%25C5%25BFession/sess-2/export", want: denied},
+	{name: "other session Kelvin sign in ingest base", shape: "kiloIngest", authority: app, path: "/%E2%84%AAilo/api/session/sess-2/export", want: denied},
+	{name: "provider dotless i", shape: "shared", authority: app, path: "/ap%C4%B1/gateway/x", want: denied},
+
+	// Terminators an upstream decoding first would split at, at any depth.
+	{name: "other session encoded semicolon", shape: "shared", authority: app, path: "/api/session/sess-2/export%3Bx", want: denied},
+	{name: "other session double-encoded question mark", shape: "shared", authority: app, path: "/api/session/sess-2/export%253F", want: denied},
+	{name: "provider double-encoded question mark", shape: "shared", authority: app, path: "/api/gateway%253F", want: denied},
+	{name: "provider encoded semicolon", shape: "distinct", authority: api, path: "/api/openrouter%3B/x", want: denied},
+
+	// Mis-issued targets: the exclusions still hold.
+	{name: "provider route of upper-case provider base in lower case", shape: "oddUpperProvider", authority: app, path: "/api/api/openrouter/x", want: denied},
+	{name: "provider-shaped for upper-case backend base", shape: "oddUpperBackend", authority: api, path: "/API/api/openrouter/x", want: denied},
+	{name: "provider-shaped for upper-case backend base lower", shape: "oddUpperBackend", authority: api, path: "/API/api/gateway", want: denied},
+	{name: "other session under raw form of encoded base", shape: "oddEncodedIngest", authority: app, path: "/a:b/api/session/sess-2/export", want: denied},
+	{name: "other session under encoded form of raw base", shape: "oddColonIngest", authority: app, path: "/a%3Ab/api/session/sess-2/export", want: denied},
+	{name: "other session under double-encoded base", shape: "oddColonIngest", authority: app, path: "/a%253ab/api/session/sess-2/import", want: denied},
+	{name: "other session ingest target with trailing dot", shape: "oddDotIngest", authority: app, path: "/api/session/sess-2/export", want: denied},
+	{name: "provider target with trailing dot", shape: "oddDotIngest", authority: app, path: "/v1/api/openrouter/x", want: denied},
+	{name: "other session ingest target IPv4-mapped", shape: "oddMappedIngest", authority: "10.0.0.1", path: "/api/session/sess-2/export", want: denied},
+	{name: "provider target IPv4-mapped", shape: "oddMappedIngest", authority: "10.0.0.1", path: "/v1/api/gateway", want: denied},
+	{name: "other session ingest target https on backend's http port", shape: "oddPortIngest", scheme: "http", authority: "localhost:443", path: "/api/session/sess-2/export", want: denied},
+	{name: "provider target https on backend's http port", shape: "oddPortIngest", scheme: "http", authority: "localhost:443", path: "/v1/api/gateway/x", want: denied},
+}
+
+// TestClassifyLongInputs runs megabyte-long hostile paths: no panic, the
+// expected decision, and (checked by hand: linear, tens of milliseconds)
+// no super-linear work.
+func TestClassifyLongInputs(t *testing.T) {
+	const n = 1 << 18
+	tests := []struct {
+		path string
+		want string
+	}{
+		{"/" + strings.Repeat("%25", n) + "41", badURL},
+		{"/" + strings.Repeat("%2525", n), badURL},
+		{"/api/" + strings.Repeat("%C3%A9", n), "backend_api"},
+		{"/api/" + strings.Repeat("a/", n) + "x", "backend_api"},
+		{"/api/session/" + strings.Repeat("%C5%BF", n) + "/export", denied},
+		{"/" + strings.Repeat(".", 4*n), badURL},
+		{"/x?" + strings.Repeat("%", 4*n), "backend_api"},
+	}
+	for _, tc := range tests {
+		r, err := Classify(Request{Scheme: "https", Authority: app, Path: tc.path}, shapes["shared"], sessionID)
+		if got := outcome(r, err); got != tc.want {
+			t.Errorf("Classify(%.40q…) = %v; want %v", tc.path, got, tc.want)
+		}
+	}
 }

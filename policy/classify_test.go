@@ -43,6 +43,56 @@ var shapes = map[string]Targets{
 		ProviderBaseURL:      "https://gw.example.com/v1/api/gateway",
 		SessionIngestBaseURL: "https://ingest.example.com/session-ingest/v2/",
 	},
+	// Ingest under a path with a 'k' (for the Kelvin sign) on the backend origin.
+	"kiloIngest": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://llm.example.com",
+		SessionIngestBaseURL: "https://app.example.com/kilo",
+	},
+
+	// Odd, mis-issued targets that still pass Validate: the exclusions must
+	// hold for them too.
+	// Provider base in upper case on the backend origin: its routes are
+	// /API/api/openrouter and /API/api/gateway.
+	"oddUpperProvider": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://app.example.com/API",
+		SessionIngestBaseURL: "https://ingest.example.com",
+	},
+	// Backend base in upper case: provider-shaped for it is /API/api/openrouter.
+	"oddUpperBackend": {
+		BackendBaseURL:       "https://api.example.com/API",
+		ProviderBaseURL:      "https://llm.example.com",
+		SessionIngestBaseURL: "https://ingest.example.com",
+	},
+	// Ingest base with an encoded reserved character, and with it raw.
+	"oddEncodedIngest": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://llm.example.com",
+		SessionIngestBaseURL: "https://app.example.com/a%3Ab",
+	},
+	"oddColonIngest": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://llm.example.com",
+		SessionIngestBaseURL: "https://app.example.com/a:b",
+	},
+	// Ingest and provider on the backend's server under another spelling of
+	// its origin: trailing dot, IPv4-mapped IPv6, explicit port 443 on http.
+	"oddDotIngest": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://APP.example.com.:443/v1",
+		SessionIngestBaseURL: "https://app.example.com.",
+	},
+	"oddMappedIngest": {
+		BackendBaseURL:       "https://10.0.0.1",
+		ProviderBaseURL:      "https://[::ffff:a00:1]/v1",
+		SessionIngestBaseURL: "https://[::ffff:10.0.0.1]",
+	},
+	"oddPortIngest": {
+		BackendBaseURL:       "http://localhost:443",
+		ProviderBaseURL:      "https://localhost/v1",
+		SessionIngestBaseURL: "https://localhost",
+	},
 }
 
 const sessionID = "sess-1"
@@ -221,5 +271,24 @@ var ruleCases = []classifyCase{
 	{name: "session id sub-delims encoded", shape: "distinct", authority: "ingest.example.com", path: "/api/session/a%2Bb%3Ac/export", session: "a+b:c", want: "session_ingest"},
 	{name: "session id sub-delims raw", shape: "distinct", authority: "ingest.example.com", path: "/api/session/a+b:c/export", session: "a+b:c", want: denied},
 	{name: "session id prefix", shape: "distinct", authority: "ingest.example.com", path: "/api/session/sess/export", session: "sess-1", want: denied},
+	// An organization segment hiding a '?', '#' or ';' is not the models
+	// route (an upstream decoding first would route it elsewhere, with the
+	// provider credential); it falls through to the catch-all.
+	{name: "org segment encoded question mark", shape: "distinct", authority: api, path: "/api/organizations/o%3F/models", want: "backend_api"},
+	{name: "org segment encoded hash", shape: "distinct", authority: api, path: "/api/organizations/o%23x/models/y", want: "backend_api"},
+	{name: "org segment encoded semicolon", shape: "distinct", authority: api, path: "/api/organizations/o%3bx/models", want: "backend_api"},
+	{name: "org segment double-encoded question mark", shape: "distinct", authority: api, path: "/api/organizations/o%253F/models", want: "backend_api"},
+	{name: "org segment other escape", shape: "distinct", authority: api, path: "/api/organizations/o%20x/models", want: "organization_models"},
+
+	// The loose exclusions do not catch what they should not.
+	{name: "non-ASCII letters elsewhere", shape: "shared", authority: app, path: "/api/%C5%BFettings/%C4%B1d", want: "backend_api"},
+	{name: "session prefix other route", shape: "kiloIngest", authority: app, path: "/kilo/api/session/sess-2/status", want: "backend_api"},
+	{name: "own ingest under kilo", shape: "kiloIngest", authority: app, path: "/kilo/api/session/sess-1/export", want: "session_ingest"},
+	{name: "other base path", shape: "kiloIngest", authority: app, path: "/kilos/api/session/sess-2/export", want: "backend_api"},
+	{name: "own ingest odd encoded base", shape: "oddEncodedIngest", authority: app, path: "/a%3Ab/api/session/sess-1/export", want: "session_ingest"},
+	{name: "provider upper-case base", shape: "oddUpperProvider", authority: app, path: "/API/api/openrouter/x", want: "provider_model"},
+	{name: "backend beside upper-case provider", shape: "oddUpperProvider", authority: app, path: "/api/profile", want: "backend_api"},
+	{name: "backend on mapped server", shape: "oddMappedIngest", authority: "10.0.0.1", path: "/api/session/sess-2/status", want: "backend_api"},
+
 	{name: "session id with slash cannot be routed", shape: "distinct", authority: "ingest.example.com", path: "/api/session/a%2Fb/export", session: "a/b", want: badURL},
 }

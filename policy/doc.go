@@ -49,13 +49,33 @@
 // provider routes) to the shared origin and have it served with the user's
 // token. The policy therefore denies, on the backend, any path that is
 // provider-shaped (for the backend's base path, and for the provider's own
-// base path when the request is on the provider's origin) and, on the
-// session-ingest origin, any path at or below base+/api/session/{any
-// segment}/(export|import|ingest). Both comparisons ignore ASCII case,
-// because an upstream router may: /API/Session/x/EXPORT/ must not slip
-// through. In these exclusions an encoded '?' or '#' (%3F, %23) also ends a
-// segment, for an upstream that decodes before splitting off the query. The
-// exact, own-session route was already matched before.
+// base path when the request may reach the provider's server) and, when it
+// may reach the session-ingest server, any path at or below
+// base+/api/session/{any segment}/(export|import|ingest).
+//
+// These exclusions must match a superset of what any upstream router would
+// route there, so they compare loose forms, not the raw strings:
+//   - the path and the base paths fully percent-decoded (a router decodes
+//     %3A, and %253A if it decodes twice; base "/a%3Ab" and request
+//     "/a:b/..." name the same route);
+//   - case-insensitively, including the four non-ASCII letters that
+//     Unicode-aware comparisons equate with ASCII ones (U+017F 'ſ' with
+//     's', U+212A Kelvin sign with 'k', U+0130 and U+0131 with 'i'), so
+//     /API/Session/x/EXPORT/ and /api/%C5%BFession/x/export do not slip
+//     through;
+//   - a decoded '?', '#' or ';' ends a segment, for an upstream that decodes
+//     before splitting off the query or path parameters;
+//   - provider prefixes derived from the base path both as given and
+//     case-folded (base "/API" gives /API/api/openrouter exactly and
+//     /api/openrouter folded);
+//   - "may reach the same server" ignores a trailing dot, unmaps an
+//     IPv4-mapped IPv6 address and compares effective ports, where origin
+//     equality (used for every allow) would call those different.
+//
+// The exact, own-session route was already matched before. For the same
+// decode-first upstream, an organization segment hiding an encoded '?',
+// '#', ';' or '%' is not the organization_models route (it falls through to
+// the catch-all).
 //
 // # Fail closed
 //

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 var shapeNames = func() []string {
@@ -70,7 +72,7 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-var ingestShapedRE = regexp.MustCompile(`^/api/session/[^/]+/(export|import|ingest)(/|$)`)
+var ingestShapedRE = regexp.MustCompile(`^/api/session/[^/]+/(export|import|ingest)([/?#;]|$)`)
 
 // checkAllowInvariants re-derives, with net/url and independent code, what
 // an allow promises.
@@ -147,29 +149,81 @@ func checkAllowInvariants(t *testing.T, req Request, targets Targets, sess strin
 		if !ok || sess == "" {
 			t.Fatalf("Classify(%+v) = %v; not the bound session %q", req, r, sess)
 		}
+	case OrganizationModels:
+		// The organization segment must not decode to something an upstream
+		// would split at.
+		rest := strings.TrimPrefix(path, base)
+		rest = strings.TrimPrefix(strings.TrimPrefix(rest, "/api"), "/organizations/")
+		seg, _, _ := strings.Cut(rest, "/")
+		if strings.ContainsAny(refLoose(seg), "?#;") {
+			t.Fatalf("Classify(%+v) = %v; organization segment %q hides a terminator", req, r, seg)
+		}
 	case BackendAPI:
-		for _, other := range []string{targets.SessionIngestBaseURL, targets.ProviderBaseURL} {
-			ou, err := url.Parse(other)
-			if err != nil || refOrigin(ou) != refOrigin(ru) {
-				continue
-			}
-			obase := strings.ToLower(strings.TrimRight(ou.EscapedPath(), "/"))
-			lp := strings.ToLower(path)
-			if !strings.HasPrefix(lp, obase) {
-				continue
-			}
-			lrest := lp[len(obase):]
-			if other == targets.SessionIngestBaseURL && ingestShapedRE.MatchString(lrest) {
-				t.Fatalf("Classify(%+v) = %v; session-ingest-shaped path on a shared origin", req, r)
+		// The exclusions, in the loosest form any upstream router might use:
+		// fully decoded, Unicode case-insensitive, '?', '#' and ';' ending a
+		// segment, on any origin reaching the same server.
+		lp := refLoose(path)
+		if ou, err := url.Parse(targets.SessionIngestBaseURL); err == nil && refSameServer(ou, ru) {
+			lbase := refLoose(strings.TrimRight(ou.EscapedPath(), "/"))
+			if strings.HasPrefix(lp, lbase) && ingestShapedRE.MatchString(lp[len(lbase):]) {
+				t.Fatalf("Classify(%+v) = %v; session-ingest-shaped path on a shared server", req, r)
 			}
 		}
-		lp := strings.ToLower(path)
-		for _, p := range refProviderPrefixes(strings.ToLower(base)) {
-			if lp == p || strings.HasPrefix(lp, p+"/") {
-				t.Fatalf("Classify(%+v) = %v; provider-shaped path on the backend", req, r)
+		bases := []string{base}
+		if pu, err := url.Parse(targets.ProviderBaseURL); err == nil && refSameServer(pu, ru) {
+			bases = append(bases, strings.TrimRight(pu.EscapedPath(), "/"))
+		}
+		for _, b := range bases {
+			for _, p := range slices.Concat(refProviderPrefixes(b), refProviderPrefixes(refLoose(b))) {
+				p = refLoose(p)
+				if lp == p || strings.HasPrefix(lp, p) && strings.ContainsRune("/?#;", rune(lp[len(p)])) {
+					t.Fatalf("Classify(%+v) = %v; provider-shaped path %q on the backend", req, r, p)
+				}
 			}
 		}
 	}
+}
+
+// refLoose decodes p fully and folds it the way the loosest case-insensitive
+// router would: every rune that some Unicode case mapping or folding takes to
+// an ASCII letter becomes that letter, lower-case.
+func refLoose(p string) string {
+	for range 10 {
+		next, err := url.PathUnescape(p)
+		if err != nil || next == p {
+			break
+		}
+		p = next
+	}
+	return strings.Map(func(r rune) rune {
+		cands := []rune{r, unicode.ToUpper(r), unicode.ToLower(r)}
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			cands = append(cands, f)
+		}
+		for _, c := range cands {
+			if c < utf8.RuneSelf && unicode.IsLetter(c) {
+				return unicode.ToLower(c)
+			}
+		}
+		return r
+	}, p)
+}
+
+// refSameServer reports whether two URLs reach the same host and port.
+func refSameServer(a, b *url.URL) bool {
+	return refServer(a) == refServer(b)
+}
+
+func refServer(u *url.URL) string {
+	h := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip, err := netip.ParseAddr(h); err == nil {
+		h = ip.Unmap().String()
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return h + ":" + port
 }
 
 // refProviderPrefixes derives the provider prefixes of DESIGN.md from base.

@@ -161,30 +161,43 @@ func Classify(req Request, t Targets, kiloSessionID string) (Route, error) {
 func classify(r parsedURL, t parsedTargets, kiloSessionID string) (Route, error) {
 	path := r.path
 	onBackend := r.origin.equal(t.backend.origin) && within(path, t.backend.path)
-	onProviderOrigin := r.origin.equal(t.provider.origin)
-	onIngestOrigin := r.origin.equal(t.ingest.origin)
 
-	if onProviderOrigin && within(path, t.provider.path) && underProvider(path, t.provider.path, false) {
+	if r.origin.equal(t.provider.origin) && within(path, t.provider.path) && underProvider(path, t.provider.path) {
 		return Route{Class: ProviderModel, Credential: CredentialProvider}, nil
 	}
 	if onBackend && isOrgModels(path, t.backend.path) {
 		return Route{Class: OrganizationModels, Credential: CredentialProvider}, nil
 	}
-	if onIngestOrigin && within(path, t.ingest.path) && isOwnSessionRoute(path, t.ingest.path, kiloSessionID) {
+	if r.origin.equal(t.ingest.origin) && within(path, t.ingest.path) && isOwnSessionRoute(path, t.ingest.path, kiloSessionID) {
 		return Route{Class: SessionIngest, Credential: CredentialUser}, nil
 	}
 	if !onBackend {
 		return Route{}, errNoRoute
 	}
-	// The catch-all must not serve, with the user credential, what an
-	// upstream router that ignores case would send to the provider or to
-	// another session's ingest routes.
-	if underProvider(path, t.backend.path, true) ||
-		(onProviderOrigin && underProvider(path, t.provider.path, true)) {
-		return Route{}, errProviderShaped
-	}
-	if onIngestOrigin && isSessionShaped(path, t.ingest.path) {
-		return Route{}, errIngestShaped
+	if err := backendExclusions(r, t); err != nil {
+		return Route{}, err
 	}
 	return Route{Class: BackendAPI, Credential: CredentialUser}, nil
+}
+
+// backendExclusions keeps the catch-all from serving, with the user
+// credential, what some upstream router would send to a provider route or
+// to another session's ingest route. It compares loose forms (see
+// loosePath): decoded, case-folded, on any origin that may reach the same
+// server as the provider or session-ingest target (see sameServer).
+func backendExclusions(r parsedURL, t parsedTargets) error {
+	var pathBuf [512]byte
+	var baseBuf [256]byte
+	lpath, ok := loosePath(pathBuf[:], r.path)
+	if !ok {
+		return errProviderShaped // unreachable: r.path passed checkPath
+	}
+	if looseProviderShaped(lpath, t.backend.path, baseBuf[:]) ||
+		(sameServer(r.origin, t.provider.origin) && looseProviderShaped(lpath, t.provider.path, baseBuf[:])) {
+		return errProviderShaped
+	}
+	if sameServer(r.origin, t.ingest.origin) && looseSessionShaped(lpath, t.ingest.path, baseBuf[:]) {
+		return errIngestShaped
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package policy
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // within reports whether path equals base or is below it (whole segments).
 func within(path, base string) bool {
@@ -8,92 +11,68 @@ func within(path, base string) bool {
 		(len(path) == len(base) || path[len(base)] == '/')
 }
 
-// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case
-// when fold is set.
-func hasPrefixFold(s, prefix string, fold bool) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	if fold {
-		return equalFoldASCII(s[:len(prefix)], prefix)
-	}
-	return s[:len(prefix)] == prefix
-}
-
-func hasSuffixFold(s, suffix string, fold bool) bool {
-	if len(s) < len(suffix) {
-		return false
-	}
-	if fold {
-		return equalFoldASCII(s[len(s)-len(suffix):], suffix)
-	}
-	return s[len(s)-len(suffix):] == suffix
-}
-
 // atOrBelow reports whether path is base+suffix or below it, matching whole
-// segments.
-func atOrBelow(path, base, suffix string, fold bool) bool {
-	if !hasPrefixFold(path, base, fold) {
-		return false
-	}
-	rest := path[len(base):]
-	if !hasPrefixFold(rest, suffix, fold) {
-		return false
-	}
-	return segmentEnd(rest[len(suffix):], fold)
-}
-
-// segmentEnd reports whether rest (what follows a matched prefix) starts a
-// new segment or ends the path. For the case-insensitive exclusions (loose)
-// an encoded '?' or '#' counts too: an upstream that decodes the path before
-// splitting off the query would route /api/gateway%3Fx as /api/gateway.
-func segmentEnd(rest string, loose bool) bool {
-	if rest == "" || rest[0] == '/' {
-		return true
-	}
-	return loose && len(rest) >= 3 && rest[0] == '%' &&
-		(equalFoldASCII(rest[1:3], "3f") || rest[1:3] == "23")
+// segments, exact case.
+func atOrBelow(path, base, suffix string) bool {
+	n := len(base) + len(suffix)
+	return len(path) >= n && path[:len(base)] == base && path[len(base):n] == suffix &&
+		(len(path) == n || path[n] == '/')
 }
 
 // underProvider reports whether path is at or below one of the provider
-// prefixes derived from base:
+// prefixes derived from base, exact case:
 //   - base itself if it ends in /api/openrouter or /api/gateway;
 //   - else base+/openrouter and base+/gateway if it ends in /api;
 //   - else base+/api/openrouter and base+/api/gateway.
-//
-// With fold set, both the derivation and the match ignore ASCII case.
-func underProvider(path, base string, fold bool) bool {
-	switch {
-	case hasSuffixFold(base, "/api/openrouter", fold) || hasSuffixFold(base, "/api/gateway", fold):
-		return atOrBelow(path, base, "", fold)
-	case hasSuffixFold(base, "/api", fold):
-		return atOrBelow(path, base, "/openrouter", fold) || atOrBelow(path, base, "/gateway", fold)
-	default:
-		return atOrBelow(path, base, "/api/openrouter", fold) || atOrBelow(path, base, "/api/gateway", fold)
+func underProvider(path, base string) bool {
+	switch providerKind(base) {
+	case provSelf:
+		return atOrBelow(path, base, "")
+	case provUnderAPI:
+		return atOrBelow(path, base, "/openrouter") || atOrBelow(path, base, "/gateway")
 	}
+	return atOrBelow(path, base, "/api/openrouter") || atOrBelow(path, base, "/api/gateway")
 }
 
 // isOrgModels reports whether path is {orgs}/{one non-empty segment}/models
 // or below it, {orgs} being base+/organizations when base ends in /api, else
-// base+/api/organizations. Exact case.
+// base+/api/organizations. Exact case. An organization segment holding an
+// escape that decodes (at any depth) to '?', '#' or ';' does not count: an
+// upstream that decodes before splitting those off would route
+// /api/organizations/x%3F/models to /api/organizations/x, with the provider
+// credential. Such a request falls through to the backend catch-all.
 func isOrgModels(path, base string) bool {
 	orgs := "/api/organizations/"
-	if hasSuffixFold(base, "/api", false) {
+	if strings.HasSuffix(base, "/api") {
 		orgs = "/organizations/"
 	}
-	if !hasPrefixFold(path, base, false) {
+	if !strings.HasPrefix(path, base) {
 		return false
 	}
 	rest := path[len(base):]
-	if !hasPrefixFold(rest, orgs, false) {
+	if !strings.HasPrefix(rest, orgs) {
 		return false
 	}
-	rest = rest[len(orgs):]
-	seg, rest := cutSegment(rest)
-	if seg == "" {
+	seg, rest := cutSegment(rest[len(orgs):])
+	if seg == "" || hasTerminatorEscape(seg) {
 		return false
 	}
-	return atOrBelow(rest, "", "/models", false)
+	return atOrBelow(rest, "", "/models")
+}
+
+// hasTerminatorEscape reports whether s holds %3F, %23, %3B or %25 (any
+// case): an encoded '?', '#' or ';', or an encoded '%' that may hide one.
+func hasTerminatorEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		switch uint16(s[i+1])<<8 | uint16(lowerASCII(s[i+2])) {
+		case '3'<<8 | 'f', '2'<<8 | '3', '3'<<8 | 'b', '2'<<8 | '5':
+			return true
+		}
+	}
+	return false
 }
 
 // cutSegment splits s at its first '/': the segment and the rest (which
@@ -107,44 +86,19 @@ func cutSegment(s string) (seg, rest string) {
 	return s, ""
 }
 
-// sessionRoute reports whether path is base+/api/session/{seg}/{action}
-// followed by rest, action being export, import or ingest and rest ending
-// the segment (see segmentEnd). With fold set, base and the literal segments
-// match regardless of ASCII case.
-func sessionRoute(path, base string, fold bool) (seg, rest string, ok bool) {
-	const session = "/api/session/"
-	if !hasPrefixFold(path, base, fold) {
-		return "", "", false
-	}
-	rest = path[len(base):]
-	if !hasPrefixFold(rest, session, fold) {
-		return "", "", false
-	}
-	seg, rest = cutSegment(rest[len(session):])
-	if seg == "" || rest == "" {
-		return "", "", false
-	}
-	rest = rest[1:]
-	for _, action := range [...]string{"export", "import", "ingest"} {
-		if hasPrefixFold(rest, action, fold) && segmentEnd(rest[len(action):], fold) {
-			return seg, rest[len(action):], true
-		}
-	}
-	return "", "", false
-}
-
 // isOwnSessionRoute reports whether path is exactly
 // base+/api/session/{encodeURIComponent(id)}/(export|import|ingest).
 func isOwnSessionRoute(path, base, id string) bool {
-	seg, rest, ok := sessionRoute(path, base, false)
-	return ok && rest == "" && matchURIComponent(seg, id)
-}
-
-// isSessionShaped reports whether path is at or below
-// base+/api/session/{any one segment}/(export|import|ingest), ignoring case.
-func isSessionShaped(path, base string) bool {
-	_, _, ok := sessionRoute(path, base, true)
-	return ok
+	const session = "/api/session/"
+	if !strings.HasPrefix(path, base) || !strings.HasPrefix(path[len(base):], session) {
+		return false
+	}
+	seg, rest := cutSegment(path[len(base)+len(session):])
+	switch rest {
+	case "/export", "/import", "/ingest":
+		return matchURIComponent(seg, id)
+	}
+	return false
 }
 
 // uriComponentSafe marks the bytes JavaScript's encodeURIComponent leaves
