@@ -18,6 +18,9 @@
 //     exact key names, no unknown or duplicate keys at any level, exact JSON
 //     types, valid UTF-8, no trailing data. A claim that fails a rule makes the
 //     whole capability invalid.
+//   - DecodeSubject reads an issuer's subject document (the `issue` CLI and
+//     API) with the same strictness, and its errors name positions, never
+//     values, since a misplaced token could otherwise be echoed back.
 //   - Every error from Open and Seal wraps exactly one sentinel: [ErrInvalid],
 //     [ErrExpired] or [ErrConfig] (or policy.ErrInvalidTargets from Seal), so
 //     callers map errors to reasons in one place.

@@ -28,9 +28,9 @@ type wireSubject struct {
 type wireClaims struct {
 	Version     int    `json:"version"`
 	Purpose     string `json:"purpose"`
-	wireSubject `json:",inline"`
-	IssuedAt    int64 `json:"issuedAt"`
-	ExpiresAt   int64 `json:"expiresAt"`
+	wireSubject        // embedded: its members are inlined
+	IssuedAt    int64  `json:"issuedAt"`
+	ExpiresAt   int64  `json:"expiresAt"`
 }
 
 func (s *Subject) wire(redact bool) wireSubject {
