@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -39,6 +41,7 @@ type app struct {
 	metrics *authz.Metrics
 	reg     *prometheus.Registry
 	grpc    *grpc.Server
+	tls     *serverTLS // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
 
@@ -69,7 +72,14 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err := a.checkHTTPConfig(); err != nil {
 		return nil, err
 	}
-	a.grpc = grpc.NewServer()
+	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile); err != nil {
+		return nil, err
+	}
+	var grpcOpts []grpc.ServerOption
+	if a.tls != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
+	}
+	a.grpc = grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(a.grpc, srv)
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -135,6 +145,20 @@ func (a *app) reloadKeys(force bool, why string) {
 	a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
 }
 
+// reloadTLS re-reads the TLS files; a bad set keeps the current one.
+func (a *app) reloadTLS(force bool, why string) {
+	if a.tls == nil {
+		return
+	}
+	swapped, err := a.tls.reload(force)
+	switch {
+	case err != nil:
+		a.log.Error().Str("trigger", why).Err(err).Msg("TLS reload failed; keeping the current certificate")
+	case swapped:
+		a.log.Info().Str("trigger", why).Msg("TLS certificate reloaded")
+	}
+}
+
 type listener struct {
 	name string
 	ln   net.Listener
@@ -167,6 +191,9 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 		case "grpc":
 			go func() { errc <- a.grpc.Serve(l.ln) }()
 		case "http":
+			if a.tls != nil {
+				l.ln = tls.NewListener(l.ln, a.tls.config(false))
+			}
 			srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
@@ -175,7 +202,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		}
-		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Msg("listening")
+		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Bool("tls", a.tls != nil && l.name != "admin").Msg("listening")
 	}
 	a.ready.Store(true)
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -187,7 +214,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 	}
 
 	var tick <-chan time.Time
-	if a.opts.keyFile != "" && a.opts.keyReloadInterval > 0 {
+	if (a.opts.keyFile != "" || a.tls != nil) && a.opts.keyReloadInterval > 0 {
 		t := time.NewTicker(a.opts.keyReloadInterval)
 		defer t.Stop()
 		tick = t.C
@@ -200,8 +227,10 @@ loop:
 			break loop
 		case <-hup:
 			a.reloadKeys(true, "sighup")
+			a.reloadTLS(true, "sighup")
 		case <-tick:
 			a.reloadKeys(false, "file_changed")
+			a.reloadTLS(false, "file_changed")
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				serveErr = err

@@ -28,6 +28,8 @@ type serveOptions struct {
 	upstreamScheme                string
 	devHTTPHosts                  string
 	apiTokenFile                  string
+	tlsCertFile, tlsKeyFile       string
+	tlsClientCAFile               string
 	logLevel                      string
 	dev, grpcReflection           bool
 	keyReloadInterval             time.Duration
@@ -55,10 +57,13 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.upstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension")
 	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
+	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
-	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file for changes (0 disables; SIGHUP always reloads)")
+	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let in-flight checks finish on SIGTERM")
 	usageWithEnv(fs, "extauthz "+name+" [flags]")
 	if err := applyEnv(fs, getenv); err != nil {

@@ -41,6 +41,8 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad dev host", []string{"--key-file", good, "--dev-http-hosts", "a b"}, 2, "--dev-http-hosts"},
 		{"bad log level", []string{"--key-file", good, "--log-level", "loud"}, 2, "--log-level"},
 		{"short API token", []string{"--key-file", good, "--api-token-file", short}, 1, "at least 16"},
+		{"TLS certificate without key", []string{"--key-file", good, "--tls-cert-file", good}, 1, "go together"},
+		{"TLS files that are not PEM", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good}, 1, "--tls-cert-file/--tls-key-file"},
 		{"stray argument", []string{"--key-file", good, "extra"}, 2, "unexpected argument"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files.
+type testPKI struct {
+	caFile, certFile, keyFile string
+	pool                      *x509.CertPool
+	client                    tls.Certificate
+	other                     tls.Certificate // signed by another CA
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	ca, caKey := makeCert(t, nil, nil, "test CA", true)
+	srv, srvKey := makeCert(t, ca, caKey, "extauthz", false)
+	cli, cliKey := makeCert(t, ca, caKey, "envoy", false)
+	otherCA, otherKey := makeCert(t, nil, nil, "other CA", true)
+	oc, ocKey := makeCert(t, otherCA, otherKey, "envoy", false)
+	p := &testPKI{
+		caFile:   writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw),
+		certFile: writePEM(t, dir, "server.pem", "CERTIFICATE", srv.Raw),
+		keyFile:  writePEM(t, dir, "server-key.pem", "PRIVATE KEY", marshalKey(t, srvKey)),
+		pool:     x509.NewCertPool(),
+		client:   tls.Certificate{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey},
+		other:    tls.Certificate{Certificate: [][]byte{oc.Raw}, PrivateKey: ocKey},
+	}
+	p.pool.AddCert(ca)
+	return p
+}
+
+func makeCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		IsCA:         isCA, BasicConstraintsValid: true,
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func marshalKey(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	f := filepath.Join(dir, name)
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestServeMutualTLS: with --tls-* flags, the gRPC and HTTP listeners require
+// a client certificate from the configured CA; a proxy with one gets its
+// Check answered, a client without one (or with another CA's) gets nothing.
+func TestServeMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	key := newKey(t)
+	writeKeys(t, keyFile, key)
+	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "",
+		"--key-file", keyFile, "--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile,
+		"--tls-client-ca-file", pki.caFile)
+	grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")
+
+	check := func(cert *tls.Certificate) error {
+		cfg := &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkRequest(sealFor(t, key)))
+		if err == nil && resp.GetOkResponse() == nil {
+			t.Fatalf("Check over mTLS = %v; want an allow", resp)
+		}
+		return err
+	}
+	if err := check(&pki.client); err != nil {
+		t.Fatalf("Check with a client certificate: %v", err)
+	}
+	if err := check(nil); err == nil {
+		t.Error("Check without a client certificate succeeded")
+	}
+	if err := check(&pki.other); err == nil {
+		t.Error("Check with another CA's client certificate succeeded")
+	}
+
+	get := func(cert *tls.Certificate) (*http.Response, error) {
+		cfg := &tls.Config{RootCAs: pki.pool}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+		return c.Get("https://" + httpAddr + "/v1/authz/forward")
+	}
+	resp, err := get(&pki.client)
+	if err != nil {
+		t.Fatalf("HTTP over mTLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden { // no request attributes: a decision, so TLS worked
+		t.Errorf("HTTP over mTLS = %d; want 403 invalid_upstream_url", resp.StatusCode)
+	}
+	if resp, err := get(nil); err == nil {
+		resp.Body.Close()
+		t.Error("HTTP without a client certificate succeeded")
+	}
+}
