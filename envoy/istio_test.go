@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,7 @@ func TestIstioManifests(t *testing.T) {
 		"PodDisruptionBudget":     "policy/v1",
 		"HorizontalPodAutoscaler": "autoscaling/v2",
 		"AuthorizationPolicy":     "security.istio.io/v1",
+		"PeerAuthentication":      "security.istio.io/v1",
 		"ServiceEntry":            "networking.istio.io/v1",
 		"DestinationRule":         "networking.istio.io/v1",
 		"Gateway":                 "networking.istio.io/v1",
@@ -88,10 +90,7 @@ func TestIstioProviderWiring(t *testing.T) {
 		t.Error("provider has no timeout")
 	}
 
-	ap := one(t, m, "AuthorizationPolicy")
-	if got := getString(ap, "spec", "action"); got != "CUSTOM" {
-		t.Errorf("AuthorizationPolicy action = %q; want CUSTOM", got)
-	}
+	ap := policyWithAction(t, m, "CUSTOM")
 	if got, want := getString(ap, "spec", "provider", "name"), getString(p, "name"); got == "" || got != want {
 		t.Errorf("AuthorizationPolicy provider %q != mesh config provider %q", got, want)
 	}
@@ -103,6 +102,68 @@ func TestIstioProviderWiring(t *testing.T) {
 	}
 	if getString(ap, "metadata", "namespace") != getString(gw, "metadata", "namespace") {
 		t.Error("AuthorizationPolicy is not in the egress gateway's namespace")
+	}
+}
+
+// policyWithAction returns the one AuthorizationPolicy with this action.
+func policyWithAction(t *testing.T, m map[string][]map[string]any, action string) map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, ap := range m["AuthorizationPolicy"] {
+		if getString(ap, "spec", "action") == action {
+			found = append(found, ap)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d AuthorizationPolicies with action %s; want 1", len(found), action)
+	}
+	return found[0]
+}
+
+// TestIstioOnlyGatewayMayAsk: an allow returns the real token, so extauthz's
+// decision ports admit the egress gateway alone, over STRICT mTLS.
+func TestIstioOnlyGatewayMayAsk(t *testing.T) {
+	m := istioManifests(t)
+	dep := one(t, m, "Deployment")
+	labels := get(dep, "spec", "selector", "matchLabels").(map[string]any)
+	pa := one(t, m, "PeerAuthentication")
+	if getString(pa, "spec", "mtls", "mode") != "STRICT" || getString(pa, "metadata", "namespace") != getString(dep, "metadata", "namespace") {
+		t.Errorf("PeerAuthentication = %v; want STRICT in extauthz's namespace", pa)
+	}
+	ap := policyWithAction(t, m, "ALLOW")
+	for k, v := range labels {
+		if get(ap, "spec", "selector", "matchLabels", k) != v || get(pa, "spec", "selector", "matchLabels", k) != v {
+			t.Errorf("policies do not select the extauthz pods (%s=%v)", k, v)
+		}
+	}
+	svc := one(t, m, "Service")
+	decisionPorts := []string{strconv.Itoa(servicePort(svc, "grpc")), strconv.Itoa(servicePort(svc, "http"))}
+	gatewayOnly := false
+	for _, r := range getList(ap, "spec", "rules") {
+		var ports []string
+		for _, op := range getList(r, "to") {
+			for _, p := range getList(op, "operation", "ports") {
+				ports = append(ports, p.(string))
+			}
+		}
+		var principals []string
+		for _, src := range getList(r, "from") {
+			for _, p := range getList(src, "source", "principals") {
+				principals = append(principals, p.(string))
+			}
+		}
+		for _, dp := range decisionPorts {
+			if slices.Contains(ports, dp) || len(ports) == 0 {
+				if len(principals) != 1 || !strings.HasSuffix(principals[0], "/ns/istio-system/sa/istio-egressgateway-service-account") {
+					t.Errorf("rule %v admits port %s to %q; want the egress gateway only", r, dp, principals)
+				} else {
+					gatewayOnly = true
+				}
+			}
+		}
+	}
+	if !gatewayOnly {
+		t.Error("no rule admits the egress gateway to the decision ports")
 	}
 }
 
