@@ -95,11 +95,7 @@ func BenchmarkCheckGRPC(b *testing.B) {
 // BenchmarkForward is an allowed HTTP forward-auth request, in-process.
 func BenchmarkForward(b *testing.B) {
 	caps := newCapabilities(b)
-	core, err := NewAuthorizer(Config{Codec: newCodec(b, testClock, testKey), Logger: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := NewHTTPHandler(core, HTTPOptions{})
+	h, err := NewHTTPHandler(newTestCore(b, nil, nil), HTTPOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

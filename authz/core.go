@@ -158,47 +158,52 @@ func (a *Authorizer) decide(in Input) Decision {
 
 // selectCapability finds the one capability a request presents. Values are
 // every occurrence of each header (comma-joined duplicates are split). It is
-// strict: two different capabilities anywhere is invalid_capability.
+// strict: two different capabilities anywhere is invalid_capability. A bearer
+// that is not a kka1 capability is ignored.
 func selectCapability(authorization, dedicated []string) (string, Reason) {
-	var found string
-	var conflict bool
-	take := func(tok string) {
-		switch {
-		case found == "":
-			found = tok
-		case found != tok:
-			conflict = true
-		}
-	}
-	for _, v := range dedicated {
-		eachPart(v, take)
-	}
-	for _, v := range authorization {
-		eachPart(v, func(p string) {
-			if tok, ok := bearerCapability(p); ok {
-				take(tok)
-			}
-		})
-	}
+	d, okD := agree(nil, dedicated)
+	b, okB := agree(bearerCapability, authorization)
 	switch {
-	case conflict:
+	case !okD || !okB || (d != "" && b != "" && d != b):
 		return "", ReasonInvalidCapability
-	case found == "":
+	case d == "" && b == "":
 		return "", ReasonMissingCapability
+	case d != "":
+		return d, ReasonNone
 	default:
-		return found, ReasonNone
+		return b, ReasonNone
 	}
 }
 
-// eachPart calls f with every non-empty, trimmed, comma-separated part of v.
-// A kka1 capability never contains a comma, so a comma always separates two
-// header occurrences that a proxy joined.
-func eachPart(v string, f func(string)) {
-	for part := range strings.SplitSeq(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			f(part)
+// agree returns the one value that every part of every list agrees on. Parts
+// are the trimmed, non-empty, comma-separated pieces of each value: a proxy
+// joins repeated headers with a comma, and no value agree is used for (a
+// capability, a host, a method, an id) contains one. pick, when not nil, maps
+// a part to the value it stands for, or skips it. ok is false when two values
+// differ; v is "" when there is none.
+func agree(pick func(string) (string, bool), lists ...[]string) (v string, ok bool) {
+	for _, list := range lists {
+		for _, raw := range list {
+			for part := range strings.SplitSeq(raw, ",") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				if pick != nil {
+					var keep bool
+					if part, keep = pick(part); !keep {
+						continue
+					}
+				}
+				switch {
+				case v == "":
+					v = part
+				case v != part:
+					return "", false
+				}
+			}
 		}
 	}
+	return v, true
 }
 
 // bearerCapability returns the capability in an authorization value of the

@@ -142,20 +142,28 @@ type serverSetup struct {
 	log      *syncBuffer
 }
 
-func newTestServer(t testing.TB, setup serverSetup) *Server {
+// newTestCore returns a decision core over codec (nil: a codec over testKey)
+// that logs at debug level to log (nil: nowhere).
+func newTestCore(t testing.TB, codec *capability.Codec, log *syncBuffer) *Authorizer {
 	t.Helper()
-	codec := setup.codec
 	if codec == nil {
 		codec = newCodec(t, testClock, testKey)
 	}
 	logger := zerolog.Nop()
-	if setup.log != nil {
-		logger = zerolog.New(setup.log).Level(zerolog.DebugLevel)
+	if log != nil {
+		logger = zerolog.New(log).Level(zerolog.DebugLevel)
 	}
 	core, err := NewAuthorizer(Config{Codec: codec, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return core
+}
+
+func newTestServer(t testing.TB, setup serverSetup) *Server {
+	t.Helper()
+	core := newTestCore(t, setup.codec, setup.log)
+	var err error
 	opts := ServerOptions{}
 	if setup.identity != "" {
 		if opts.Identity, err = ParseIdentitySource(setup.identity); err != nil {

@@ -222,28 +222,14 @@ func (h *httpHandler) scheme(hd http.Header) (string, bool) {
 	return tokenAttr(hd, "X-Forwarded-Proto")
 }
 
-// tokenAttr returns the one value the named headers agree on, splitting
-// comma-joined occurrences (method, scheme, host and ids never contain a
-// comma; a proxy chain appends with one). ok is false when two values differ;
-// v is "" when none is present.
+// tokenAttr returns the one value the named headers agree on (see agree).
+// ok is false when two values differ; v is "" when none is present.
 func tokenAttr(hd http.Header, names ...string) (v string, ok bool) {
-	ok = true
-	for _, n := range names {
-		for _, raw := range hd.Values(n) {
-			eachPart(raw, func(p string) {
-				switch {
-				case v == "":
-					v = p
-				case v != p:
-					ok = false
-				}
-			})
-		}
+	lists := make([][]string, len(names))
+	for i, n := range names {
+		lists[i] = hd.Values(n)
 	}
-	if !ok {
-		return "", false
-	}
-	return v, true
+	return agree(nil, lists...)
 }
 
 // exactAttr is tokenAttr for values that may contain commas (a URI): every

@@ -23,18 +23,7 @@ type httpSetup struct {
 
 func newHTTPTestHandler(t testing.TB, setup httpSetup) http.Handler {
 	t.Helper()
-	codec := setup.codec
-	if codec == nil {
-		codec = newCodec(t, testClock, testKey)
-	}
-	logger := zerolog.Nop()
-	if setup.log != nil {
-		logger = zerolog.New(setup.log).Level(zerolog.DebugLevel)
-	}
-	core, err := NewAuthorizer(Config{Codec: codec, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	core := newTestCore(t, setup.codec, setup.log)
 	h, err := NewHTTPHandler(core, setup.opts)
 	if err != nil {
 		t.Fatal(err)

@@ -96,21 +96,7 @@ func (s IdentitySource) fromPrincipal(principal string) string {
 // singleValue returns the one value a list of header values agrees on, or ""
 // when it is absent or ambiguous (two different values).
 func singleValue(values []string) string {
-	var v string
-	for _, raw := range values {
-		var conflict bool
-		eachPart(raw, func(p string) {
-			switch {
-			case v == "":
-				v = p
-			case v != p:
-				conflict = true
-			}
-		})
-		if conflict {
-			return ""
-		}
-	}
+	v, _ := agree(nil, values)
 	return v
 }
 
