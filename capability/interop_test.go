@@ -1,80 +1,14 @@
 package capability
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/testprog"
 )
-
-// nodeKKA1 seals stdin (JSON, re-serialised by JSON.stringify) or opens a
-// capability from stdin (printing JSON.stringify of the parsed claims), with
-// the base64 key from $KKA1_KEY, the way the TypeScript issuer does.
-const nodeKKA1 = `
-const crypto = require('crypto');
-const mode = process.argv[2];
-const key = Buffer.from(process.env.KKA1_KEY, 'base64');
-let input = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => { input += d; });
-process.stdin.on('end', () => {
-  if (mode === 'seal') {
-    const iv = crypto.randomBytes(16);
-    const c = crypto.createCipheriv('aes-256-gcm', key, iv);
-    const ct = Buffer.concat([c.update(JSON.stringify(JSON.parse(input)), 'utf8'), c.final()]);
-    const tag = c.getAuthTag();
-    process.stdout.write('kka1.' + [iv, tag, ct].map((b) => b.toString('base64')).join(':'));
-  } else if (mode === 'open') {
-    const t = input.trim();
-    if (!t.startsWith('kka1.')) throw new Error('no prefix');
-    const [iv, tag, ct] = t.slice(5).split(':').map((p) => Buffer.from(p, 'base64'));
-    if (iv.length !== 16 || tag.length !== 16) throw new Error('bad iv or tag');
-    const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
-    d.setAuthTag(tag);
-    const pt = Buffer.concat([d.update(ct), d.final()]).toString('utf8');
-    process.stdout.write(JSON.stringify(JSON.parse(pt)));
-  } else {
-    throw new Error('mode');
-  }
-});
-`
-
-// nodeRunner returns a function running the script, or skips (fails in CI)
-// when node is absent.
-func nodeRunner(t *testing.T) func(mode string, key []byte, stdin string) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node is required in CI: %v", err)
-		}
-		t.Skipf("node not found: %v", err)
-	}
-	script := filepath.Join(t.TempDir(), "kka1.js")
-	if err := os.WriteFile(script, []byte(nodeKKA1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return func(mode string, key []byte, stdin string) string {
-		t.Helper()
-		cmd := exec.Command(node, script, mode)
-		cmd.Env = append(os.Environ(), "KKA1_KEY="+base64.StdEncoding.EncodeToString(key))
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.Output()
-		if err != nil {
-			var stderr string
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = string(ee.Stderr)
-			}
-			t.Fatalf("node %s: %v\n%s", mode, err, stderr)
-		}
-		return string(out)
-	}
-}
 
 func interopSubjects() map[string]Subject {
 	plain := testSubject()
@@ -89,7 +23,7 @@ func interopSubjects() map[string]Subject {
 }
 
 func TestInteropNodeSealsGoOpens(t *testing.T) {
-	run := nodeRunner(t)
+	run := testprog.NodeKKA1(t)
 	key := testKey(3)
 	c, _ := newTestCodec(t, testKey(4), key) // Go tries both keys
 	for name, s := range interopSubjects() {
@@ -113,7 +47,7 @@ func TestInteropNodeSealsGoOpens(t *testing.T) {
 }
 
 func TestInteropGoSealsNodeOpens(t *testing.T) {
-	run := nodeRunner(t)
+	run := testprog.NodeKKA1(t)
 	key := testKey(5)
 	c, _ := newTestCodec(t, key, testKey(6))
 	for name, s := range interopSubjects() {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testprog"
 )
 
 // startTimeout bounds every wait for a process to become ready.
@@ -250,17 +251,7 @@ func (e *echoUpstream) requests() (int, seen) {
 // findNginx returns the nginx binary, skipping (or failing on CI) without one.
 func findNginx(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx not found: CI must install nginx-light (.ci/run does)")
-	}
-	t.Skip("nginx not found; install nginx-light to run the nginx end-to-end test")
-	return ""
+	return testprog.Require(t, "nginx", "/usr/sbin/nginx")
 }
 
 // client talks to the proxies directly, never through an environment proxy.

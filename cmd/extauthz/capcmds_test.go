@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testprog"
 )
 
 const (
@@ -236,51 +236,15 @@ func TestLoadKeyRing(t *testing.T) {
 	}
 }
 
-// capNodeScript seals stdin JSON or opens a capability with $KKA1_KEY, the way
-// the TypeScript issuer does (aes-256-gcm, 16-byte IV).
-const capNodeScript = `
-const crypto = require('crypto');
-const key = Buffer.from(process.env.KKA1_KEY, 'base64');
-let input = '';
-process.stdin.on('data', (d) => { input += d; });
-process.stdin.on('end', () => {
-  if (process.argv[2] === 'seal') {
-    const iv = crypto.randomBytes(16);
-    const c = crypto.createCipheriv('aes-256-gcm', key, iv);
-    const ct = Buffer.concat([c.update(JSON.stringify(JSON.parse(input)), 'utf8'), c.final()]);
-    process.stdout.write('kka1.' + [iv, c.getAuthTag(), ct].map((b) => b.toString('base64')).join(':') + '\n');
-  } else {
-    const [iv, tag, ct] = input.trim().slice(5).split(':').map((p) => Buffer.from(p, 'base64'));
-    const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
-    d.setAuthTag(tag);
-    process.stdout.write(Buffer.concat([d.update(ct), d.final()]).toString('utf8'));
-  }
-});
-`
-
+// capNode seals or opens with Node's crypto (see testprog.NodeKKA1); key is
+// base64, as keygen prints it.
 func capNode(t *testing.T, mode, key, stdin string) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
+	k, err := base64.StdEncoding.DecodeString(key)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node is required in CI: %v", err)
-		}
-		t.Skipf("node not found: %v", err)
-	}
-	script := filepath.Join(t.TempDir(), "kka1.js")
-	if err := os.WriteFile(script, []byte(capNodeScript), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, script, mode)
-	cmd.Env = append(os.Environ(), "KKA1_KEY="+key)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node %s: %v\n%s", mode, err, stderr.String())
-	}
-	return string(out)
+	return testprog.NodeKKA1(t)(mode, k, stdin)
 }
 
 // TestCLIInteropNode: a key from keygen seals in Node and opens with `open`;

@@ -1,0 +1,96 @@
+// Package testprog finds the external programs that tests run against the
+// project (Node.js, nginx) and wraps the Node.js stand-in for the existing
+// TypeScript issuer. It is imported by tests only.
+//
+// Outside CI a missing program skips the test; with CI=true it fails it, so
+// a CI machine that lost a package cannot turn a suite green by skipping.
+package testprog
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Require returns the path of the program name, found on PATH or at one of
+// the extra paths, or skips the test (fails it when CI=true).
+func Require(t testing.TB, name string, extra ...string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range extra {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI (.ci/run installs it)", name)
+	}
+	t.Skipf("%s not found; install it to run this test", name)
+	return ""
+}
+
+// NodeKKA1 returns a function that seals (mode "seal": stdin is claims JSON,
+// re-serialised by JSON.stringify) or opens (mode "open": stdin is a
+// capability, the result is JSON.stringify of the parsed claims) a kka1
+// capability with Node's crypto, the way the TypeScript issuer does.
+func NodeKKA1(t testing.TB) func(mode string, key []byte, stdin string) string {
+	t.Helper()
+	node := Require(t, "node", "/usr/bin/nodejs")
+	script := filepath.Join(t.TempDir(), "kka1.js")
+	if err := os.WriteFile(script, []byte(nodeKKA1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(mode string, key []byte, stdin string) string {
+		t.Helper()
+		cmd := exec.Command(node, script, mode)
+		cmd.Env = append(os.Environ(), "KKA1_KEY="+base64.StdEncoding.EncodeToString(key))
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr string
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("node %s: %v\n%s", mode, err, stderr)
+		}
+		return string(out)
+	}
+}
+
+// nodeKKA1 is the issuer's algorithm in Node: aes-256-gcm, a 16-byte IV, the
+// key in base64 in $KKA1_KEY.
+const nodeKKA1 = `
+const crypto = require('crypto');
+const mode = process.argv[2];
+const key = Buffer.from(process.env.KKA1_KEY, 'base64');
+let input = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => { input += d; });
+process.stdin.on('end', () => {
+  if (mode === 'seal') {
+    const iv = crypto.randomBytes(16);
+    const c = crypto.createCipheriv('aes-256-gcm', key, iv);
+    const ct = Buffer.concat([c.update(JSON.stringify(JSON.parse(input)), 'utf8'), c.final()]);
+    const tag = c.getAuthTag();
+    process.stdout.write('kka1.' + [iv, tag, ct].map((b) => b.toString('base64')).join(':'));
+  } else if (mode === 'open') {
+    const t = input.trim();
+    if (!t.startsWith('kka1.')) throw new Error('no prefix');
+    const [iv, tag, ct] = t.slice(5).split(':').map((p) => Buffer.from(p, 'base64'));
+    if (iv.length !== 16 || tag.length !== 16) throw new Error('bad iv or tag');
+    const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    const pt = Buffer.concat([d.update(ct), d.final()]).toString('utf8');
+    process.stdout.write(JSON.stringify(JSON.parse(pt)));
+  } else {
+    throw new Error('mode');
+  }
+});
+`
