@@ -41,6 +41,7 @@ type app struct {
 	metrics *authz.Metrics
 	reg     *prometheus.Registry
 	grpc    *grpc.Server
+	httpH   http.Handler // the HTTP authorization endpoints
 	tls     *serverTLS // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
@@ -69,7 +70,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	if err := a.checkHTTPConfig(); err != nil {
+	if a.httpH, err = a.newHTTPHandler(); err != nil {
 		return nil, err
 	}
 	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile); err != nil {
@@ -194,7 +195,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			if a.tls != nil {
 				l.ln = tls.NewListener(l.ln, a.tls.config(false))
 			}
-			srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			srv := &http.Server{Handler: a.httpH, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		case "admin":

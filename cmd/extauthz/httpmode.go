@@ -10,32 +10,10 @@ import (
 	"github.com/extauthz/extauthz/authz"
 )
 
-// checkHTTPConfig validates the HTTP authorization mode at start-up, so that
-// a bad --http-container-id-header or an unreadable or empty --api-token-file
-// stops `serve` (and fails `check-config`) instead of disabling the API
-// silently. newApp calls it.
-func (a *app) checkHTTPConfig() error {
-	_, err := a.newHTTPHandler()
-	return err
-}
-
-// httpHandler serves the HTTP authorization endpoints on --http-addr.
-// checkHTTPConfig has already validated the configuration; should the token
-// file become unreadable in between, every request is refused (fail closed).
-func (a *app) httpHandler() http.Handler {
-	h, err := a.newHTTPHandler()
-	if err != nil {
-		a.log.Error().Err(err).Msg("HTTP authorization endpoints unavailable")
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":"capability_configuration_error"}`))
-		})
-	}
-	return h
-}
-
+// newHTTPHandler builds the HTTP authorization endpoints for --http-addr.
+// newApp calls it once, so that a bad --http-container-id-header or an
+// unreadable or empty --api-token-file stops `serve` (and fails
+// `check-config`) instead of disabling the API silently.
 func (a *app) newHTTPHandler() (http.Handler, error) {
 	token, err := readAPIToken(a.opts.apiTokenFile)
 	if err != nil {
