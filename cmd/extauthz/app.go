@@ -42,7 +42,7 @@ type app struct {
 	reg     *prometheus.Registry
 	grpc    *grpc.Server
 	httpH   http.Handler // the HTTP authorization endpoints
-	tls     *serverTLS // nil: plain listeners
+	tls     *serverTLS   // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
 
