@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,29 @@ func (a *app) reloadTLS(force bool, why string) {
 	}
 }
 
+// listen listens on a TCP host:port, or on a Unix-domain socket given as
+// unix:PATH (a sidecar proxy can then reach the server while nothing on the
+// network can). A stale socket file from an earlier run is replaced; the
+// socket is readable and writable by owner and group only.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 type listener struct {
 	name string
 	ln   net.Listener
@@ -177,7 +201,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listen(l.addr)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)

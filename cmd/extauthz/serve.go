@@ -47,8 +47,8 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	o := &serveOptions{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.grpcAddr, "grpc-addr", ":9191", "gRPC ext_authz listen address (port 0 picks a free port)")
-	fs.StringVar(&o.httpAddr, "http-addr", ":8181", "HTTP authorization listen address; empty disables")
+	fs.StringVar(&o.grpcAddr, "grpc-addr", ":9191", "gRPC ext_authz listen address: host:port (port 0 picks a free port) or unix:PATH")
+	fs.StringVar(&o.httpAddr, "http-addr", ":8181", "HTTP authorization listen address (host:port or unix:PATH); empty disables")
 	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "admin listen address for /healthz, /readyz, /metrics; empty disables")
 	fs.StringVar(&o.keyFile, "key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
 	fs.StringVar(&o.capabilityHeader, "capability-header", authz.DefaultCapabilityHeader, "dedicated request header that may carry the capability")

@@ -350,3 +350,32 @@ func httpBody(t *testing.T, url string) string {
 	b.ReadFrom(resp.Body)
 	return b.String()
 }
+
+// TestServeUnixSocket: --grpc-addr unix:PATH serves Check on a Unix-domain
+// socket, for a sidecar proxy; a stale socket file does not stop a restart.
+func TestServeUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	key := newKey(t)
+	writeKeys(t, keyFile, key)
+	sock := filepath.Join(dir, "extauthz.sock")
+	for run := 0; run < 2; run++ { // the second run finds the first one's socket file
+		p := startServe(t, "--grpc-addr", "unix:"+sock, "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
+		if got := p.addr(t, "grpc"); got != sock {
+			t.Fatalf("grpc listens on %q; want %q", got, sock)
+		}
+		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkRequest(sealFor(t, key)))
+		cancel()
+		conn.Close()
+		if err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("run %d: Check over the socket = %v, %v; want an allow", run, resp, err)
+		}
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
