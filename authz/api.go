@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -19,12 +20,16 @@ import (
 // MaxAPIBodyBytes bounds an issue or redeem request body.
 const MaxAPIBodyBytes = 64 << 10
 
+// apiBodyTimeout bounds the time to read an API request body.
+var apiBodyTimeout = 10 * time.Second
+
 // API error slugs that are not decisions.
 const (
 	apiErrUnauthorized     = "unauthorized"
 	apiErrMethod           = "method_not_allowed"
 	apiErrInvalidRequest   = "invalid_request"
 	apiErrRequestTooLarge  = "request_too_large"
+	apiErrRequestTimeout   = "request_timeout"
 	apiErrNotFound         = "not_found"
 	apiAuthChallenge       = `Bearer realm="extauthz-api"`
 	apiAuthChallengeFailed = `Bearer realm="extauthz-api", error="invalid_token"`
@@ -36,6 +41,11 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
 		return
 	}
+	// The server has no ReadTimeout (the authorization endpoints serve
+	// long-lived proxy connections): bound the body read here, including
+	// the discard of an unread body after an early answer. Not every
+	// ResponseWriter supports it (httptest), hence the ignored error.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(apiBodyTimeout))
 	if presented, ok := h.authorized(r); !ok {
 		challenge := apiAuthChallenge
 		if presented {
@@ -52,10 +62,22 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 		writeJSONError(w, http.StatusMethodNotAllowed, apiErrMethod)
 		return
 	}
+	if r.ContentLength > MaxAPIBodyBytes {
+		// Refused before reading: a declared length over the limit is
+		// never served, whatever the body turns out to be.
+		w.Header().Set("Connection", "close")
+		writeJSONError(w, http.StatusRequestEntityTooLarge, apiErrRequestTooLarge)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBodyBytes))
 	if err != nil {
 		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, apiErrRequestTooLarge)
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			writeJSONError(w, http.StatusRequestTimeout, apiErrRequestTimeout)
 			return
 		}
 		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
@@ -159,6 +181,14 @@ func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
 		}
 		h.log.Info().Str("reason", string(reason)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
 		writeJSONError(w, status, string(reason))
+		return
+	}
+	// Seal checks the targets with the codec's validator, which may not be
+	// this server's policy (or may be none): never mint a capability that
+	// Check would refuse.
+	if err := h.core.policy.ValidateTargets(s.Targets); err != nil {
+		h.log.Info().Str("reason", string(ReasonInvalidTargets)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
+		writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidTargets))
 		return
 	}
 	h.log.Info().Str("user_id", s.UserID).Str("cloud_agent_session_id", s.CloudAgentSessionID).

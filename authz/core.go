@@ -2,6 +2,8 @@ package authz
 
 import (
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -104,6 +106,10 @@ func NewAuthorizer(cfg Config) (*Authorizer, error) {
 func (a *Authorizer) Decide(in Input) Decision {
 	start := a.now()
 	d := a.decide(in)
+	if !d.Allowed() {
+		d.Reason = d.Reason.asDeny()
+		d.credential = ""
+	}
 	elapsed := a.now().Sub(start)
 	a.record(in, d, elapsed)
 	return d
@@ -149,11 +155,28 @@ func (a *Authorizer) decide(in Input) Decision {
 	case policy.CredentialUser:
 		d.credential = claims.UserToken
 	}
-	if d.credential == "" {
-		// Unreachable with a valid capability; fail closed all the same.
+	if !validCredential(d.credential) {
+		// Empty is unreachable with a valid capability. A control character
+		// (CR, LF, NUL…) would inject a header upstream or make the proxy
+		// reject the mutation: the capability carries an unusable token.
+		d.credential = ""
 		d.Reason = ReasonInvalidCapability
 	}
 	return d
+}
+
+// validCredential reports whether a credential can travel as a header field
+// value after "Bearer ": non-empty, no control character other than HTAB.
+func validCredential(c string) bool {
+	if c == "" {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; (b < 0x20 && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // selectCapability finds the one capability a request presents. Values are
@@ -220,8 +243,40 @@ func bearerCapability(v string) (string, bool) {
 	return tok, true
 }
 
-// maxLoggedPath bounds the path logged for one decision.
-const maxLoggedPath = 256
+// maxLoggedPath bounds the path logged for one decision; maxLoggedField
+// every other request attribute.
+const (
+	maxLoggedPath  = 256
+	maxLoggedField = 256
+)
+
+// redacted replaces a logged request attribute that contains a capability.
+const redacted = "[redacted]"
+
+// logField is a request attribute as logged: redacted when it contains a
+// capability (a client put one in its URL), and bounded in length.
+func logField(v string, limit int) string {
+	if strings.Contains(v, capability.Prefix) {
+		return redacted
+	}
+	if len(v) > limit {
+		return v[:limit] + "…"
+	}
+	return v
+}
+
+// recordPanic logs and counts a panic recovered by an adapter, which then
+// denies with capability_configuration_error. The panic value is not
+// logged (it might quote an input); its type and the stack are.
+func (a *Authorizer) recordPanic(protocol string, p any) {
+	if a == nil {
+		return
+	}
+	a.metrics.observe("deny", ReasonConfigurationError, "", 0)
+	a.log.Error().Str("protocol", protocol).Str("panic", fmt.Sprintf("%T", p)).
+		Str("stack", string(debug.Stack())).Str("reason", string(ReasonConfigurationError)).
+		Msg("panic while deciding; denied")
+}
 
 func (a *Authorizer) record(in Input, d Decision, elapsed time.Duration) {
 	result := "allow"
@@ -238,16 +293,13 @@ func (a *Authorizer) record(in Input, d Decision, elapsed time.Duration) {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	if len(path) > maxLoggedPath {
-		path = path[:maxLoggedPath] + "…"
-	}
 	ev = ev.Str("decision", result).
 		Str("protocol", in.Protocol).
-		Str("method", in.Method).
-		Str("host", in.Authority).
-		Str("path", path).
+		Str("method", logField(in.Method, maxLoggedField)).
+		Str("host", logField(in.Authority, maxLoggedField)).
+		Str("path", logField(path, maxLoggedPath)).
 		Dur("duration", elapsed).
-		Str("container_id", in.CallerID)
+		Str("container_id", logField(in.CallerID, maxLoggedField))
 	if d.Reason != ReasonNone {
 		ev = ev.Str("reason", string(d.Reason))
 	}

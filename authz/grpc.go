@@ -60,6 +60,15 @@ func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The source may be a struct literal: give it the checks
+	// ParseIdentitySource applies, so that no Check can panic on it and no
+	// identity header can be authorization or the capability header.
+	if opts.Identity, err = opts.Identity.canonical(); err != nil {
+		return nil, err
+	}
+	if opts.Identity.Kind == IdentityHeader && opts.Identity.Key == h {
+		return nil, fmt.Errorf("authz: the identity header %q is also the capability header", h)
+	}
 	switch opts.UpstreamScheme {
 	case "", "http", "https":
 	default:
@@ -70,10 +79,20 @@ func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
 
 // Check implements envoy.service.auth.v3.Authorization/Check. Every decision,
 // allow or deny, is a successful RPC; only a cancelled context is an error.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+//
+// A panic while deciding is recovered into a capability_configuration_error
+// deny: grpc-go does not recover handler panics, so one bad input would
+// otherwise take the whole server down.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, grpcstatus.FromContextError(err).Err()
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.core.recordPanic("grpc", p)
+			resp, err = deniedResponse(ReasonConfigurationError), nil
+		}
+	}()
 	d := s.core.Decide(s.input(req))
 	if !d.Allowed() {
 		return deniedResponse(d.Reason), nil
@@ -93,13 +112,15 @@ func (s *Server) input(req *authv3.CheckRequest) Input {
 	in.HasHTTP = true
 	hv := func(name string) []string { return headerValues(http, name) }
 	in.Method = http.GetMethod()
+	// The pseudo-header fallbacks must agree exactly: splitting on commas
+	// would check "Q" while the proxy forwards "Q,Q".
 	in.Authority = http.GetHost()
 	if in.Authority == "" {
-		in.Authority = singleValue(hv(":authority"))
+		in.Authority = exactValue(hv(":authority"))
 	}
 	in.Path = http.GetPath()
 	if in.Path == "" {
-		in.Path = singleValue(hv(":path"))
+		in.Path = exactValue(hv(":path"))
 	}
 	ext := attrs.GetContextExtensions()
 	switch {
@@ -110,7 +131,7 @@ func (s *Server) input(req *authv3.CheckRequest) Input {
 	case http.GetScheme() != "":
 		in.Scheme = http.GetScheme()
 	default:
-		in.Scheme = singleValue(hv(":scheme"))
+		in.Scheme = exactValue(hv(":scheme"))
 	}
 	in.Authorization = hv("authorization")
 	in.Capability = hv(s.capabilityHeader)
@@ -126,7 +147,8 @@ func (s *Server) input(req *authv3.CheckRequest) Input {
 }
 
 // headerValues returns every value of the lower-case header name found in
-// the headers map and in header_map (value or raw_value).
+// the headers map and in header_map (value and raw_value: an entry that
+// carries both, differently, is ambiguous and must be seen as two values).
 func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
 	var out []string
 	if v, ok := http.GetHeaders()[name]; ok {
@@ -136,13 +158,34 @@ func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []stri
 		if !strings.EqualFold(h.GetKey(), name) {
 			continue
 		}
-		if raw := h.GetRawValue(); len(raw) > 0 {
+		raw, v := h.GetRawValue(), h.GetValue()
+		switch {
+		case len(raw) == 0:
+			out = append(out, v)
+		case v == "" || v == string(raw):
 			out = append(out, string(raw))
-		} else {
-			out = append(out, h.GetValue())
+		default:
+			out = append(out, string(raw), v)
 		}
 	}
 	return out
+}
+
+// exactValue returns the one non-empty value of a list when every non-empty
+// value is identical, else "". Unlike agree it does not split on commas: it
+// is for values that may contain one (a path) or must be used verbatim.
+func exactValue(values []string) string {
+	var v string
+	for _, x := range values {
+		switch {
+		case x == "":
+		case v == "":
+			v = x
+		case v != x:
+			return ""
+		}
+	}
+	return v
 }
 
 func (s *Server) okResponse(d Decision) *authv3.CheckResponse {
@@ -169,6 +212,7 @@ func (s *Server) okResponse(d Decision) *authv3.CheckResponse {
 }
 
 func deniedResponse(r Reason) *authv3.CheckResponse {
+	r = r.asDeny()
 	headers := []*corev3.HeaderValueOption{
 		overwrite("content-type", "application/json"),
 		overwrite("cache-control", "no-store"),

@@ -143,7 +143,22 @@ func checkAPIToken(tok string) error {
 // http.ServeMux, which cleans paths and redirects: the Envoy endpoint must see
 // the original path exactly as received, dot segments and double slashes
 // included, so that the policy can reject them.
+//
+// A panic is recovered into a capability_configuration_error deny, with
+// every header set so far dropped (an allow may have set Authorization).
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.core.recordPanic("http", p)
+			clear(w.Header())
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			writeDeny(w, ReasonConfigurationError)
+		}
+	}()
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -269,6 +284,7 @@ func (h *httpHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bo
 // writeDeny answers a deny: the status, JSON body and challenge of the reason
 // table, and the reason slug as a header.
 func writeDeny(w http.ResponseWriter, r Reason) {
+	r = r.asDeny()
 	hd := w.Header()
 	hd.Set(HeaderReason, string(r))
 	if c := r.WWWAuthenticate(); c != "" {

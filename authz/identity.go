@@ -67,12 +67,40 @@ func ParseIdentitySource(spec string) (IdentitySource, error) {
 	}
 }
 
+// canonical checks a source that may not come from ParseIdentitySource (a
+// struct literal) the way ParseIdentitySource would, and lower-cases a header
+// name.
+func (s IdentitySource) canonical() (IdentitySource, error) {
+	switch s.Kind {
+	case IdentityContextExtension:
+		if s.Key == "" {
+			return s, fmt.Errorf("container id source: context extension key is empty")
+		}
+	case IdentityPrincipal:
+		if s.Pattern == nil || s.Pattern.NumSubexp() < 1 {
+			return s, fmt.Errorf("container id source: the principal pattern needs a capture group for the container id")
+		}
+	case IdentityHeader:
+		id, err := ParseIdentitySource("header:" + s.Key)
+		if err != nil {
+			return s, err
+		}
+		s.Key = id.Key
+	default:
+		return s, fmt.Errorf("container id source: unknown kind %d", s.Kind)
+	}
+	return s, nil
+}
+
 // String returns the spec the source was parsed from.
 func (s IdentitySource) String() string {
 	switch s.Kind {
 	case IdentityContextExtension:
 		return "context-extension:" + s.Key
 	case IdentityPrincipal:
+		if s.Pattern == nil {
+			return "principal:"
+		}
 		return "principal:" + s.Pattern.String()
 	case IdentityHeader:
 		return "header:" + s.Key

@@ -84,6 +84,17 @@ func (r Reason) WWWAuthenticate() string {
 	}
 }
 
+// asDeny is the reason a deny carries: r itself when it is in the reason
+// table, else capability_configuration_error. A deny must never be encoded
+// with ReasonNone (gRPC OK, HTTP 200: an allow without the credential swap)
+// nor with a slug outside the table.
+func (r Reason) asDeny() Reason {
+	if _, ok := reasons[r]; ok {
+		return r
+	}
+	return ReasonConfigurationError
+}
+
 // Body is the JSON deny body, {"error":"<reason>"}. Reasons are fixed ASCII
 // slugs, so no escaping is needed.
 func (r Reason) Body() string {
