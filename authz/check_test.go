@@ -131,7 +131,7 @@ func TestNewServerRejectsAuthorizationAsCapabilityHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"authorization", "Authorization", "bad header", "x:y"} {
+	for _, h := range []string{"authorization", "Authorization", "bad header", "x:y", "Host", "connection", "Transfer-Encoding", "content-length"} {
 		if _, err := NewServer(core, ServerOptions{CapabilityHeader: h}); err == nil {
 			t.Errorf("NewServer(CapabilityHeader: %q) = nil error; want an error", h)
 		}

@@ -237,6 +237,16 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+// reservedHeaders may not carry a capability: the allow removes the capability
+// header, and removing one of these breaks the request (or makes Envoy with
+// validate_mutations reject every allow).
+var reservedHeaders = map[string]bool{
+	"host": true, "connection": true, "keep-alive": true, "proxy-connection": true,
+	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+	"content-length": true, "content-type": true, "cookie": true,
+	"proxy-authorization": true, "x-envoy-auth-headers-to-remove": true,
+}
+
 // CanonicalCapabilityHeader validates a dedicated capability header name and
 // returns it lower-case; "" means DefaultCapabilityHeader.
 func CanonicalCapabilityHeader(name string) (string, error) {
@@ -249,6 +259,8 @@ func CanonicalCapabilityHeader(name string) (string, error) {
 		return "", fmt.Errorf("authz: capability header %q is not a valid header name", name)
 	case h == "authorization":
 		return "", errors.New("authz: the capability header may not be authorization: it is overwritten with the real credential")
+	case reservedHeaders[h]:
+		return "", fmt.Errorf("authz: capability header %q has a meaning to proxies; removing it would break requests", name)
 	}
 	return h, nil
 }

@@ -296,7 +296,9 @@ func checkPrincipalPattern(t *testing.T, args []string) {
 		want      string // "" = no match
 	}{
 		{"spiffe://cluster.local/ns/sandboxes/sa/demo-container", "demo-container"},
-		{"spiffe://td.example/ns/a/sa/oc-1", "oc-1"},
+		{"spiffe://td.example/ns/sandboxes/sa/oc-1", ""},  // another trust domain
+		{"spiffe://cluster.local/ns/default/sa/oc-1", ""}, // another namespace
+		{"spiffe://cluster.local/ns/sandboxes-x/sa/oc-1", ""},
 		{"spiffe://cluster.local/ns/sandboxes/sa/a/b", ""},
 		{"spiffe://cluster.local/ns/sandboxes/sa/", ""},
 		{"xspiffe://cluster.local/ns/sandboxes/sa/a", ""},

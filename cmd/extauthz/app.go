@@ -219,11 +219,14 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			if a.tls != nil {
 				l.ln = tls.NewListener(l.ln, a.tls.config(false))
 			}
-			srv := &http.Server{Handler: a.httpH, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			// Headers hold at most a 64 KiB capability plus the request's own;
+			// bodies (the API's) are at most 64 KiB and read under a deadline.
+			srv := &http.Server{Handler: a.httpH, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+				WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		case "admin":
-			srv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		}
