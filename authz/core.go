@@ -243,12 +243,8 @@ func bearerCapability(v string) (string, bool) {
 	return tok, true
 }
 
-// maxLoggedPath bounds the path logged for one decision; maxLoggedField
-// every other request attribute.
-const (
-	maxLoggedPath  = 256
-	maxLoggedField = 256
-)
+// maxLoggedField bounds each request attribute logged for one decision.
+const maxLoggedField = 256
 
 // redacted replaces a logged request attribute that contains a capability.
 const redacted = "[redacted]"
@@ -297,7 +293,7 @@ func (a *Authorizer) record(in Input, d Decision, elapsed time.Duration) {
 		Str("protocol", in.Protocol).
 		Str("method", logField(in.Method, maxLoggedField)).
 		Str("host", logField(in.Authority, maxLoggedField)).
-		Str("path", logField(path, maxLoggedPath)).
+		Str("path", logField(path, maxLoggedField)).
 		Dur("duration", elapsed).
 		Str("container_id", logField(in.CallerID, maxLoggedField))
 	if d.Reason != ReasonNone {
