@@ -126,11 +126,7 @@ func demoBuild(t *testing.T, dir string, names ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, n := range names {
-		bin := filepath.Join(dir, n)
-		if b, err := exec.Command("go", "build", "-o", bin, "github.com/extauthz/extauthz/cmd/"+n).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", n, err, b)
-		}
-		out[n] = bin
+		out[n] = buildCommand(t, dir, n)
 	}
 	return out
 }

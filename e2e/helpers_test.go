@@ -27,19 +27,25 @@ import (
 // startTimeout bounds every wait for a process to become ready.
 const startTimeout = 30 * time.Second
 
-// buildExtauthz builds the binary once per test into a temporary directory.
-func buildExtauthz(t *testing.T) string {
+// buildCommand builds github.com/extauthz/extauthz/cmd/NAME into dir.
+func buildCommand(t *testing.T, dir, name string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "extauthz")
+	bin := filepath.Join(dir, name)
 	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
 		gobin = "go"
 	}
-	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/extauthz/extauthz/cmd/extauthz")
+	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/extauthz/extauthz/cmd/"+name)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("go build %s: %v\n%s", name, err, out)
 	}
 	return bin
+}
+
+// buildExtauthz builds the server binary into a temporary directory.
+func buildExtauthz(t *testing.T) string {
+	t.Helper()
+	return buildCommand(t, t.TempDir(), "extauthz")
 }
 
 // newKey writes a fresh key file and returns it with a codec over the key.
