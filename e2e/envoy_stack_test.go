@@ -155,10 +155,16 @@ func (r *relay) set(target string, delay time.Duration) {
 	r.target, r.delay = target, delay
 }
 
-func (r *relay) pipe(c net.Conn) {
+func (r *relay) current() (string, time.Duration) {
 	r.mu.Lock()
-	target, delay := r.target, r.delay
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	return r.target, r.delay
+}
+
+// pipe forwards one connection; the delay is read for every chunk, so a
+// connection Envoy keeps open slows down and recovers with the relay.
+func (r *relay) pipe(c net.Conn) {
+	target, _ := r.current()
 	u, err := net.DialTimeout("tcp", target, time.Second)
 	if err != nil {
 		c.Close()
@@ -169,6 +175,7 @@ func (r *relay) pipe(c net.Conn) {
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
+				_, delay := r.current()
 				time.Sleep(delay)
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
