@@ -62,7 +62,9 @@ func testFailClosed(t *testing.T, opts stackOptions) {
 	s := newEnvoyStack(t, opts)
 	capa := s.capability()
 	s.expectFlowsAgain(t, capa)
-	s.expectHealthChecks(t, true)
+	if !opts.httpMode { // envoy-http-service.yaml has no health check
+		s.expectHealthChecks(t, true)
+	}
 
 	s.ext.stop()
 	for i := 0; i < 3; i++ {
