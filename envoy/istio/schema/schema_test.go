@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -225,4 +227,31 @@ func dotted(path []any) string {
 		}
 	}
 	return b.String()
+}
+
+// TestReadmeNamesVersions: the README states the API versions this module
+// decodes with, as go.mod requires them.
+func TestReadmeNamesVersions(t *testing.T) {
+	gomod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(manifestDir, "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, line := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || (f[0] != "istio.io/api" && f[0] != "k8s.io/api") {
+			continue
+		}
+		found++
+		if want := "`" + f[0] + "` " + f[1]; !strings.Contains(string(readme), want) {
+			t.Errorf("README does not say %s (go.mod requires it)", want)
+		}
+	}
+	if found != 2 {
+		t.Errorf("go.mod requires %d of istio.io/api and k8s.io/api; want both", found)
+	}
 }
