@@ -26,23 +26,23 @@ RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/extau
  && go build -trimpath -ldflags "-s -w" -o /out/sandbox-client ./cmd/sandbox-client
 
 # Demo only: the init job needs a shell to write the key and capability files.
-FROM gcr.io/distroless/static-debian12:debug-nonroot AS demo-init
+FROM gcr.io/distroless/static-debian13:debug-nonroot AS demo-init
 COPY --from=build /out/extauthz /extauthz
 ENTRYPOINT ["/busybox/sh", "/deploy/demo-init.sh"]
 
-FROM gcr.io/distroless/static-debian12:nonroot AS echo-upstream
+FROM gcr.io/distroless/static-debian13:nonroot AS echo-upstream
 COPY --from=build /out/echo-upstream /echo-upstream
 USER nonroot:nonroot
 EXPOSE 8080
 ENTRYPOINT ["/echo-upstream"]
 
-FROM gcr.io/distroless/static-debian12:nonroot AS sandbox-client
+FROM gcr.io/distroless/static-debian13:nonroot AS sandbox-client
 COPY --from=build /out/sandbox-client /sandbox-client
 USER nonroot:nonroot
 ENTRYPOINT ["/sandbox-client"]
 
 # The server. Last, so that a plain `docker build .` produces it.
-FROM gcr.io/distroless/static-debian12:nonroot AS extauthz
+FROM gcr.io/distroless/static-debian13:nonroot AS extauthz
 COPY --from=build /out/extauthz /extauthz
 USER nonroot:nonroot
 # gRPC ext_authz, HTTP authorization, admin (/healthz, /readyz, /metrics).

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+
+	"github.com/extauthz/extauthz/internal/envoyproc"
 )
 
 // Ports the server listens on by default (see cmd/extauthz serve).
@@ -146,8 +148,11 @@ func TestComposeFileReferences(t *testing.T) {
 func TestComposeMatchesEnvoyConfig(t *testing.T) {
 	cf := loadCompose(t)
 	envoySvc := cf.service(t, "envoy")
-	if img := getString(envoySvc, "image"); !regexp.MustCompile(`^envoyproxy/envoy:v1\.3\d\.\d+$`).MatchString(img) {
-		t.Errorf("envoy image %q is not an official envoyproxy/envoy v1.3x.y tag", img)
+	if img, want := getString(envoySvc, "image"), "envoyproxy/envoy:v"+envoyproc.Version; img != want {
+		t.Errorf("envoy image %q; want %q, the release CI tests the configs against", img, want)
+	}
+	if readme := string(readFile(t, filepath.Join(repoRoot, "README.md"))); !strings.Contains(readme, "`"+getString(envoySvc, "image")+"`") {
+		t.Errorf("README does not name the compose Envoy image %s", getString(envoySvc, "image"))
 	}
 	cfgPath := ""
 	if cmd := command(envoySvc); len(cmd) > 0 {

@@ -17,5 +17,9 @@
 //     certificate, except clusters explicitly marked as local demo clusters in
 //     the compose demo config.
 //
+// The Istio and Kubernetes manifests are also decoded strictly with istio.io/api
+// and k8s.io/api types by istio/schema, a module of its own (run `go test ./...`
+// there) so that those dependencies stay out of the root module.
+//
 // The package has no non-test code.
 package envoy

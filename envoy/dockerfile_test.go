@@ -12,6 +12,11 @@ import (
 // repoRoot is where Dockerfile, docker-compose.yaml and the Go packages live.
 const repoRoot = ".."
 
+// runtimeBase is the maintained distroless line every image after the builder
+// runs on (the debian12 line is deprecated); only its nonroot variants, and
+// debug-nonroot where a stage needs a shell, are used.
+const runtimeBase = "gcr.io/distroless/static-debian13"
+
 type dockerInstr struct {
 	cmd  string // upper case: RUN, COPY, …
 	args string
@@ -126,7 +131,7 @@ func TestDockerfile(t *testing.T) {
 		what, got, want string
 	}{
 		{"final stage name", final.name, "extauthz"},
-		{"final base image", final.base, "gcr.io/distroless/static-debian12:nonroot"},
+		{"final base image", final.base, runtimeBase + ":nonroot"},
 		{"final USER", final.last("USER"), "nonroot:nonroot"},
 		{"final ENTRYPOINT", final.last("ENTRYPOINT"), `["/extauthz"]`},
 		{"final CMD", final.last("CMD"), `["serve"]`},
@@ -147,6 +152,9 @@ func TestDockerfile(t *testing.T) {
 	for i, s := range stages {
 		if i > 0 && !runsNonRoot(s) {
 			t.Errorf("stage %q runs as root (base %s, USER %q)", s.name, s.base, s.last("USER"))
+		}
+		if i > 0 && s.base != runtimeBase+":nonroot" && s.base != runtimeBase+":debug-nonroot" {
+			t.Errorf("stage %q is based on %s; want %s:nonroot (or :debug-nonroot for a shell)", s.name, s.base, runtimeBase)
 		}
 		for _, cp := range s.all("COPY") {
 			f := strings.Fields(cp)

@@ -188,6 +188,7 @@ func TestIstioDeployment(t *testing.T) {
 		t.Fatalf("%d containers; want 1", len(containers))
 	}
 	c := containers[0]
+	checkIstioImage(t, getString(c, "image"))
 	for _, f := range []string{"readOnlyRootFilesystem", "runAsNonRoot"} {
 		if get(c, "securityContext", f) != true {
 			t.Errorf("container securityContext.%s is not true", f)
@@ -266,6 +267,27 @@ func TestIstioDeployment(t *testing.T) {
 	}
 	if getInt(hpa, "spec", "minReplicas") < 2 {
 		t.Error("HorizontalPodAutoscaler minReplicas < 2: one pod down would stop all egress")
+	}
+}
+
+// istioImage stands for the image the Istio Deployment runs. No public image
+// is published, so the manifest names a placeholder that cannot be mistaken
+// for a real image, and both it and the README say how to build and push one.
+const istioImage = "REGISTRY/extauthz:TAG"
+
+func checkIstioImage(t *testing.T, image string) {
+	t.Helper()
+	if image != istioImage {
+		t.Errorf("Deployment image = %q; want the placeholder %q", image, istioImage)
+	}
+	steps := []string{"docker build -t " + istioImage + " .", "docker push " + istioImage}
+	for _, f := range []string{filepath.Join("istio", "extauthz.yaml"), filepath.Join(repoRoot, "README.md")} {
+		text := string(readFile(t, f))
+		for _, step := range steps {
+			if !strings.Contains(text, step) {
+				t.Errorf("%s does not say how to build and push the image (%q)", f, step)
+			}
+		}
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 )
 
 // Shared helpers for the tests that read Kubernetes and compose YAML as plain
-// data (no schema types are vendored for Istio or compose).
+// data. The Istio and Kubernetes manifests are also decoded strictly with their
+// own API types, in the separate module istio/schema, which keeps those
+// dependencies out of this one.
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
