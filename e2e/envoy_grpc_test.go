@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/envoyproc"
 	"github.com/extauthz/extauthz/internal/testpki"
 )
 
@@ -301,4 +302,25 @@ func TestEnvoyGRPCTLSOrigination(t *testing.T) {
 	if wrong.api.count() != 0 {
 		t.Errorf("upstream with a certificate for another name received %d requests", wrong.api.count())
 	}
+}
+
+// TestEnvoyGRPCMutationsAlone: without the shipped route-level
+// request_headers_to_remove (the second safeguard), extauthz's own answer
+// still removes x-kilo-capability and overwrites authorization: the
+// OVERWRITE_IF_EXISTS_OR_ADD and headers_to_remove of the OkHttpResponse do
+// the work in a real Envoy.
+func TestEnvoyGRPCMutationsAlone(t *testing.T) {
+	s := newEnvoyStack(t, stackOptions{edit: func(cfg *envoyproc.Config) error {
+		n := cfg.ReplaceString(capabilityHdr, "x-not-the-capability")
+		if n != 1 {
+			return fmt.Errorf("replaced %d route-level removals; want 1", n)
+		}
+		return nil
+	}})
+	capa := s.capability()
+	r := s.get(apiHost, "/api/openrouter/chat", capabilityHdr+": "+capa, "Authorization: Bearer sandbox-value", "Authorization: Bearer another")
+	if r.status != 200 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	checkForwarded(t, s.api.last(), sentinelProv)
 }
