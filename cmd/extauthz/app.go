@@ -60,7 +60,16 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	}
 	a.codec = capability.NewCodec(ring, capability.WithTargetValidator(a.policy.ValidateTargets))
 	a.reg = prometheus.NewRegistry()
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "extauthz", Name: "ready",
+			Help: "1 while /readyz says ready (keys loaded, not draining), else 0.",
+		}, func() float64 {
+			if a.isReady() {
+				return 1
+			}
+			return 0
+		}))
 	if a.metrics, err = authz.NewMetrics(a.reg); err != nil {
 		return nil, err
 	}
@@ -77,7 +86,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile); err != nil {
 		return nil, err
 	}
-	var grpcOpts []grpc.ServerOption
+	gm, err := newGRPCMetrics(a.reg)
+	if err != nil {
+		return nil, err
+	}
+	grpcOpts := []grpc.ServerOption{grpc.StatsHandler(gm)}
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
@@ -308,7 +321,7 @@ func (a *app) adminHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() || a.codec.KeyRing() == nil {
+		if !a.isReady() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -316,4 +329,10 @@ func (a *app) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// isReady is what /readyz and the extauthz_ready gauge report: started, not
+// draining, and a key ring loaded.
+func (a *app) isReady() bool {
+	return a.ready.Load() && a.codec.KeyRing() != nil
 }

@@ -300,6 +300,8 @@ func TestServeProcess(t *testing.T) {
 		`extauthz_key_reloads_total{result="ok"}`,
 		`extauthz_key_reloads_total{result="error"}`,
 		`extauthz_decision_duration_seconds_count`,
+		"extauthz_ready 1\n",
+		`extauthz_grpc_requests_total{code="OK",method="/envoy.service.auth.v3.Authorization/Check"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
