@@ -50,6 +50,14 @@ var shapes = map[string]Targets{
 		SessionIngestBaseURL: "https://app.example.com/kilo",
 	},
 
+	// Provider under a deeper path on the backend's origin: its prefix is
+	// the provider base itself, which no backend-derived prefix covers.
+	"sharedV1Provider": {
+		BackendBaseURL:       "https://app.example.com",
+		ProviderBaseURL:      "https://app.example.com/v1/api/openrouter",
+		SessionIngestBaseURL: "https://ingest.example.com",
+	},
+
 	// Odd, mis-issued targets that still pass Validate: the exclusions must
 	// hold for them too.
 	// Provider base in upper case on the backend origin: its routes are
@@ -289,6 +297,25 @@ var ruleCases = []classifyCase{
 	{name: "provider upper-case base", shape: "oddUpperProvider", authority: app, path: "/API/api/openrouter/x", want: "provider_model"},
 	{name: "backend beside upper-case provider", shape: "oddUpperProvider", authority: app, path: "/api/profile", want: "backend_api"},
 	{name: "backend on mapped server", shape: "oddMappedIngest", authority: "10.0.0.1", path: "/api/session/sess-2/status", want: "backend_api"},
+
+	// A format suffix follows only the excluded name itself: other
+	// spellings stay with the catch-all, and the allowed classes stay exact.
+	{name: "provider name with letters appended", shape: "shared", authority: app, path: "/api/openrouterx", want: "backend_api"},
+	{name: "provider name with hyphen appended", shape: "shared", authority: app, path: "/api/openrouter-docs", want: "backend_api"},
+	{name: "gateway name with underscore appended", shape: "shared", authority: app, path: "/api/gateway_v2.json", want: "backend_api"},
+	{name: "provider name with suffix deeper", shape: "shared", authority: app, path: "/api/docs/openrouter.json", want: "backend_api"},
+	{name: "provider name with suffix under /api base deeper", shape: "paths", authority: api, path: "/api/v2/gateway.json", want: "backend_api"},
+	{name: "session action with letters appended", shape: "shared", authority: app, path: "/api/session/sess-2/exporter", want: "backend_api"},
+	{name: "session action with hyphen appended", shape: "shared", authority: app, path: "/api/session/sess-2/export-v2", want: "backend_api"},
+	{name: "session other action with suffix", shape: "shared", authority: app, path: "/api/session/sess-2/status.json", want: "backend_api"},
+	{name: "session dotted id other route", shape: "shared", authority: app, path: "/api/session/a.b/status", want: "backend_api"},
+	{name: "session action one level too deep", shape: "shared", authority: app, path: "/api/session/a/b/export.json", want: "backend_api"},
+	{name: "provider suffix is not a provider route", shape: "distinct", authority: "llm.example.com", path: "/api/openrouter.json", want: denied},
+	{name: "provider suffix is not below a provider route", shape: "distinct", authority: "llm.example.com", path: "/api/gateway.json/v1/chat", want: denied},
+	{name: "provider base with suffix is not a provider route", shape: "sharedV1Provider", authority: app, path: "/v1/api/openrouter.json/x", want: denied},
+	{name: "provider route under deeper base", shape: "sharedV1Provider", authority: app, path: "/v1/api/openrouter/x", want: "provider_model"},
+	{name: "own session suffix is not an ingest route", shape: "distinct", authority: ing, path: "/api/session/sess-1/export.json", want: denied},
+	{name: "dotted own session", shape: "distinct", authority: ing, path: "/api/session/a.b/ingest", session: "a.b", want: "session_ingest"},
 
 	{name: "session id with slash cannot be routed", shape: "distinct", authority: "ingest.example.com", path: "/api/session/a%2Fb/export", session: "a/b", want: badURL},
 }

@@ -65,6 +65,13 @@
 //     through;
 //   - a decoded '?', '#' or ';' ends a segment, for an upstream that decodes
 //     before splitting off the query or path parameters;
+//   - an excluded name (the openrouter or gateway segment of a provider
+//     prefix; export, import, ingest) also matches with a format suffix,
+//     '.' and anything, since many routers map name.json to name:
+//     /api/openrouter.json, /api/gateway. and /api/session/x/export.json
+//     are excluded, /api/openrouterx and /api/session/x/exporter are not
+//     (the suffix counts on the name's segment only; a session id segment
+//     such as "a.b" is any segment);
 //   - provider prefixes derived from the base path both as given and
 //     case-folded (base "/API" gives /API/api/openrouter exactly and
 //     /api/openrouter folded);
@@ -72,10 +79,11 @@
 //     IPv4-mapped IPv6 address and compares effective ports, where origin
 //     equality (used for every allow) would call those different.
 //
-// The exact, own-session route was already matched before. For the same
-// decode-first upstream, an organization segment hiding an encoded '?',
-// '#', ';' or '%' is not the organization_models route (it falls through to
-// the catch-all).
+// The exact, own-session route was already matched before; its suffixed
+// forms, such as .../export.json, are not it, so on a shared origin they are
+// denied. For the same decode-first upstream, an organization segment hiding
+// an encoded '?', '#', ';' or '%' is not the organization_models route (it
+// falls through to the catch-all).
 //
 // # Fail closed
 //

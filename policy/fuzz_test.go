@@ -72,7 +72,10 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-var ingestShapedRE = regexp.MustCompile(`^/api/session/[^/]+/(export|import|ingest)([/?#;]|$)`)
+// ingestShapedRE matches a loose path below the ingest base that some
+// router may send to a session-ingest route: a format suffix ('.' and
+// anything) may follow the action.
+var ingestShapedRE = regexp.MustCompile(`^/api/session/[^/]+/(export|import|ingest)([/?#;.]|$)`)
 
 // checkAllowInvariants re-derives, with net/url and independent code, what
 // an allow promises.
@@ -161,7 +164,8 @@ func checkAllowInvariants(t *testing.T, req Request, targets Targets, sess strin
 	case BackendAPI:
 		// The exclusions, in the loosest form any upstream router might use:
 		// fully decoded, Unicode case-insensitive, '?', '#' and ';' ending a
-		// segment, on any origin reaching the same server.
+		// segment, '.' starting a format suffix after an excluded name, on
+		// any origin reaching the same server.
 		lp := refLoose(path)
 		if ou, err := url.Parse(targets.SessionIngestBaseURL); err == nil && refSameServer(ou, ru) {
 			lbase := refLoose(strings.TrimRight(ou.EscapedPath(), "/"))
@@ -176,7 +180,7 @@ func checkAllowInvariants(t *testing.T, req Request, targets Targets, sess strin
 		for _, b := range bases {
 			for _, p := range slices.Concat(refProviderPrefixes(b), refProviderPrefixes(refLoose(b))) {
 				p = refLoose(p)
-				if lp == p || strings.HasPrefix(lp, p) && strings.ContainsRune("/?#;", rune(lp[len(p)])) {
+				if lp == p || strings.HasPrefix(lp, p) && strings.ContainsRune("/?#;.", rune(lp[len(p)])) {
 					t.Fatalf("Classify(%+v) = %v; provider-shaped path %q on the backend", req, r, p)
 				}
 			}

@@ -94,16 +94,28 @@ func loosePath(dst []byte, path string) (b []byte, ok bool) {
 	return b[:w], true
 }
 
-// looseSegmentEnd reports whether rest (what follows a matched prefix in a
-// loose path) ends the path or its segment. Besides '/', a decoded '?', '#'
-// or ';' counts: an upstream that decodes before splitting off the query or
-// the path parameters would end the segment there.
-func looseSegmentEnd(rest []byte) bool {
-	return len(rest) == 0 || rest[0] == '/' || rest[0] == '?' || rest[0] == '#' || rest[0] == ';'
+// looseNameEnd reports whether rest (what follows an excluded name matched
+// in a loose path) leaves the name standing on its own: the path or the
+// segment ends, or a format suffix starts. Besides '/', a decoded '?', '#'
+// or ';' ends the segment: an upstream that decodes before splitting off
+// the query or the path parameters would end it there. A '.' starts a
+// format suffix ("openrouter.json", "export.", "ingest.v2"): many routers
+// map name.json to name.
+func looseNameEnd(rest []byte) bool {
+	if len(rest) == 0 {
+		return true
+	}
+	switch rest[0] {
+	case '/', '?', '#', ';', '.':
+		return true
+	}
+	return false
 }
 
-// looseAtOrBelow reports whether lpath is base+suffix or below it; all
-// three are loose forms.
+// looseAtOrBelow reports whether lpath is base+suffix or below it, the last
+// segment of base+suffix also matching with a format suffix (looseNameEnd);
+// all three are loose forms. Every caller's base+suffix ends in an excluded
+// name.
 func looseAtOrBelow(lpath, base []byte, suffix string) bool {
 	if !bytes.HasPrefix(lpath, base) {
 		return false
@@ -112,7 +124,7 @@ func looseAtOrBelow(lpath, base []byte, suffix string) bool {
 	if len(rest) < len(suffix) || string(rest[:len(suffix)]) != suffix {
 		return false
 	}
-	return looseSegmentEnd(rest[len(suffix):])
+	return looseNameEnd(rest[len(suffix):])
 }
 
 // Provider prefix derivations (see underProvider).
@@ -157,7 +169,7 @@ func looseUnderProviderKind(lpath, lbase []byte, kind int) bool {
 }
 
 // looseProviderShaped reports whether lpath is at or below a provider prefix
-// of base, derived both from base as given (the exact rule) and from its
+// of base, its last segment also with a format suffix, derived both from base as given (the exact rule) and from its
 // loose form (as a case-insensitive router would see it): for base "/API"
 // the exact rule gives /API/api/openrouter, the loose one /api/openrouter.
 // buf is scratch space for the loose base.
@@ -172,8 +184,9 @@ func looseProviderShaped(lpath []byte, base string, buf []byte) bool {
 }
 
 // looseSessionShaped reports whether lpath is at or below
-// base+/api/session/{any one segment}/(export|import|ingest), base given
-// raw. buf is scratch space for the loose base.
+// base+/api/session/{any one segment}/(export|import|ingest), the action
+// also with a format suffix, base given raw. buf is scratch space for the
+// loose base.
 func looseSessionShaped(lpath []byte, base string, buf []byte) bool {
 	lbase, ok := loosePath(buf, base)
 	if !ok {

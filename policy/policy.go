@@ -183,7 +183,8 @@ func classify(r parsedURL, t parsedTargets, kiloSessionID string) (Route, error)
 // backendExclusions keeps the catch-all from serving, with the user
 // credential, what some upstream router would send to a provider route or
 // to another session's ingest route. It compares loose forms (see
-// loosePath): decoded, case-folded, on any origin that may reach the same
+// loosePath): decoded, case-folded, an excluded name also matching with a
+// format suffix (see looseNameEnd), on any origin that may reach the same
 // server as the provider or session-ingest target (see sameServer).
 func backendExclusions(r parsedURL, t parsedTargets) error {
 	var pathBuf [512]byte
