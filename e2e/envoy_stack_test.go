@@ -198,11 +198,12 @@ func (r *relay) port() int { return r.ln.Addr().(*net.TCPAddr).Port }
 // can read.
 type extauthzProc struct {
 	*process
-	grpc, http string
+	grpc, http, admin string
 }
 
 // startServe starts `extauthz serve` with args on loopback port 0 (gRPC and,
-// when withHTTP, the HTTP listener; admin off) and waits for its listeners.
+// when withHTTP, the HTTP listener; admin off unless args set it) and waits
+// until it logs "ready"; the addresses come from its "listening" lines.
 func startServe(t *testing.T, bin, keyFile string, withHTTP bool, args ...string) *extauthzProc {
 	t.Helper()
 	httpAddr := ""
@@ -213,33 +214,33 @@ func startServe(t *testing.T, bin, keyFile string, withHTTP bool, args ...string
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", httpAddr, "--admin-addr", ""}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = cleanEnv()
-	want := 1
-	if withHTTP {
-		want = 2
-	}
-	addrs := make(chan [2]string, 2)
-	p := start(t, cmd, func(line string) bool {
-		var e struct{ Listener, Addr, Message string }
-		if json.Unmarshal([]byte(line), &e) == nil && e.Message == "listening" {
-			addrs <- [2]string{e.Listener, e.Addr}
+	type logLine struct{ Listener, Addr, Message string }
+	x := &extauthzProc{}
+	ready := make(chan struct{})
+	x.process = start(t, cmd, func(line string) bool {
+		var e logLine
+		if json.Unmarshal([]byte(line), &e) != nil {
+			return true
+		}
+		switch {
+		case e.Message == "listening" && e.Listener == "grpc":
+			x.grpc = e.Addr
+		case e.Message == "listening" && e.Listener == "http":
+			x.http = e.Addr
+		case e.Message == "listening" && e.Listener == "admin":
+			x.admin = e.Addr
+		case e.Message == "ready":
+			close(ready)
+			return false
 		}
 		return true
 	})
-	x := &extauthzProc{process: p}
-	for i := 0; i < want; i++ {
-		select {
-		case a := <-addrs:
-			switch a[0] {
-			case "grpc":
-				x.grpc = a[1]
-			case "http":
-				x.http = a[1]
-			}
-		case <-p.done:
-			t.Fatalf("extauthz exited before listening:\n%s", p.output)
-		case <-time.After(startTimeout):
-			t.Fatalf("extauthz did not listen within %v:\n%s", startTimeout, p.output)
-		}
+	select {
+	case <-ready:
+	case <-x.done:
+		t.Fatalf("extauthz exited before it was ready:\n%s", x.output)
+	case <-time.After(startTimeout):
+		t.Fatalf("extauthz not ready within %v:\n%s", startTimeout, x.output)
 	}
 	return x
 }
