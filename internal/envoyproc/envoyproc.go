@@ -155,6 +155,36 @@ func (c *Config) Cluster(name string) (map[string]any, error) {
 	return nil, fmt.Errorf("no cluster %q", name)
 }
 
+// RemoveHTTPFilter removes the HTTP filter called name from every HTTP
+// connection manager's http_filters and reports how many it removed. It is a
+// structural change, for a baseline (a benchmark without that filter), never
+// for a config under test.
+func (c *Config) RemoveHTTPFilter(name string) int {
+	n := 0
+	for _, l := range list(dig(c.doc, "static_resources", "listeners")) {
+		for _, fc := range list(dig(l, "filter_chains")) {
+			for _, f := range list(dig(fc, "filters")) {
+				hcm, ok := dig(f, "typed_config").(map[string]any)
+				if !ok {
+					continue
+				}
+				var keep []any
+				for _, hf := range list(hcm["http_filters"]) {
+					if dig(hf, "name") == name {
+						n++
+						continue
+					}
+					keep = append(keep, hf)
+				}
+				if hcm["http_filters"] != nil {
+					hcm["http_filters"] = keep
+				}
+			}
+		}
+	}
+	return n
+}
+
 // SetAdmin moves the admin listener to host:port (0: any port; Start reads
 // the chosen one from --admin-address-path).
 func (c *Config) SetAdmin(host string, port int) error {
@@ -268,6 +298,11 @@ type Options struct {
 	LogLevel string
 	// Ready bounds the wait for Envoy to be ready (default 30 s).
 	Ready time.Duration
+	// Output, if set, receives Envoy's stdout and stderr instead of the
+	// in-memory buffer Process.Output returns (which then stays empty): for
+	// long runs, whose access log would grow without bound. An *os.File is
+	// handed to Envoy directly.
+	Output io.Writer
 }
 
 // Start writes cfg into opts.Dir and starts Envoy on it. It returns once
@@ -300,6 +335,9 @@ func Start(bin string, cfg *Config, opts Options) (*Process, error) {
 		client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second},
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if opts.Output != nil {
+		p.cmd.Stdout, p.cmd.Stderr = opts.Output, opts.Output
+	}
 	// Envoy dies with the test binary even if it is killed.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -333,8 +371,12 @@ func Start(bin string, cfg *Config, opts Options) (*Process, error) {
 	}
 }
 
-// Output returns what Envoy printed (its log and a stdout access log).
+// Output returns what Envoy printed (its log and a stdout access log), unless
+// Options.Output took it.
 func (p *Process) Output() string { return p.out.String() }
+
+// PID is Envoy's process id, for reading its CPU time.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // Done is closed when Envoy has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
