@@ -1,0 +1,65 @@
+package nopauthz
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestServe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		resp *authv3.CheckResponse
+	}{
+		{"bare", Bare()},
+		{"mirror", Mirror("x-kilo-capability", 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- Serve(ctx, ln, New(tc.resp)) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			got, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, tc.resp) {
+				t.Errorf("Check = %v; want %v", got, tc.resp)
+			}
+			h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Status != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("health = %v; want SERVING", h.Status)
+			}
+		})
+	}
+}
+
+func TestMirrorHeaderSize(t *testing.T) {
+	h := Mirror("x-kilo-capability", 40).GetOkResponse().Headers[0].Header
+	if h.Key != "authorization" || len(h.Value) != len("Bearer ")+40 {
+		t.Errorf("Mirror header = %s: %d bytes; want authorization, %d bytes", h.Key, len(h.Value), len("Bearer ")+40)
+	}
+}
