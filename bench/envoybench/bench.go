@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/bench/extauthzproc"
+	"github.com/extauthz/extauthz/bench/loadgen"
+	"github.com/extauthz/extauthz/internal/envoyproc"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	EnvoyBin    string
+	EnvoyConfig string // the shipped envoy/envoy.yaml
+	Dir         string // work directory: certificates, keys, configs, logs
+	Concurrency int    // connections, one request in flight on each
+	Rounds      int
+	Duration    time.Duration // measured, per case per round
+	Warmup      time.Duration // per case, before the first round, not measured
+	BareNop     bool          // do-nothing server answers a bare OK
+	Progress    io.Writer     // one line per measurement
+}
+
+// The cases, in the order of the first round.
+const (
+	caseNone    = "no ext_authz"
+	caseNop     = "do-nothing ext_authz"
+	caseExtauth = "extauthz"
+)
+
+// Measurement is one case in one round.
+type Measurement struct {
+	loadgen.Result
+	// CPU time used during the measurement by Envoy, by the ext_authz server
+	// the case uses (none for the baseline), and by this process (the load
+	// generator and the upstream).
+	EnvoyCPU, AuthzCPU, SelfCPU time.Duration
+	// OtherCPU is the CPU time the machine spent outside this benchmark's
+	// processes (other users of a shared machine, steal): it should be near 0.
+	OtherCPU time.Duration
+}
+
+// CaseResult is every round of one case.
+type CaseResult struct {
+	Name   string
+	Rounds []Measurement
+}
+
+// Report is a whole run.
+type Report struct {
+	Config Config
+	Cases  []CaseResult
+}
+
+type benchCase struct {
+	name     string
+	envoy    *envoyproc.Process
+	authzPID int // 0: none
+	clients  []*http.Client
+}
+
+// run sets everything up, measures the cases in alternating rounds, and
+// tears everything down.
+func run(ctx context.Context, c Config) (*Report, error) {
+	progress := func(format string, a ...any) {
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, format+"\n", a...)
+		}
+	}
+	caFile, cert, err := upstreamCert(c.Dir, apiHost)
+	if err != nil {
+		return nil, err
+	}
+	upstream, stopUpstream, err := startUpstream(cert)
+	if err != nil {
+		return nil, err
+	}
+	defer stopUpstream()
+
+	keyFile, codec, err := extauthzproc.NewKey(c.Dir)
+	if err != nil {
+		return nil, err
+	}
+	subject := extauthzproc.Subject(containerID, apiHost, ingestHost)
+	ttl := min(capabilityTTL(c), 4*time.Hour)
+	capability, err := codec.Seal(subject, ttl)
+	if err != nil {
+		return nil, err
+	}
+	progress("building extauthz")
+	bin, err := extauthzproc.Build(c.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := extauthzproc.Start(bin, keyFile, filepath.Join(c.Dir, "extauthz.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer ext.Stop()
+	// The provider route sends the provider token: the do-nothing server
+	// overwrites authorization with a value of the same length.
+	nop, err := startNop(len(subject.ProviderToken), c.BareNop, filepath.Join(c.Dir, "nopauthz.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer nop.stop()
+
+	var cases []*benchCase
+	defer func() {
+		for _, bc := range cases {
+			bc.envoy.Stop()
+		}
+	}()
+	for _, spec := range []struct {
+		name      string
+		authzAddr string
+		authzPID  int
+		noFilter  bool
+	}{
+		{caseNone, nop.addr, 0, true},
+		{caseNop, nop.addr, nop.pid(), false},
+		{caseExtauth, ext.GRPCAddr, ext.PID(), false},
+	} {
+		cfg, err := envoyConfig(c.EnvoyConfig, upstream, caFile, spec.authzAddr)
+		if err != nil {
+			return nil, err
+		}
+		if spec.noFilter && cfg.RemoveHTTPFilter(authzFilter) != 1 {
+			return nil, fmt.Errorf("%s: no %s filter to remove", c.EnvoyConfig, authzFilter)
+		}
+		dir := filepath.Join(c.Dir, "envoy-"+strconv.Itoa(len(cases)))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+		logFile := filepath.Join(dir, "envoy.log")
+		out, err := os.Create(logFile)
+		if err != nil {
+			return nil, err
+		}
+		p, err := envoyproc.Start(c.EnvoyBin, cfg, envoyproc.Options{Dir: dir, Concurrency: 1, Output: out})
+		out.Close() // Envoy holds its own descriptor
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w\n%s", spec.name, err, extauthzproc.Tail(logFile, 8192))
+		}
+		bc := &benchCase{name: spec.name, envoy: p, authzPID: spec.authzPID}
+		cases = append(cases, bc)
+		addr, err := p.ListenerAddr(listenerName)
+		if err != nil {
+			return nil, err
+		}
+		proxy := &url.URL{Scheme: "http", Host: addr}
+		for range c.Concurrency {
+			bc.clients = append(bc.clients, &http.Client{Transport: &http.Transport{
+				Proxy:               http.ProxyURL(proxy),
+				MaxConnsPerHost:     1,
+				MaxIdleConnsPerHost: 1,
+				DisableCompression:  true,
+			}})
+		}
+	}
+	defer func() {
+		for _, bc := range cases {
+			for _, cl := range bc.clients {
+				cl.CloseIdleConnections()
+			}
+		}
+	}()
+
+	target := "http://" + apiHost + requestPath
+	body := []byte(`{"model":"bench/model","messages":[{"role":"user","content":"hi"}]}`)
+	measure := func(bc *benchCase, d time.Duration) (Measurement, error) {
+		pids := []int{bc.envoy.PID(), bc.authzPID, os.Getpid()}
+		ours := []int{os.Getpid(), ext.PID(), nop.pid()}
+		for _, o := range cases {
+			ours = append(ours, o.envoy.PID())
+		}
+		busy0, ours0, before := machineBusy(), sum(cpuTimes(ours)), cpuTimes(pids)
+		res, err := loadgen.Run(ctx, loadgen.Options{Concurrency: c.Concurrency, Duration: d}, func(i int) loadgen.Func {
+			return proxyRequest(bc.clients[i], target, capability, body)
+		})
+		busy1, ours1, after := machineBusy(), sum(cpuTimes(ours)), cpuTimes(pids)
+		m := Measurement{Result: res,
+			EnvoyCPU: after[0] - before[0], AuthzCPU: after[1] - before[1], SelfCPU: after[2] - before[2],
+			OtherCPU: max(0, (busy1-busy0)-(ours1-ours0))}
+		if err == nil && res.Errors > 0 {
+			err = fmt.Errorf("%s: %d of %d requests failed, first: %w", bc.name, res.Errors, res.Requests, res.FirstErr)
+		}
+		if err == nil {
+			err = ext.Alive()
+		}
+		return m, err
+	}
+
+	if c.Warmup > 0 {
+		for _, bc := range cases {
+			progress("warm-up %s: %v", bc.name, c.Warmup)
+			if _, err := measure(bc, c.Warmup); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep := &Report{Config: c}
+	for _, bc := range cases {
+		rep.Cases = append(rep.Cases, CaseResult{Name: bc.name})
+	}
+	for r := range c.Rounds {
+		// Rotate the order each round so that no case always follows another.
+		for k := range cases {
+			i := (r + k) % len(cases)
+			m, err := measure(cases[i], c.Duration)
+			if err != nil {
+				return nil, err
+			}
+			rep.Cases[i].Rounds = append(rep.Cases[i].Rounds, m)
+			progress("round %d/%d %-22s %s", r+1, c.Rounds, cases[i].name, m.Result)
+		}
+	}
+	// Connection reuse explains most of Envoy's cost: say what it was.
+	for _, bc := range cases {
+		var v []string
+		for _, st := range []string{"http.sandbox_egress.downstream_cx_total", "http.sandbox_egress.downstream_rq_total",
+			"cluster.kilo_api.upstream_cx_total", "cluster.kilo_api.upstream_rq_total",
+			"cluster.extauthz.upstream_cx_total", "cluster.extauthz.upstream_rq_total"} {
+			n, _ := bc.envoy.Stat(st)
+			v = append(v, fmt.Sprintf("%s=%d", st, n))
+		}
+		progress("%s: %s", bc.name, strings.Join(v, " "))
+	}
+	return rep, nil
+}
+
+// capabilityTTL covers the whole run with a margin.
+func capabilityTTL(c Config) time.Duration {
+	return 10*time.Minute + time.Duration(c.Rounds*3)*(c.Duration+time.Second) + 3*c.Warmup
+}
+
+// proxyRequest is one allowed provider request, sent to Envoy as an HTTP/1.1
+// proxy (absolute-form target) on the worker's own keep-alive connection.
+func proxyRequest(client *http.Client, target, capability string, body []byte) loadgen.Func {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set(capHeader, capability)
+		req.Header.Set("content-type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK || string(b) != upstreamReply {
+			return fmt.Errorf("%s: %.200q", resp.Status, b)
+		}
+		return nil
+	}
+}
+
+// cpuTimes returns the user+system CPU time of each process (0 for pid 0
+// or an unreadable one), from /proc/PID/stat in clock ticks of 10 ms.
+func cpuTimes(pids []int) []time.Duration {
+	out := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may
+		// contain spaces: state is field 3, utime 14 and stime 15.
+		j := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[j+1:]))
+		if j < 0 || len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// machineBusy is the CPU time all CPUs spent not idle (and not waiting for
+// I/O), from the first line of /proc/stat, in ticks of 10 ms.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var t int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		t += n
+	}
+	return time.Duration(t) * 10 * time.Millisecond
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// median returns the median of the values f picks from ms.
+func median[T int64 | float64 | time.Duration](ms []Measurement, f func(Measurement) T) T {
+	v := make([]T, len(ms))
+	for i, m := range ms {
+		v[i] = f(m)
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}

@@ -1,0 +1,179 @@
+// Command envoybench measures extauthz through a real Envoy: requests per
+// second and p50/p99 latency at a fixed concurrency for the shipped
+// envoy/envoy.yaml with no ext_authz filter, with a do-nothing ext_authz
+// server, and with extauthz built from the tree, in alternating rounds of one
+// run. The last line is extauthz's throughput as a fraction of the
+// do-nothing server's.
+//
+//	go run ./bench/envoybench
+//
+// Envoy is found like the tests find it ($ENVOY_BIN, else envoy on PATH) and
+// runs with --concurrency 1. What is substituted in the shipped config, and
+// why the baseline removes a filter, is in BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/envoyproc"
+)
+
+func main() {
+	if os.Getenv(roleEnv) == "nopauthz" {
+		if err := serveNop(); err != nil {
+			fmt.Fprintln(os.Stderr, "nopauthz:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("envoybench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := Config{Progress: stderr}
+	fs.IntVar(&c.Concurrency, "concurrency", 32, "connections to Envoy, one request in flight on each")
+	fs.IntVar(&c.Rounds, "rounds", 5, "rounds; each measures every case once")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time per case per round")
+	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load per case before the first round")
+	fs.BoolVar(&c.BareNop, "bare-nop", false, "do-nothing server answers a bare OK instead of an allow shaped like extauthz's")
+	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's envoy/envoy.yaml)")
+	keep := fs.Bool("keep", false, "keep the work directory (configs and logs) and print its path")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if c.EnvoyBin, err = envoyproc.Find(); err != nil {
+		fmt.Fprintln(stderr, "envoybench:", err)
+		return 1
+	}
+	if c.EnvoyConfig == "" {
+		if c.EnvoyConfig, err = repoFile("envoy/envoy.yaml"); err != nil {
+			fmt.Fprintln(stderr, "envoybench:", err)
+			return 1
+		}
+	}
+	if c.Dir, err = os.MkdirTemp("", "envoybench-"); err != nil {
+		fmt.Fprintln(stderr, "envoybench:", err)
+		return 1
+	}
+	if *keep {
+		fmt.Fprintln(stderr, "work directory:", c.Dir)
+	} else {
+		defer os.RemoveAll(c.Dir)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := run(ctx, c)
+	if err != nil {
+		fmt.Fprintln(stderr, "envoybench:", err)
+		return 1
+	}
+	rep.write(stdout, envoyVersion(c.EnvoyBin))
+	return 0
+}
+
+// write prints the table: per case the median over rounds of each column.
+func (r *Report) write(w io.Writer, envoy string) {
+	c := r.Config
+	nop := "an allow shaped like extauthz's"
+	if c.BareNop {
+		nop = "a bare OK"
+	}
+	fmt.Fprintf(w, "Envoy %s (--concurrency 1), shipped envoy/envoy.yaml; %d connections (HTTP/1.1 keep-alive, POST %s via the proxy)\n",
+		envoy, c.Concurrency, requestPath)
+	fmt.Fprintf(w, "%d rounds x %v per case, alternating, after %v warm-up per case; do-nothing server answers %s\n",
+		c.Rounds, c.Duration, c.Warmup, nop)
+	fmt.Fprintf(w, "%d CPUs (%s), GOMAXPROCS %d, %s; medians over rounds\n\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tEnvoy CPU/req\tauthz CPU/req\tbench CPU/req\tother load\t")
+	perReq := func(d time.Duration, m Measurement) float64 {
+		ok := m.Requests - m.Errors
+		if ok == 0 {
+			return 0
+		}
+		return float64(d.Microseconds()) / float64(ok)
+	}
+	for _, cr := range r.Cases {
+		ms := cr.Rounds
+		authz := "-"
+		if cr.Name != caseNone {
+			authz = fmt.Sprintf("%.0f µs", median(ms, func(m Measurement) float64 { return perReq(m.AuthzCPU, m) }))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f µs\t%s\t%.0f µs\t%.2f CPU\t\n", cr.Name,
+			median(ms, func(m Measurement) float64 { return m.RPS() }),
+			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
+			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
+			median(ms, func(m Measurement) float64 { return perReq(m.EnvoyCPU, m) }),
+			authz,
+			median(ms, func(m Measurement) float64 { return perReq(m.SelfCPU, m) }),
+			median(ms, func(m Measurement) float64 { return m.OtherCPU.Seconds() / m.Elapsed.Seconds() }))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(CPU/req: CPU time of that process over successful requests; bench: the load generator and the upstream;")
+	fmt.Fprintln(w, " other load: CPUs busy outside the benchmark's processes, which a quiet machine keeps near 0)")
+	fmt.Fprintf(w, "\nextauthz / do-nothing throughput: %.3f (goal >= 0.95); no ext_authz / do-nothing: %.3f\n",
+		r.Ratio(caseExtauth, caseNop), r.Ratio(caseNone, caseNop))
+	fmt.Fprintf(w, "ratio %.3f\n", r.Ratio(caseExtauth, caseNop))
+}
+
+// Ratio is the median throughput of case a over that of case b.
+func (r *Report) Ratio(a, b string) float64 {
+	rps := func(name string) float64 {
+		for _, cr := range r.Cases {
+			if cr.Name == name {
+				return median(cr.Rounds, func(m Measurement) float64 { return m.RPS() })
+			}
+		}
+		return 0
+	}
+	if d := rps(b); d > 0 {
+		return rps(a) / d
+	}
+	return 0
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Millisecond {
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func envoyVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "(unknown version)"
+	}
+	// "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+	for f := range strings.SplitSeq(string(out), "/") {
+		if strings.Count(f, ".") == 2 && f[0] >= '0' && f[0] <= '9' {
+			return f
+		}
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

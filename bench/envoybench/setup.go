@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/extauthz/extauthz/bench/extauthzproc"
+	"github.com/extauthz/extauthz/bench/nopauthz"
+	"github.com/extauthz/extauthz/internal/envoyproc"
+)
+
+// Names in the shipped envoy/envoy.yaml that the benchmark relies on.
+const (
+	apiHost       = "api.kilo.example"
+	ingestHost    = "ingest.kilo.example"
+	containerID   = "outbound-container-CHANGE-ME" // the shipped context extension
+	capHeader     = "x-kilo-capability"
+	listenerName  = "sandbox_egress"
+	authzCluster  = "extauthz"
+	authzFilter   = "envoy.filters.http.ext_authz"
+	systemCAFile  = "/etc/ssl/certs/ca-certificates.crt"
+	requestPath   = "/api/openrouter/chat/completions"
+	upstreamReply = `{"id":"bench","choices":[]}`
+)
+
+// roleEnv makes the benchmark binary (or its test binary) run the do-nothing
+// ext_authz server instead, so that it is a process of its own like extauthz.
+const roleEnv = "ENVOYBENCH_ROLE"
+
+// serveNop runs the do-nothing server on a free loopback port, writes its
+// address as the first line of stdout, and serves until SIGTERM or stdin
+// closes (the parent died). The response mirrors extauthz's allow for a
+// token of $ENVOYBENCH_TOKEN_LEN bytes, or is bare with ENVOYBENCH_BARE=1.
+func serveNop() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	resp := nopauthz.Bare()
+	if os.Getenv("ENVOYBENCH_BARE") != "1" {
+		n, err := strconv.Atoi(os.Getenv("ENVOYBENCH_TOKEN_LEN"))
+		if err != nil {
+			return fmt.Errorf("ENVOYBENCH_TOKEN_LEN: %w", err)
+		}
+		resp = nopauthz.Mirror(capHeader, n)
+	}
+	fmt.Println(ln.Addr())
+	ctx, stop := signalOrEOF()
+	defer stop()
+	return nopauthz.Serve(ctx, ln, nopauthz.New(resp))
+}
+
+// signalOrEOF is a context done on SIGTERM or when stdin reaches EOF.
+func signalOrEOF() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	sig := make(chan os.Signal, 1)
+	go func() {
+		<-sig
+		cancel()
+	}()
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	return ctx, cancel
+}
+
+// nopProcess is the do-nothing server started as a child of this binary.
+type nopProcess struct {
+	cmd  *exec.Cmd
+	in   io.Closer
+	addr string
+}
+
+func startNop(tokenLen int, bare bool, logFile string) (*nopProcess, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"=nopauthz", "ENVOYBENCH_TOKEN_LEN="+strconv.Itoa(tokenLen))
+	if bare {
+		cmd.Env = append(cmd.Env, "ENVOYBENCH_BARE=1")
+	}
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	cmd.Stderr = log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("do-nothing server: %w\n%s", err, extauthzproc.Tail(logFile, 4096))
+	}
+	return &nopProcess{cmd: cmd, in: in, addr: strings.TrimSpace(line)}, nil
+}
+
+func (n *nopProcess) pid() int { return n.cmd.Process.Pid }
+
+func (n *nopProcess) stop() {
+	_ = n.in.Close()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.cmd.Wait()
+}
+
+// startUpstream serves HTTPS on a free loopback port with cert: 200 and a
+// short JSON body for every request, after reading the request body.
+func startUpstream(cert tls.Certificate) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("content-type", "application/json")
+			_, _ = io.WriteString(w, upstreamReply)
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// envoyConfig loads the shipped config and substitutes addresses, ports and
+// the CA path only: the listener and admin on free loopback ports, both TLS
+// upstream clusters at the local upstream, the trusted CA, and the extauthz
+// cluster at authzAddr.
+func envoyConfig(file, upstream, caFile, authzAddr string) (*envoyproc.Config, error) {
+	cfg, err := envoyproc.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	uh, up, err := hostPort(upstream)
+	if err != nil {
+		return nil, err
+	}
+	ah, ap, err := hostPort(authzAddr)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range []error{
+		cfg.SetListener(listenerName, "127.0.0.1", 0),
+		cfg.SetAdmin("127.0.0.1", 0),
+		cfg.SetCluster("kilo_api", uh, up),
+		cfg.SetCluster("kilo_ingest", uh, up),
+		cfg.SetCluster(authzCluster, ah, ap),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	if n := cfg.ReplaceString(systemCAFile, caFile); n == 0 {
+		return nil, fmt.Errorf("%s: no trusted_ca %s to replace", file, systemCAFile)
+	}
+	return cfg, nil
+}
+
+func hostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
+}
+
+// repoFile finds name (a path relative to the repository root) from the
+// working directory or one of its parents.
+func repoFile(name string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New(name + " not found: run from inside the repository")
+		}
+		dir = parent
+	}
+}
