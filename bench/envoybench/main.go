@@ -125,6 +125,11 @@ func (r *Report) write(w io.Writer, envoy string) {
 	fmt.Fprintln(w, " other load: CPUs busy outside the benchmark's processes, which a quiet machine keeps near 0)")
 	fmt.Fprintf(w, "\nextauthz / do-nothing throughput: %.3f (goal >= 0.95); no ext_authz / do-nothing: %.3f\n",
 		r.Ratio(caseExtauth, caseNop), r.Ratio(caseNone, caseNop))
+	fmt.Fprint(w, "extauthz / do-nothing in each round:")
+	for _, x := range r.RoundRatios(caseExtauth, caseNop) {
+		fmt.Fprintf(w, " %.3f", x)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "ratio %.3f\n", r.Ratio(caseExtauth, caseNop))
 }
 
@@ -142,6 +147,27 @@ func (r *Report) Ratio(a, b string) float64 {
 		return rps(a) / d
 	}
 	return 0
+}
+
+// RoundRatios is the throughput of case a over that of case b in each round
+// (measured a few seconds apart).
+func (r *Report) RoundRatios(a, b string) []float64 {
+	var ra, rb []Measurement
+	for _, cr := range r.Cases {
+		switch cr.Name {
+		case a:
+			ra = cr.Rounds
+		case b:
+			rb = cr.Rounds
+		}
+	}
+	var out []float64
+	for i := range min(len(ra), len(rb)) {
+		if d := rb[i].RPS(); d > 0 {
+			out = append(out, ra[i].RPS()/d)
+		}
+	}
+	return out
 }
 
 func round(d time.Duration) time.Duration {
