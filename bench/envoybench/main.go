@@ -97,7 +97,7 @@ func (r *Report) write(w io.Writer, envoy string) {
 		c.Rounds, c.Duration, c.Warmup, nop)
 	fmt.Fprintf(w, "%d CPUs (%s), GOMAXPROCS %d, %s; medians over rounds\n\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tEnvoy CPU/req\tauthz CPU/req\tbench CPU/req\tother load\t")
+	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tEnvoy CPU/req\tauthz CPU/req\tbench CPU/req\ttotal CPU/req\tother load\t")
 	perReq := func(d time.Duration, m Measurement) float64 {
 		ok := m.Requests - m.Errors
 		if ok == 0 {
@@ -111,13 +111,14 @@ func (r *Report) write(w io.Writer, envoy string) {
 		if cr.Name != caseNone {
 			authz = fmt.Sprintf("%.0f µs", median(ms, func(m Measurement) float64 { return perReq(m.AuthzCPU, m) }))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f µs\t%s\t%.0f µs\t%.2f CPU\t\n", cr.Name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f µs\t%s\t%.0f µs\t%.0f µs\t%.2f CPU\t\n", cr.Name,
 			median(ms, func(m Measurement) float64 { return m.RPS() }),
 			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
 			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
 			median(ms, func(m Measurement) float64 { return perReq(m.EnvoyCPU, m) }),
 			authz,
 			median(ms, func(m Measurement) float64 { return perReq(m.SelfCPU, m) }),
+			r.CPUPerRequest(cr.Name),
 			median(ms, func(m Measurement) float64 { return m.OtherCPU.Seconds() / m.Elapsed.Seconds() }))
 	}
 	tw.Flush()
@@ -125,6 +126,8 @@ func (r *Report) write(w io.Writer, envoy string) {
 	fmt.Fprintln(w, " other load: CPUs busy outside the benchmark's processes, which a quiet machine keeps near 0)")
 	fmt.Fprintf(w, "\nextauthz / do-nothing throughput: %.3f (goal >= 0.95); no ext_authz / do-nothing: %.3f\n",
 		r.Ratio(caseExtauth, caseNop), r.Ratio(caseNone, caseNop))
+	fmt.Fprintf(w, "do-nothing / extauthz total CPU per request: %.3f (the throughput ratio if CPU time were the only limit)\n",
+		r.CPUPerRequest(caseNop)/r.CPUPerRequest(caseExtauth))
 	fmt.Fprint(w, "extauthz / do-nothing in each round:")
 	for _, x := range r.RoundRatios(caseExtauth, caseNop) {
 		fmt.Fprintf(w, " %.3f", x)
@@ -145,6 +148,24 @@ func (r *Report) Ratio(a, b string) float64 {
 	}
 	if d := rps(b); d > 0 {
 		return rps(a) / d
+	}
+	return 0
+}
+
+// CPUPerRequest is the median over rounds of the CPU time Envoy, the
+// ext_authz server and the benchmark process spent per successful request,
+// in µs.
+func (r *Report) CPUPerRequest(name string) float64 {
+	for _, cr := range r.Cases {
+		if cr.Name == name {
+			return median(cr.Rounds, func(m Measurement) float64 {
+				ok := m.Requests - m.Errors
+				if ok == 0 {
+					return 0
+				}
+				return float64((m.EnvoyCPU + m.AuthzCPU + m.SelfCPU).Microseconds()) / float64(ok)
+			})
+		}
 	}
 	return 0
 }
