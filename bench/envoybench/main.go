@@ -122,6 +122,18 @@ func (r *Report) write(w io.Writer, envoy string) {
 			median(ms, func(m Measurement) float64 { return m.OtherCPU.Seconds() / m.Elapsed.Seconds() }))
 	}
 	tw.Flush()
+	for _, cr := range r.Cases {
+		n, total, first := 0, 0, error(nil)
+		for _, m := range cr.Rounds {
+			n, total = n+m.Errors, total+m.Requests
+			if first == nil {
+				first = m.FirstErr
+			}
+		}
+		if n > 0 {
+			fmt.Fprintf(w, "%s: %d of %d requests failed (not counted in req/s or latency), first: %v\n", cr.Name, n, total, first)
+		}
+	}
 	fmt.Fprintln(w, "(CPU/req: CPU time of that process over successful requests; bench: the load generator and the upstream;")
 	fmt.Fprintln(w, " other load: CPUs busy outside the benchmark's processes, which a quiet machine keeps near 0)")
 	fmt.Fprintf(w, "\nextauthz / do-nothing throughput: %.3f (goal >= 0.95); no ext_authz / do-nothing: %.3f\n",
