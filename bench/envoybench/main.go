@@ -44,8 +44,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	c := Config{Progress: stderr}
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "connections to Envoy, one request in flight on each")
-	fs.IntVar(&c.Rounds, "rounds", 5, "rounds; each measures every case once")
-	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time per case per round")
+	fs.IntVar(&c.Rounds, "rounds", 9, "rounds; each measures every case once")
+	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time per case per round")
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load per case before the first round")
 	fs.BoolVar(&c.BareNop, "bare-nop", false, "do-nothing server answers a bare OK instead of an allow shaped like extauthz's")
 	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's envoy/envoy.yaml)")
