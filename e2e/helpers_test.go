@@ -167,9 +167,10 @@ func startExtauthz(t *testing.T, bin, keyFile string) (*process, string) {
 }
 
 // cleanEnv is the environment without EXTAUTHZ_* settings that would change
-// the server under test.
+// the server under test, and without a drain delay: a test that stops
+// extauthz means it gone at once (a drain test passes --drain-delay).
 func cleanEnv() []string {
-	var env []string
+	env := []string{"EXTAUTHZ_DRAIN_DELAY=0"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EXTAUTHZ_") {
 			env = append(env, kv)

@@ -279,40 +279,8 @@ loop:
 			}
 		}
 	}
-	a.shutdown(httpServers)
+	a.drain(httpServers)
 	return serveErr
-}
-
-// shutdown drains: health turns NOT_SERVING, listeners stop accepting,
-// in-flight checks finish within --shutdown-timeout, then everything stops.
-func (a *app) shutdown(httpServers []*http.Server) {
-	a.log.Info().Dur("timeout", a.opts.shutdownTimeout).Msg("draining")
-	a.ready.Store(false)
-	a.health.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		a.grpc.GracefulStop()
-		close(done)
-	}()
-	var wg sync.WaitGroup
-	for _, s := range httpServers {
-		wg.Go(func() {
-			if err := s.Shutdown(ctx); err != nil {
-				s.Close()
-			}
-		})
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		a.log.Warn().Msg("shutdown timeout: closing remaining gRPC streams")
-		a.grpc.Stop()
-		<-done
-	}
-	wg.Wait()
-	a.log.Info().Msg("stopped")
 }
 
 func (a *app) adminHandler() http.Handler {

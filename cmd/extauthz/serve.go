@@ -34,6 +34,7 @@ type serveOptions struct {
 	dev, grpcReflection           bool
 	keyReloadInterval             time.Duration
 	shutdownTimeout               time.Duration
+	drainDelay                    time.Duration
 
 	// derived by validate
 	identity authz.IdentitySource
@@ -64,7 +65,8 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let in-flight checks finish on SIGTERM")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")
+	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)")
 	usageWithEnv(fs, "extauthz "+name+" [flags]")
 	if err := applyEnv(fs, getenv); err != nil {
 		return nil, err
@@ -86,6 +88,9 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 			}
 		}
 		o.grpcReflection = true
+		if !set["drain-delay"] && getenv(envName("drain-delay")) == "" {
+			o.drainDelay = 0 // no proxy to drain from: stop at once on Ctrl-C
+		}
 	}
 	return o, o.validate()
 }
@@ -112,8 +117,8 @@ func (o *serveOptions) validate() error {
 	if o.grpcAddr == "" {
 		return errors.New("--grpc-addr: must not be empty")
 	}
-	if o.keyReloadInterval < 0 || o.shutdownTimeout <= 0 {
-		return errors.New("--key-reload-interval must be >= 0 and --shutdown-timeout > 0")
+	if o.keyReloadInterval < 0 || o.shutdownTimeout <= 0 || o.drainDelay < 0 {
+		return errors.New("--key-reload-interval and --drain-delay must be >= 0 and --shutdown-timeout > 0")
 	}
 	return nil
 }

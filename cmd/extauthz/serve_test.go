@@ -105,8 +105,18 @@ type proc struct {
 
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "EXTAUTHZ_KEYS=")
+	return startServeWith(t, nil, nil, args...)
+}
+
+// startServeWith is startServe with more environment variables, the binary
+// run under wrap (a command and its arguments, such as a shell that lowers
+// a limit first) when wrap is not empty.
+func startServeWith(t *testing.T, wrap, env []string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(append([]string{}, wrap...), buildBinary(t), "serve"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// No drain delay unless a test asks for one: tests stop servers at once.
+	cmd.Env = append(append(os.Environ(), "EXTAUTHZ_KEYS=", "EXTAUTHZ_DRAIN_DELAY=0"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -144,6 +144,37 @@ func (c *Config) SetCluster(name, host string, port int) error {
 	return nil
 }
 
+// SetClusterEndpoints replaces the endpoints of the cluster called name with
+// one endpoint per host:port in addrs (several replicas behind one cluster);
+// the rest of the cluster (health checks, protocol, TLS) stays.
+func (c *Config) SetClusterEndpoints(name string, addrs []string) error {
+	cl, err := c.Cluster(name)
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("cluster %s: no endpoint given", name)
+	}
+	lbs := make([]any, 0, len(addrs))
+	for _, a := range addrs {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", name, err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("cluster %s: port of %q: %w", name, a, err)
+		}
+		lbs = append(lbs, map[string]any{"endpoint": map[string]any{"address": map[string]any{
+			"socket_address": map[string]any{"address": host, "port_value": port}}}})
+	}
+	cl["load_assignment"] = map[string]any{
+		"cluster_name": name,
+		"endpoints":    []any{map[string]any{"lb_endpoints": lbs}},
+	}
+	return nil
+}
+
 // Cluster returns the cluster called name, to read or change a field.
 func (c *Config) Cluster(name string) (map[string]any, error) {
 	for _, cl := range list(dig(c.doc, "static_resources", "clusters")) {

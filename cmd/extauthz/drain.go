@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// defaultDrainDelay outlasts the health checking of the shipped Envoy
+// configs: a check every 5 s, unhealthy after 2 failures. The first check
+// to see NOT_SERVING comes at most 5 s after SIGTERM, the second 5 s later,
+// so Envoy stops sending checks here within 10 s (plus the check's own
+// round trip); 15 s leaves a margin for a loaded Envoy and a late timer.
+// A proxy that health-checks less often needs a longer delay:
+// interval × unhealthy_threshold plus a margin.
+const defaultDrainDelay = 15 * time.Second
+
+// drain stops the server the way Envoy and gRPC expect:
+//
+//  1. gRPC health (every service) turns NOT_SERVING and /readyz 503, while
+//     every listener keeps accepting and answering, so that health checkers
+//     see the change and take this instance out of rotation;
+//  2. after --drain-delay, the listeners close, gRPC clients get GOAWAY,
+//     HTTP servers close idle connections, and in-flight requests finish;
+//  3. whatever is still running after --shutdown-timeout is cut off.
+//
+// Checks that arrive during the delay are decided as usual: refusing them
+// would turn every request a proxy has not yet moved elsewhere into an
+// error (a deny behind a fail-closed proxy).
+func (a *app) drain(httpServers []*http.Server) {
+	start := time.Now()
+	a.log.Info().Dur("drain_delay", a.opts.drainDelay).Dur("shutdown_timeout", a.opts.shutdownTimeout).Msg("draining")
+	a.ready.Store(false)
+	a.health.Shutdown() // NOT_SERVING for every service, Watch streams told
+	for _, s := range httpServers {
+		s.SetKeepAlivesEnabled(false) // answers carry Connection: close
+	}
+	time.Sleep(a.opts.drainDelay)
+
+	a.log.Info().Dur("after", time.Since(start)).Msg("closing listeners")
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	var wg sync.WaitGroup
+	for _, s := range httpServers {
+		wg.Go(func() {
+			if err := s.Shutdown(ctx); err != nil {
+				s.Close()
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn().Msg("shutdown timeout: closing remaining gRPC streams")
+		a.grpc.Stop()
+		<-done
+	}
+	wg.Wait()
+	a.log.Info().Dur("after", time.Since(start)).Msg("stopped")
+}

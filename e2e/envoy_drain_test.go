@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/envoyproc"
+)
+
+// drainDelay is extauthz's default --drain-delay, passed explicitly because
+// the harness's environment turns the delay off for the other tests.
+const drainDelay = 15 * time.Second
+
+// hostHealth returns Envoy's health flags for one endpoint of a cluster.
+func hostHealth(e *envoyproc.Process, cluster, addr string) string {
+	body, err := e.Admin("/clusters")
+	if err != nil {
+		return "admin error: " + err.Error()
+	}
+	prefix := cluster + "::" + addr + "::health_flags::"
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	return "absent"
+}
+
+// TestEnvoyDrainOneReplica: the shipped envoy.yaml with two extauthz
+// replicas behind its extauthz cluster (health checks every 5 s, unhealthy
+// after 2). Under steady load through Envoy, one replica gets SIGTERM: it
+// reports NOT_SERVING but keeps answering until Envoy has marked it
+// unhealthy and moved every check to the other, then stops. Not one client
+// request fails.
+func TestEnvoyDrainOneReplica(t *testing.T) {
+	keyFile, codec := newKey(t)
+	bin := extauthzBin(t)
+	args := []string{"--drain-delay", drainDelay.String(), "--shutdown-timeout", "5s"}
+	a := startServe(t, bin, keyFile, false, args...)
+	b := startServe(t, bin, keyFile, false, args...)
+	s := newEnvoyStack(t, stackOptions{edit: func(cfg *envoyproc.Config) error {
+		return cfg.SetClusterEndpoints("extauthz", []string{a.grpc, b.grpc})
+	}})
+	capa, err := codec.Seal(subjectFor(shippedID, shippedTargets), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for hostHealth(s.envoy, "extauthz", a.grpc) != "healthy" || hostHealth(s.envoy, "extauthz", b.grpc) != "healthy" {
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not healthy in Envoy: %s, %s", hostHealth(s.envoy, "extauthz", a.grpc), hostHealth(s.envoy, "extauthz", b.grpc))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Load: a few clients sending allowed requests through Envoy as an
+	// HTTP proxy, each on its own keep-alive connection.
+	proxyURL, _ := url.Parse("http://" + s.proxy)
+	var (
+		ok, total atomic.Int64
+		failMu    sync.Mutex
+		failures  []string
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", "http://"+apiHost+"/api/openrouter/chat", nil)
+				req.Header.Set(capabilityHdr, capa)
+				resp, err := c.Do(req)
+				total.Add(1)
+				if err != nil {
+					failMu.Lock()
+					failures = append(failures, err.Error())
+					failMu.Unlock()
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failMu.Lock()
+					failures = append(failures, fmt.Sprintf("%s %d %s", time.Now().Format("15:04:05.000"), resp.StatusCode, body))
+					failMu.Unlock()
+					continue
+				}
+				ok.Add(1)
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+
+	time.Sleep(time.Second)
+	if len(a.decisions()) == 0 || len(b.decisions()) == 0 {
+		t.Fatalf("before the drain, both replicas should decide: %d and %d decisions", len(a.decisions()), len(b.decisions()))
+	}
+
+	aBefore := len(a.decisions())
+	start := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var unhealthyAfter time.Duration
+	aAtUnhealthy := aBefore
+	for exited := false; !exited; {
+		select {
+		case <-a.done:
+			exited = true
+		case <-time.After(100 * time.Millisecond):
+		}
+		if unhealthyAfter == 0 && strings.Contains(hostHealth(s.envoy, "extauthz", a.grpc), "failed_active_hc") {
+			unhealthyAfter, aAtUnhealthy = time.Since(start), len(a.decisions())
+		}
+		if time.Since(start) > drainDelay+10*time.Second {
+			t.Fatalf("the draining replica still runs %v after SIGTERM", time.Since(start))
+		}
+	}
+	exitAfter := time.Since(start)
+	time.Sleep(time.Second) // load keeps going on the remaining replica
+	close(stop)
+	wg.Wait()
+	b.cmd.Process.Kill() // not another drain delay in the clean-up
+
+	failMu.Lock()
+	defer failMu.Unlock()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed during the drain; first: %s", len(failures), total.Load(), failures[0])
+	}
+	if unhealthyAfter == 0 {
+		t.Errorf("Envoy never marked the draining replica unhealthy before it exited (after %v)", exitAfter)
+	} else if unhealthyAfter >= exitAfter {
+		t.Errorf("Envoy marked the draining replica unhealthy after %v, but it exited after %v", unhealthyAfter, exitAfter)
+	}
+	if exitAfter < drainDelay {
+		t.Errorf("the draining replica exited after %v, before its drain delay %v", exitAfter, drainDelay)
+	}
+	t.Logf("drain behind Envoy: %d requests, %d ok, %d failed; replica A decided %d checks after SIGTERM (%d before Envoy marked it unhealthy at %v), exited after %v; replica B decided %d in all",
+		total.Load(), ok.Load(), len(failures), len(a.decisions())-aBefore, aAtUnhealthy-aBefore,
+		unhealthyAfter.Round(10*time.Millisecond), exitAfter.Round(10*time.Millisecond), len(b.decisions()))
+}
