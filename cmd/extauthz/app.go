@@ -90,7 +90,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	grpcOpts := []grpc.ServerOption{grpc.StatsHandler(gm)}
+	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm))
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
@@ -204,6 +204,7 @@ type listener struct {
 
 // run serves until ctx is cancelled, then drains.
 func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
+	o := a.opts
 	var lns []listener
 	closeAll := func() {
 		for _, l := range lns {
@@ -219,7 +220,15 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			closeAll()
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
-		lns = append(lns, listener{l.name, ln})
+		lns = append(lns, listener{l.name, o.limits.limit(l.name, ln)})
+	}
+	names := make([]string, len(lns))
+	for i, l := range lns {
+		names[i] = l.name
+	}
+	if need, have, ok := o.limits.fdBudget(names); !ok {
+		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
+			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
 	}
 
 	errc := make(chan error, len(lns))
@@ -232,14 +241,11 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			if a.tls != nil {
 				l.ln = tls.NewListener(l.ln, a.tls.config(false))
 			}
-			// Headers hold at most a 64 KiB capability plus the request's own;
-			// bodies (the API's) are at most 64 KiB and read under a deadline.
-			srv := &http.Server{Handler: a.httpH, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-				WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
+			srv := o.limits.httpServer(a.httpH, false, nil)
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		case "admin":
-			srv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+			srv := o.limits.httpServer(a.adminHandler(), true, nil)
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		}

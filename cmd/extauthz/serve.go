@@ -35,6 +35,7 @@ type serveOptions struct {
 	keyReloadInterval             time.Duration
 	shutdownTimeout               time.Duration
 	drainDelay                    time.Duration
+	limits                        limitOptions
 
 	// derived by validate
 	identity authz.IdentitySource
@@ -67,6 +68,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")
 	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)")
+	o.limits.register(fs)
 	usageWithEnv(fs, "extauthz "+name+" [flags]")
 	if err := applyEnv(fs, getenv); err != nil {
 		return nil, err
@@ -120,7 +122,7 @@ func (o *serveOptions) validate() error {
 	if o.keyReloadInterval < 0 || o.shutdownTimeout <= 0 || o.drainDelay < 0 {
 		return errors.New("--key-reload-interval and --drain-delay must be >= 0 and --shutdown-timeout > 0")
 	}
-	return nil
+	return o.limits.validate()
 }
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
