@@ -90,7 +90,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm))
+	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}))
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
@@ -241,11 +241,11 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 			if a.tls != nil {
 				l.ln = tls.NewListener(l.ln, a.tls.config(false))
 			}
-			srv := o.limits.httpServer(a.httpH, false, nil)
+			srv := o.limits.httpServer(a.httpH, false, errorLog(a.log, l.name))
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		case "admin":
-			srv := o.limits.httpServer(a.adminHandler(), true, nil)
+			srv := o.limits.httpServer(a.adminHandler(), true, errorLog(a.log, l.name))
 			httpServers = append(httpServers, srv)
 			go func() { errc <- srv.Serve(l.ln) }()
 		}

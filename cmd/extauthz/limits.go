@@ -32,7 +32,7 @@ type limitOptions struct {
 // Fixed limits: generous for what the listeners carry (an ext_authz request
 // is a few KiB, an API body at most 64 KiB), so not worth a flag.
 const (
-	grpcMaxRecvMsgSize = 4 << 20 // grpc-go's default, stated: a larger Check fails
+	grpcMaxRecvMsgSize = 4 << 20 // grpc-go's default, stated: a larger Check fails (see errlog.go)
 	grpcKeepaliveTime  = time.Minute
 	grpcKeepaliveWait  = 20 * time.Second
 	httpReadTimeout    = 30 * time.Second
@@ -92,7 +92,8 @@ func (l *limitOptions) grpcServerOptions() []grpc.ServerOption {
 }
 
 // httpServer is an http.Server for the HTTP authorization listener
-// (admin false) or the admin listener, with every timeout set.
+// (admin false) or the admin listener, with every timeout set, errors
+// logged through errLog.
 func (l *limitOptions) httpServer(h http.Handler, admin bool, errLog *log.Logger) *http.Server {
 	s := &http.Server{
 		Handler:           h,

@@ -135,6 +135,7 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := zerolog.New(stderr).Level(o.level).With().Timestamp().Logger()
+	setGRPCLogger(log)
 	a, err := newApp(o, os.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
