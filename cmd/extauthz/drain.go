@@ -33,9 +33,9 @@ func (a *app) drain(httpServers []*http.Server) {
 	a.log.Info().Dur("drain_delay", a.opts.drainDelay).Dur("shutdown_timeout", a.opts.shutdownTimeout).Msg("draining")
 	a.ready.Store(false)
 	a.health.Shutdown() // NOT_SERVING for every service, Watch streams told
-	for _, s := range httpServers {
-		s.SetKeepAlivesEnabled(false) // answers carry Connection: close
-	}
+	// HTTP keep-alives stay on: SetKeepAlivesEnabled(false) would close idle
+	// connections now, while proxies still send here at full rate and may
+	// be writing a request into one of them.
 	time.Sleep(a.opts.drainDelay)
 
 	a.log.Info().Dur("after", time.Since(start)).Msg("closing listeners")
