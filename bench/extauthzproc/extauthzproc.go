@@ -143,9 +143,10 @@ func listening(logFile, name string) string {
 }
 
 // cleanEnv is the environment without EXTAUTHZ_* settings that would change
-// the server under test.
+// the server under test, and without a drain delay: there is no health
+// checker to wait for, so Stop means stopped.
 func cleanEnv() []string {
-	var env []string
+	env := []string{"EXTAUTHZ_DRAIN_DELAY=0"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EXTAUTHZ_") {
 			env = append(env, kv)
