@@ -46,7 +46,7 @@ const (
 
 func (l *limitOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxConns, "max-connections", 4096, "most open connections on the gRPC listener, and on the HTTP listener (each); more wait in the kernel's accept queue")
-	fs.IntVar(&l.adminMaxConns, "admin-max-connections", 64, "most open connections on the admin listener (probes and scrapers)")
+	fs.IntVar(&l.adminMaxConns, "admin-max-connections", 1024, "most open connections on the admin listener (probes and scrapers; the headroom absorbs a burst without blocking probes)")
 	fs.UintVar(&l.maxStreams, "max-concurrent-streams", 256, "most concurrent streams (requests) per HTTP/2 connection, gRPC and HTTP")
 	fs.DurationVar(&l.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a new connection must finish its TLS and HTTP/2 handshake (gRPC) or send its request headers (HTTP, admin) within this")
 	fs.DurationVar(&l.idleTimeout, "idle-timeout", 2*time.Minute, "close an HTTP or admin keep-alive connection idle this long")
