@@ -32,13 +32,13 @@ type limitOptions struct {
 // Fixed limits: generous for what the listeners carry (an ext_authz request
 // is a few KiB, an API body at most 64 KiB), so not worth a flag.
 const (
-	grpcMaxRecvMsgSize = 4 << 20 // grpc-go's default, stated: a larger Check fails (see errlog.go)
-	grpcKeepaliveTime  = time.Minute
-	grpcKeepaliveWait  = 20 * time.Second
-	httpReadTimeout    = 30 * time.Second
-	httpWriteTimeout   = 30 * time.Second
-	httpMaxHeaderBytes = 256 << 10 // a 64 KiB capability plus the request's own headers
-	adminMaxHeaderByte = 64 << 10
+	grpcMaxRecvMsgSize  = 4 << 20 // grpc-go's default, stated: a larger Check fails (see errlog.go)
+	grpcKeepaliveTime   = time.Minute
+	grpcKeepaliveWait   = 20 * time.Second
+	httpReadTimeout     = 30 * time.Second
+	httpWriteTimeout    = 30 * time.Second
+	httpMaxHeaderBytes  = 256 << 10 // a 64 KiB capability plus the request's own headers
+	adminMaxHeaderBytes = 64 << 10
 	// fdReserve is what the process needs besides its listeners' connections:
 	// the key and TLS files, the listeners themselves, the runtime.
 	fdReserve = 64
@@ -106,7 +106,7 @@ func (l *limitOptions) httpServer(h http.Handler, admin bool, errLog *log.Logger
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(l.maxStreams)},
 	}
 	if admin {
-		s.MaxHeaderBytes = adminMaxHeaderByte
+		s.MaxHeaderBytes = adminMaxHeaderBytes
 	}
 	return s
 }
