@@ -3,13 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"html"
 	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/yaml"
 
+	"github.com/extauthz/extauthz/internal/dashpreview"
 	"github.com/extauthz/extauthz/internal/testprog"
 )
 
@@ -61,37 +65,40 @@ func alertRules(t *testing.T) (raw []byte, rules []struct{ Alert, Expr, For stri
 	return raw, rules
 }
 
-// dashboardQueries returns every panel query of the shipped Grafana
-// dashboard with its variables filled in for the test's Prometheus.
-func dashboardQueries(t *testing.T, rateInterval string) map[string]string {
+// dashPanel is one panel of the shipped Grafana dashboard.
+type dashPanel struct {
+	Title       string
+	FieldConfig struct{ Defaults struct{ Unit string } }
+	Targets     []struct{ RefID, Expr, LegendFormat string }
+}
+
+// dashboardPanels reads the shipped Grafana dashboard with the variables of
+// its queries filled in for the test's Prometheus.
+func dashboardPanels(t *testing.T, rateInterval string) []dashPanel {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "extauthz.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ RefID, Expr string }
-		}
-	}
+	var dash struct{ Panels []dashPanel }
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
+	n := 0
+	for i, p := range dash.Panels {
+		for j, tg := range p.Targets {
 			e := strings.NewReplacer("$__rate_interval", rateInterval, "$job", "extauthz").Replace(tg.Expr)
 			if strings.Contains(e, "$") {
 				t.Errorf("panel %q: unknown variable in %s", p.Title, tg.Expr)
 			}
-			out[p.Title+"/"+tg.RefID] = e
+			dash.Panels[i].Targets[j].Expr = e
+			n++
 		}
 	}
-	if len(out) < 10 {
-		t.Fatalf("dashboard has %d queries", len(out))
+	if n < 10 {
+		t.Fatalf("dashboard has %d queries", n)
 	}
-	return out
+	return dash.Panels
 }
 
 // prometheus is a running Prometheus with an HTTP API.
@@ -205,6 +212,7 @@ scrape_configs:
 			t.Fatal(err)
 		}
 	}
+	began := time.Now()
 	// Mostly allowed traffic, and one key reload, for about 12 s.
 	_ = ext.cmd.Process.Signal(syscall.SIGHUP)
 	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -214,14 +222,17 @@ scrape_configs:
 		check(false)
 	}
 
-	for name, expr := range dashboardQueries(t, "10s") {
-		var last error
-		if !eventually(15*time.Second, func() bool {
-			res, err := p.query(t, expr)
-			last = err
-			return err == nil && len(res) > 0
-		}) {
-			t.Errorf("dashboard %s: no data for %s (%v)", name, expr, last)
+	panels := dashboardPanels(t, "10s")
+	for _, panel := range panels {
+		for _, tg := range panel.Targets {
+			var last error
+			if !eventually(15*time.Second, func() bool {
+				res, err := p.query(t, tg.Expr)
+				last = err
+				return err == nil && len(res) > 0
+			}) {
+				t.Errorf("dashboard %s/%s: no data for %s (%v)", panel.Title, tg.RefID, tg.Expr, last)
+			}
 		}
 	}
 	names := regexp.MustCompile(`\b(extauthz_[a-z_]+|up|process_[a-z_]+|go_[a-z_]+)\b`)
@@ -264,4 +275,103 @@ scrape_configs:
 	if !fired {
 		t.Errorf("deny-ratio alert did not fire while only denied requests were sent:\n%s", prom.output)
 	}
+	previewDashboard(t, p, panels, began)
+}
+
+// previewDashboard draws the dashboard's panels from the test's own data as
+// SVG (internal/dashpreview) and checks the drawing; with
+// EXTAUTHZ_DASHBOARD_SVG=FILE it also keeps it there (the README's picture is
+// made that way, then converted with rsvg-convert).
+func previewDashboard(t *testing.T, p prometheus, panels []dashPanel, since time.Time) {
+	t.Helper()
+	var out []dashpreview.Panel
+	for _, panel := range panels {
+		dp := dashpreview.Panel{Title: panel.Title, Unit: panel.FieldConfig.Defaults.Unit}
+		for _, tg := range panel.Targets {
+			series, err := p.queryRange(tg.Expr, since, time.Now(), time.Second)
+			if err != nil {
+				t.Errorf("panel %s: %v", panel.Title, err)
+				continue
+			}
+			for _, s := range series {
+				dp.Series = append(dp.Series, dashpreview.Series{Label: legend(tg.LegendFormat, s.labels), Points: s.points})
+			}
+		}
+		if len(dp.Series) == 0 {
+			t.Errorf("panel %s has no series over the test", panel.Title)
+		}
+		out = append(out, dp)
+	}
+	var b strings.Builder
+	if err := dashpreview.SVG(&b, "extauthz — deploy/grafana/extauthz.json, drawn from e2e/prometheus_test.go's data", out); err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal([]byte(b.String()), new(struct{})); err != nil {
+		t.Errorf("dashboard preview is not well-formed SVG: %v", err)
+	}
+	for _, panel := range panels {
+		if !strings.Contains(b.String(), html.EscapeString(panel.Title)) {
+			t.Errorf("dashboard preview lacks panel %q", panel.Title)
+		}
+	}
+	if f := os.Getenv("EXTAUTHZ_DASHBOARD_SVG"); f != "" {
+		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// legend fills a Grafana legend format ("{{result}} {{reason}}").
+func legend(format string, labels map[string]string) string {
+	out := format
+	for k, v := range labels {
+		out = strings.ReplaceAll(out, "{{"+k+"}}", v)
+	}
+	return strings.TrimSpace(regexp.MustCompile(`\{\{[^}]*\}\}`).ReplaceAllString(out, ""))
+}
+
+// rangeSeries is one series of a range query.
+type rangeSeries struct {
+	labels map[string]string
+	points [][2]float64
+}
+
+// queryRange runs a range query.
+func (p prometheus) queryRange(expr string, from, to time.Time, step time.Duration) ([]rangeSeries, error) {
+	q := url.Values{"query": {expr}, "start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(to.Unix())}, "step": {step.String()}}
+	resp, err := client.Get(p.base + "/api/v1/query_range?" + q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status, Error string
+		Data          struct {
+			Result []struct {
+				Metric map[string]string
+				Values [][2]any
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query_range %s: %s", expr, r.Error)
+	}
+	var out []rangeSeries
+	for _, res := range r.Data.Result {
+		s := rangeSeries{labels: res.Metric}
+		for _, v := range res.Values {
+			ts, _ := v[0].(float64)
+			str, _ := v[1].(string)
+			f, err := strconv.ParseFloat(str, 64)
+			if err != nil {
+				continue
+			}
+			s.points = append(s.points, [2]float64{ts, f})
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
