@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -139,61 +140,42 @@ type issueRequest struct {
 	Subject jsontext.Value `json:",embed"`
 }
 
-// issue seals a capability for the subject in the body. Subject rules are
-// capability.Codec.Seal's: a broken rule is invalid_capability, unusable
-// targets invalid_targets, both 400; no key is 503.
+// issue seals a capability for the subject in the body (Authorizer.Issue):
+// a malformed body or subject is invalid_request, a broken claim rule
+// invalid_capability, unusable targets invalid_targets, all 400; no key is
+// 503.
 func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
 	// Duplicate names (at any level), invalid UTF-8 and trailing data fail
-	// here already; DecodeSubject checks the rest.
+	// here already; Issue checks the rest.
 	var req issueRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
 		return
 	}
 	if len(req.Subject) == 0 {
-		req.Subject = jsontext.Value("{}") // no subject member: Seal says which is missing
+		req.Subject = jsontext.Value("{}") // no subject member: Issue says which is missing
 	}
-	s, err := capability.DecodeSubject(req.Subject)
+	ttl := capability.MaxLifetime
+	if req.TTLSeconds != nil {
+		ttl = -1 // refused by the lifetime rule, as is 0
+		if n := *req.TTLSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {
+			ttl = time.Duration(n) * time.Second
+		}
+	}
+	tok, err := h.core.Issue(req.Subject, ttl)
 	if err != nil {
-		// A malformed subject is a bad request; an empty providerToken (the
-		// one claim rule DecodeSubject checks) is invalid_capability.
 		if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
 			writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
-		} else {
-			writeJSONError(w, http.StatusBadRequest, string(ReasonOf(err)))
-		}
-		return
-	}
-	var ttl time.Duration
-	if req.TTLSeconds != nil {
-		if *req.TTLSeconds <= 0 || *req.TTLSeconds > int64(capability.MaxLifetime/time.Second) {
-			writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidCapability))
 			return
 		}
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-	}
-	tok, err := h.core.codec.Seal(s, ttl)
-	if err != nil {
 		reason := ReasonOf(err)
 		status := http.StatusBadRequest
 		if reason == ReasonConfigurationError {
 			status = reason.HTTPStatus()
 		}
-		h.log.Info().Str("reason", string(reason)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
 		writeJSONError(w, status, string(reason))
 		return
 	}
-	// Seal checks the targets with the codec's validator, which may not be
-	// this server's policy (or may be none): never mint a capability that
-	// Check would refuse.
-	if err := h.core.policy.ValidateTargets(s.Targets); err != nil {
-		h.log.Info().Str("reason", string(ReasonInvalidTargets)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
-		writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidTargets))
-		return
-	}
-	h.log.Info().Str("user_id", s.UserID).Str("cloud_agent_session_id", s.CloudAgentSessionID).
-		Str("kilo_session_id", s.KiloSessionID).Str("outbound_container_id", s.OutboundContainerID).
-		Bool("has_provider_token", s.ProviderToken != "").Dur("ttl", ttl).Msg("capability issued")
 	writeJSONValue(w, http.StatusOK, struct {
 		Capability string `json:"capability"`
 	}{tok})

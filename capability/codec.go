@@ -65,16 +65,26 @@ func (c *Codec) keys() (*KeyRing, error) {
 	return r, nil
 }
 
+// CheckLifetime is the one lifetime rule of issuance: a capability lives
+// at least a millisecond (the unit of its timestamps) and at most
+// MaxLifetime. The error wraps ErrInvalid.
+func CheckLifetime(ttl time.Duration) error {
+	if ttl < time.Millisecond || ttl > MaxLifetime {
+		return fmt.Errorf("%w: lifetime must be between 1ms and %s", ErrInvalid, MaxLifetime)
+	}
+	return nil
+}
+
 // Seal issues a capability for s, valid from now for ttl (0 means
-// MaxLifetime). A ttl above MaxLifetime or below a millisecond, or a subject
+// MaxLifetime). A ttl that CheckLifetime refuses, or a subject
 // that breaks a claim rule, is an error wrapping ErrInvalid; targets the
 // validator refuses give an error wrapping policy.ErrInvalidTargets.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if ttl == 0 {
 		ttl = MaxLifetime
 	}
-	if ttl < time.Millisecond || ttl > MaxLifetime {
-		return "", fmt.Errorf("%w: lifetime must be between 1ms and %s", ErrInvalid, MaxLifetime)
+	if err := CheckLifetime(ttl); err != nil {
+		return "", err
 	}
 	r, err := c.keys()
 	if err != nil {

@@ -58,7 +58,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	a.codec = capability.NewCodec(ring, capability.WithTargetValidator(a.policy.ValidateTargets))
+	a.codec = newCodec(ring, a.policy, nil)
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
