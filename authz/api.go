@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -36,12 +37,79 @@ const (
 	apiAuthChallengeFailed = `Bearer realm="extauthz-api", error="invalid_token"`
 )
 
-// api guards an API endpoint: enabled, authorised, POST, body within bounds.
-func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
-	if !h.apiEnabled {
-		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
-		return
+// IssuePath and RedeemPath are the capability API, guarded by the admin
+// token.
+const (
+	IssuePath  = "/v1/capabilities:issue"
+	RedeemPath = "/v1/capabilities:redeem"
+)
+
+// MinAPITokenLen is the shortest admin token accepted.
+const MinAPITokenLen = 16
+
+// APIOptions configure the capability API.
+type APIOptions struct {
+	// Token is the bearer token that guards the API. It must be at least
+	// MinAPITokenLen bytes of visible ASCII.
+	Token string
+}
+
+// APIHandler serves the capability API: issue (Authorizer.Issue) and redeem
+// (Authorizer.Decide for a caller that is not a proxy). It stands beside the
+// authorization adapters and is composed with them by the binary, so that it
+// can move to a listener of its own.
+type APIHandler struct {
+	core      *Authorizer
+	tokenHash [sha256.Size]byte
+}
+
+// NewAPIHandler returns the capability API. Errors never contain the token.
+func NewAPIHandler(core *Authorizer, opts APIOptions) (*APIHandler, error) {
+	if core == nil {
+		return nil, errors.New("authz: NewAPIHandler needs an Authorizer")
 	}
+	if err := checkAPIToken(opts.Token); err != nil {
+		return nil, err
+	}
+	return &APIHandler{core: core, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
+}
+
+// checkAPIToken rejects admin tokens that are too short or that cannot travel
+// in an Authorization header. The error never contains the token.
+func checkAPIToken(tok string) error {
+	if len(tok) < MinAPITokenLen {
+		return fmt.Errorf("authz: the API token must be at least %d bytes long", MinAPITokenLen)
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c >= 0x7f {
+			return errors.New("authz: the API token must be visible ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// ServeHTTP serves IssuePath and RedeemPath, matched exactly on the raw
+// request path; anything else is 404. A panic is recovered into a
+// capability_configuration_error answer.
+func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path, _, _ := strings.Cut(requestTarget(r), "?")
+	switch path {
+	case IssuePath:
+		defer h.core.recoverHTTP(w, protocolIssue, writeAPIDeny)
+		startJSON(w)
+		h.serve(w, r, h.issue)
+	case RedeemPath:
+		defer h.core.recoverHTTP(w, protocolRedeem, writeAPIDeny)
+		startJSON(w)
+		h.serve(w, r, h.redeem)
+	default:
+		startJSON(w)
+		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
+	}
+}
+
+// serve guards an API endpoint: authorised, POST, body within bounds.
+func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
 	// The server has no ReadTimeout (the authorization endpoints serve
 	// long-lived proxy connections): bound the body read here, including
 	// the discard of an unread body after an early answer. Not every
@@ -52,7 +120,7 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 		if presented {
 			challenge = apiAuthChallengeFailed
 			// Never the token; who tried is enough to investigate.
-			h.log.Warn().Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr).Msg("API call with a wrong admin token")
+			h.core.log.Warn().Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr).Msg("API call with a wrong admin token")
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		writeJSONError(w, http.StatusUnauthorized, apiErrUnauthorized)
@@ -90,7 +158,7 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 // authorized compares the presented admin token in constant time (hashes of
 // equal length, so neither the content nor the length leaks). presented
 // reports whether a bearer token was sent at all.
-func (h *httpHandler) authorized(r *http.Request) (presented, ok bool) {
+func (h *APIHandler) authorized(r *http.Request) (presented, ok bool) {
 	values := r.Header.Values("Authorization")
 	if len(values) != 1 {
 		return len(values) > 1, false
@@ -101,7 +169,7 @@ func (h *httpHandler) authorized(r *http.Request) (presented, ok bool) {
 		return values[0] != "", false
 	}
 	got := sha256.Sum256([]byte(tok))
-	return true, subtle.ConstantTimeCompare(got[:], h.apiTokenHash[:]) == 1
+	return true, subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
 }
 
 // jsonString is a request string field: a JSON string and nothing else (null,
@@ -144,7 +212,7 @@ type issueRequest struct {
 // a malformed body or subject is invalid_request, a broken claim rule
 // invalid_capability, unusable targets invalid_targets, all 400; no key is
 // 503.
-func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
+func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
 	// Duplicate names (at any level), invalid UTF-8 and trailing data fail
 	// here already; Issue checks the rest.
 	var req issueRequest
@@ -192,7 +260,7 @@ type redeemRequest struct {
 
 // redeem answers the same question as Check, for a caller that is not a
 // proxy: which credential may this container send to this URL?
-func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
+func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 	var req redeemRequest
 	if err := decodeStrict(body, &req); err != nil ||
 		!req.Capability.set || !req.OutboundContainerID.set || !req.RequestURL.set ||
@@ -202,7 +270,7 @@ func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
 	}
 	in := Input{
 		Protocol:   protocolRedeem,
-		HasHTTP:    true,
+		Complete:   true,
 		Method:     req.RequestMethod.v,
 		Capability: []string{req.Capability.v},
 		CallerID:   req.OutboundContainerID.v,
@@ -215,10 +283,7 @@ func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
 	}
 	d := h.core.Decide(in)
 	if !d.Allowed() {
-		if c := d.Reason.WWWAuthenticate(); c != "" {
-			w.Header().Set("WWW-Authenticate", c)
-		}
-		writeJSON(w, d.Reason.HTTPStatus(), d.Reason.Body())
+		writeAPIDeny(w, d.Reason)
 		return
 	}
 	writeJSONValue(w, http.StatusOK, struct {
@@ -227,14 +292,12 @@ func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
 	}{"Bearer " + d.Credential(), string(d.Route.Class)})
 }
 
-// writeJSONValue answers with v encoded as JSON.
-func writeJSONValue(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Unreachable: the values are plain strings (invalid UTF-8 is
-		// rejected before it gets here). Fail closed without details.
-		writeJSONError(w, http.StatusInternalServerError, "internal_error")
-		return
+// writeAPIDeny answers a deny of the API: the status, JSON body and
+// challenge of the reason table (r is already a deny reason: Decide and
+// recoverHTTP give no other).
+func writeAPIDeny(w http.ResponseWriter, r Reason) {
+	if c := r.WWWAuthenticate(); c != "" {
+		w.Header().Set("WWW-Authenticate", c)
 	}
-	writeJSON(w, status, string(b))
+	writeJSON(w, r.HTTPStatus(), r.Body())
 }

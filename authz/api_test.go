@@ -75,7 +75,7 @@ var parityCases = []parityCase{
 func TestRedeemMatchesCheck(t *testing.T) {
 	caps := newCapabilities(t)
 	srv := newTestServer(t, serverSetup{})
-	h := newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{})
 	for _, tc := range parityCases {
 		t.Run(tc.name, func(t *testing.T) {
 			token := tc.cap
@@ -152,7 +152,7 @@ func issueBody(edit func(m map[string]any)) string {
 // lifetime asked for, and redeems.
 func TestIssue(t *testing.T) {
 	codec := newCodec(t, testClock, testKey)
-	h := newHTTPTestHandler(t, httpSetup{codec: codec, opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{codec: codec})
 	for _, tc := range []struct {
 		name string
 		body string
@@ -248,7 +248,7 @@ func TestAPIRejects(t *testing.T) {
 		{"redeem bad method", redeemRequestFor(redeemBody("kka1.x", "ctr-1", "GE T", "https://api.kilo.example/x")), 400, "invalid_request"},
 		{"redeem unknown field", redeemRequestFor(strings.Replace(okRedeem, "{", `{"routeClass":"backend_api",`, 1)), 400, "invalid_request"},
 	}
-	h := newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := doHTTP(t, h, nil, tc.req)
@@ -284,8 +284,9 @@ func assertAPIError(t *testing.T, w *httptest.ResponseRecorder, status int, slug
 	}
 }
 
-// TestAPIDisabled: without an admin token the API does not exist, whatever
-// the caller sends.
+// TestAPIDisabled: the authorization handler does not serve the API: without
+// an API handler beside it, the API does not exist, whatever the caller
+// sends.
 func TestAPIDisabled(t *testing.T) {
 	h := newHTTPTestHandler(t, httpSetup{})
 	for _, target := range []string{IssuePath, RedeemPath} {
@@ -297,7 +298,7 @@ func TestAPIDisabled(t *testing.T) {
 }
 
 func TestIssueWithoutKeys(t *testing.T) {
-	h := newHTTPTestHandler(t, httpSetup{codec: capability.NewCodec(nil), opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{codec: capability.NewCodec(nil)})
 	assertAPIError(t, doHTTP(t, h, nil, issueReq(issueBody(nil))), http.StatusServiceUnavailable, string(ReasonConfigurationError))
 	w := doHTTP(t, h, nil, redeemRequestFor(redeemBody("kka1.x", "ctr-1", "GET", "https://api.kilo.example/x")))
 	assertAPIError(t, w, http.StatusServiceUnavailable, string(ReasonConfigurationError))
@@ -307,7 +308,7 @@ func TestIssueWithoutKeys(t *testing.T) {
 // tokens or the capability.
 func TestIssueLogsNoSecret(t *testing.T) {
 	var log syncBuffer
-	h := newHTTPTestHandler(t, httpSetup{log: &log, opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{log: &log})
 	w := doHTTP(t, h, nil, issueReq(issueBody(nil)))
 	var got map[string]string
 	_ = json.Unmarshal(w.Body.Bytes(), &got)

@@ -129,15 +129,15 @@ func TestAuditNewServerValidatesIdentity(t *testing.T) {
 		{Kind: IdentityContextExtension, Key: ""},
 		{Kind: IdentityKind(42), Key: "x"},
 	} {
-		if _, err := NewServer(core, ServerOptions{Identity: id}); err == nil {
-			t.Errorf("NewServer(%+v) = nil error; want an error", id)
+		if _, err := NewGRPCServer(core, GRPCOptions{Identity: id}); err == nil {
+			t.Errorf("NewGRPCServer(%+v) = nil error; want an error", id)
 		}
 	}
 
 	// A mixed-case header name is looked up (and removed) lower-case, as
 	// Envoy sends it.
 	caps := newCapabilities(t)
-	srv, err := NewServer(core, ServerOptions{Identity: IdentitySource{Kind: IdentityHeader, Key: "X-Sandbox"}})
+	srv, err := NewGRPCServer(core, GRPCOptions{Identity: IdentitySource{Kind: IdentityHeader, Key: "X-Sandbox"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestAuditCredentialMustBeAHeaderValue(t *testing.T) {
 		if resp.GetOkResponse() != nil {
 			t.Errorf("token %q: Check allows", bad)
 		}
-		h := newHTTPTestHandler(t, httpSetup{codec: codec, opts: HTTPOptions{APIToken: testAPIToken}})
+		h := newAPITestHandler(t, httpSetup{codec: codec})
 		if w := doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${BAD}"))); w.Code == http.StatusOK {
 			t.Errorf("token %q: forward allows", bad)
 		}
@@ -288,7 +288,7 @@ func TestAuditAPIBodyReadDeadline(t *testing.T) {
 	old := apiBodyTimeout
 	apiBodyTimeout = 200 * time.Millisecond
 	t.Cleanup(func() { apiBodyTimeout = old })
-	srv := httptest.NewServer(newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}}))
+	srv := httptest.NewServer(newAPITestHandler(t, httpSetup{}))
 	defer srv.Close()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -315,7 +315,7 @@ func TestAuditAPIBodyReadDeadline(t *testing.T) {
 // TestAuditAPIContentLengthOverLimit: a declared Content-Length above the
 // limit is refused before reading, whatever the body turns out to be.
 func TestAuditAPIContentLengthOverLimit(t *testing.T) {
-	h := newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{})
 	r := httptest.NewRequest(http.MethodPost, IssuePath, strings.NewReader(issueBody(nil)))
 	r.Header.Set("Authorization", "Bearer "+testAPIToken)
 	r.ContentLength = MaxAPIBodyBytes + 1
@@ -337,7 +337,7 @@ func TestAuditIssueChecksTheServerPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHTTPHandler(core, HTTPOptions{APIToken: testAPIToken})
+	h, err := NewAPIHandler(core, APIOptions{Token: testAPIToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestAuditIssueChecksTheServerPolicy(t *testing.T) {
 // capability_configuration_error deny, with no header set before the panic.
 func TestAuditHTTPRecoversPanic(t *testing.T) {
 	caps := newCapabilities(t)
-	h := &httpHandler{capHeader: DefaultCapabilityHeader, identityHeader: DefaultHTTPIdentityHeader} // no core: Decide panics
+	h := &HTTPHandler{capHeader: DefaultCapabilityHeader, identityHeader: DefaultHTTPIdentityHeader} // no core: Decide panics
 	w := doHTTP(t, h, caps, fwd(nil))
 	assertHTTPDeny(t, w, ReasonConfigurationError)
 	assertNoSecrets(t, "response", dumpResponse(w), caps)

@@ -132,16 +132,16 @@ func TestNewServerRejectsAuthorizationAsCapabilityHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"authorization", "Authorization", "bad header", "x:y", "Host", "connection", "Transfer-Encoding", "content-length"} {
-		if _, err := NewServer(core, ServerOptions{CapabilityHeader: h}); err == nil {
-			t.Errorf("NewServer(CapabilityHeader: %q) = nil error; want an error", h)
+		if _, err := NewGRPCServer(core, GRPCOptions{CapabilityHeader: h}); err == nil {
+			t.Errorf("NewGRPCServer(CapabilityHeader: %q) = nil error; want an error", h)
 		}
 	}
-	if _, err := NewServer(core, ServerOptions{UpstreamScheme: "ftp"}); err == nil {
-		t.Error("NewServer(UpstreamScheme: ftp) = nil error; want an error")
+	if _, err := NewGRPCServer(core, GRPCOptions{UpstreamScheme: "ftp"}); err == nil {
+		t.Error("NewGRPCServer(UpstreamScheme: ftp) = nil error; want an error")
 	}
 }
 
-func assertAllow(t *testing.T, srv *Server, resp *authv3.CheckResponse, tc checkCase) {
+func assertAllow(t *testing.T, srv *GRPCServer, resp *authv3.CheckResponse, tc checkCase) {
 	t.Helper()
 	if c := codes.Code(resp.GetStatus().GetCode()); c != codes.OK {
 		t.Fatalf("status = %v %q; want OK", c, resp.GetStatus().GetMessage())

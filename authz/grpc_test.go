@@ -19,7 +19,7 @@ func TestGRPCOverBufconn(t *testing.T) {
 	caps := newCapabilities(t)
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, newTestServer(t, serverSetup{}))
+	Register(gs, newTestServer(t, serverSetup{}))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	go gs.Serve(lis)
@@ -52,5 +52,18 @@ func TestGRPCOverBufconn(t *testing.T) {
 	}
 	if resp.GetDeniedResponse() == nil || resp.GetStatus().GetMessage() != string(ReasonContainerMismatch) {
 		t.Fatalf("Check(deny) = %v; want container_mismatch", resp)
+	}
+}
+
+// TestServiceName: the name the binary reports health for is the name of
+// the service Register registers.
+func TestServiceName(t *testing.T) {
+	if ServiceName != authv3.Authorization_ServiceDesc.ServiceName {
+		t.Errorf("ServiceName = %q; want %q", ServiceName, authv3.Authorization_ServiceDesc.ServiceName)
+	}
+	gs := grpc.NewServer()
+	Register(gs, newTestServer(t, serverSetup{}))
+	if _, ok := gs.GetServiceInfo()[ServiceName]; !ok {
+		t.Errorf("Register did not register %s", ServiceName)
 	}
 }

@@ -160,17 +160,17 @@ func newTestCore(t testing.TB, codec *capability.Codec, log *syncBuffer) *Author
 	return core
 }
 
-func newTestServer(t testing.TB, setup serverSetup) *Server {
+func newTestServer(t testing.TB, setup serverSetup) *GRPCServer {
 	t.Helper()
 	core := newTestCore(t, setup.codec, setup.log)
 	var err error
-	opts := ServerOptions{}
+	opts := GRPCOptions{}
 	if setup.identity != "" {
 		if opts.Identity, err = ParseIdentitySource(setup.identity); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv, err := NewServer(core, opts)
+	srv, err := NewGRPCServer(core, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,7 +41,7 @@ type app struct {
 	metrics *authz.Metrics
 	reg     *prometheus.Registry
 	grpc    *grpc.Server
-	httpH   http.Handler // the HTTP authorization endpoints
+	httpH   http.Handler // the HTTP authorization endpoints, and the API if enabled
 	tls     *serverTLS   // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
@@ -76,7 +75,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics}); err != nil {
 		return nil, err
 	}
-	srv, err := authz.NewServer(a.core, authz.ServerOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
+	srv, err := authz.NewGRPCServer(a.core, authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +94,10 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
 	a.grpc = grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(a.grpc, srv)
+	authz.Register(a.grpc, srv)
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	if o.grpcReflection {
 		reflection.Register(a.grpc)
@@ -253,7 +252,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 	}
 	a.ready.Store(true)
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.log.Info().Strs("key_fingerprints", a.codec.KeyRing().Fingerprints()).
 		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Msg("ready")
 	if a.opts.dev {
