@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,9 +43,7 @@ type app struct {
 	tls     *serverTLS   // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
-
-	keyMu   sync.Mutex
-	keyHash [sha256.Size]byte // of the key file content last read, good or bad
+	keys    *reloadable[*capability.KeyRing] // nil: no key file to reload
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
@@ -115,16 +111,11 @@ func (a *app) initialKeys() (*capability.KeyRing, error) {
 		return devKeyRing()
 	}
 	if a.opts.keyFile != "" {
-		data, err := os.ReadFile(a.opts.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("key file: %w", err)
-		}
-		ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
-		if err != nil {
+		var err error
+		if a.keys, err = openKeyFile(a.opts.keyFile); err != nil {
 			return nil, err
 		}
-		a.keyHash = sha256.Sum256(data)
-		return ring, nil
+		return a.keys.current(), nil
 	}
 	return loadKeyRing("", a.getenv)
 }
@@ -132,31 +123,19 @@ func (a *app) initialKeys() (*capability.KeyRing, error) {
 // reloadKeys re-reads the key file. force reloads even when the content is
 // unchanged (SIGHUP). A bad file keeps the old ring.
 func (a *app) reloadKeys(force bool, why string) {
-	if a.opts.keyFile == "" {
+	if a.keys == nil {
 		return
 	}
-	a.keyMu.Lock()
-	defer a.keyMu.Unlock()
-	data, err := os.ReadFile(a.opts.keyFile)
-	if err != nil {
+	ring, changed, err := a.keys.reload(force)
+	switch {
+	case err != nil:
 		a.metrics.KeyReload(false)
 		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
-		return
+	case changed:
+		a.codec.SetKeyRing(ring)
+		a.metrics.KeyReload(true)
+		a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
 	}
-	sum := sha256.Sum256(data)
-	if !force && sum == a.keyHash {
-		return
-	}
-	a.keyHash = sum // a bad file is reported once, not on every poll
-	ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
-	if err != nil {
-		a.metrics.KeyReload(false)
-		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
-		return
-	}
-	a.codec.SetKeyRing(ring)
-	a.metrics.KeyReload(true)
-	a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
 }
 
 // reloadTLS re-reads the TLS files; a bad set keeps the current one.
@@ -164,7 +143,7 @@ func (a *app) reloadTLS(force bool, why string) {
 	if a.tls == nil {
 		return
 	}
-	swapped, err := a.tls.reload(force)
+	_, swapped, err := a.tls.files.reload(force)
 	switch {
 	case err != nil:
 		a.log.Error().Str("trigger", why).Err(err).Msg("TLS reload failed; keeping the current certificate")
