@@ -12,10 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/strictjson"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -172,65 +170,31 @@ func (h *APIHandler) authorized(r *http.Request) (presented, ok bool) {
 	return true, subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
 }
 
-// jsonString is a request string field: a JSON string and nothing else (null,
-// numbers and objects are rejected). set records whether it was present.
-type jsonString struct {
-	v   string
-	set bool
-}
-
-var errNotString = errors.New("not a JSON string")
-
-// UnmarshalJSON accepts a JSON string only.
-func (s *jsonString) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' {
-		return errNotString
-	}
-	s.set = true
-	return json.Unmarshal(b, &s.v)
-}
-
-// decodeStrict decodes exactly one JSON object: unknown or duplicate members
-// (names match exactly), invalid UTF-8 and trailing data are errors.
-func decodeStrict(body []byte, v any) error {
-	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
-}
-
-// issueRequest is the body of POST /v1/capabilities:issue: a subject
-// document (capability.DecodeSubject) with one more member, an optional
-// lifetime. The body is decoded once: ttlSeconds here, every other member
-// collected into Subject as a JSON object, which DecodeSubject then checks.
-type issueRequest struct {
-	// TTLSeconds is the lifetime; absent means capability.MaxLifetime.
-	TTLSeconds *int64 `json:"ttlSeconds"`
-	// Subject collects every other member as one JSON object: the "embed"
-	// fallback of this library (which ignores a ",unknown" tag).
-	Subject jsontext.Value `json:",embed"`
-}
-
-// issue seals a capability for the subject in the body (Authorizer.Issue):
-// a malformed body or subject is invalid_request, a broken claim rule
-// invalid_capability, unusable targets invalid_targets, all 400; no key is
-// 503.
+// issue seals a capability for the subject in the body: a subject document
+// (capability.DecodeSubject) with one more member, ttlSeconds, the optional
+// lifetime (absent: capability.MaxLifetime). A malformed body is
+// invalid_request; then Authorizer.IssueSubject decides: a broken claim rule
+// is invalid_capability, unusable targets invalid_targets, both 400; no key
+// is 503.
 func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
-	// Duplicate names (at any level), invalid UTF-8 and trailing data fail
-	// here already; Issue checks the rest.
-	var req issueRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
-		return
-	}
-	if len(req.Subject) == 0 {
-		req.Subject = jsontext.Value("{}") // no subject member: Issue says which is missing
-	}
+	var ttlSeconds *int64
+	s, err := capability.DecodeSubjectWith(body, capability.ExtraMember{Name: "ttlSeconds",
+		Read: func(rd *strictjson.Reader, p strictjson.Pointer) error {
+			n, err := rd.Int(p)
+			ttlSeconds = &n
+			return err
+		}})
 	ttl := capability.MaxLifetime
-	if req.TTLSeconds != nil {
+	if ttlSeconds != nil {
 		ttl = -1 // refused by the lifetime rule, as is 0
-		if n := *req.TTLSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {
+		if n := *ttlSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {
 			ttl = time.Duration(n) * time.Second
 		}
 	}
-	tok, err := h.core.Issue(req.Subject, ttl)
+	var tok string
+	if err == nil {
+		tok, err = h.core.IssueSubject(s, ttl)
+	}
 	if err != nil {
 		if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
 			writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
@@ -249,36 +213,39 @@ func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
 	}{tok})
 }
 
-// redeemRequest is the body of POST /v1/capabilities:redeem: the question a
-// proxy would ask, as plain JSON. Every member is required.
-type redeemRequest struct {
-	Capability          jsonString `json:"capability"`
-	OutboundContainerID jsonString `json:"outboundContainerId"`
-	RequestMethod       jsonString `json:"requestMethod"`
-	RequestURL          jsonString `json:"requestUrl"`
-}
+// redeemNames are the members of a redeem body, all required strings: the
+// question a proxy would ask, as plain JSON.
+var redeemNames = []string{"capability", "outboundContainerId", "requestMethod", "requestUrl"}
 
 // redeem answers the same question as Check, for a caller that is not a
 // proxy: which credential may this container send to this URL?
 func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
-	var req redeemRequest
-	if err := decodeStrict(body, &req); err != nil ||
-		!req.Capability.set || !req.OutboundContainerID.set || !req.RequestURL.set ||
-		!req.RequestMethod.set || !validHeaderName(req.RequestMethod.v) {
+	var v [4]string
+	err := strictjson.Decode(body, "request", func(rd *strictjson.Reader) error {
+		seen, err := rd.Object("", redeemNames, func(i int, p strictjson.Pointer) (err error) {
+			v[i], err = rd.String(p)
+			return err
+		})
+		if err == nil && seen != 1<<len(redeemNames)-1 {
+			err = errors.New("a member is missing")
+		}
+		return err
+	})
+	if err != nil || !validHeaderName(v[2]) {
 		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
 		return
 	}
 	in := Input{
 		Protocol:   protocolRedeem,
 		Complete:   true,
-		Method:     req.RequestMethod.v,
-		Capability: []string{req.Capability.v},
-		CallerID:   req.OutboundContainerID.v,
+		Method:     v[2],
+		Capability: []string{v[0]},
+		CallerID:   v[1],
 	}
 	// A URL that does not parse leaves scheme, authority and path empty: the
 	// policy rejects that as invalid_upstream_url, after the capability and
 	// identity checks, in the same order as Check.
-	if u, err := policy.ParseURL(req.RequestURL.v); err == nil {
+	if u, err := policy.ParseURL(v[3]); err == nil {
 		in.Scheme, in.Authority, in.Path = u.Scheme, u.Authority, u.Path
 	}
 	d := h.core.Decide(in)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
 	"github.com/extauthz/extauthz/authz"
@@ -155,7 +156,7 @@ func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEn
 		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
 		return 1
 	}
-	out, err := json.MarshalIndent(claims, "", "  ") // Claims.MarshalJSON redacts the tokens
+	out, err := json.Marshal(claims, jsontext.WithIndent("  ")) // Claims.MarshalJSON redacts the tokens
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
 		return 1
