@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -307,7 +308,7 @@ func TestIssueWithoutKeys(t *testing.T) {
 // TestIssueLogsNoSecret: the issue log line names the subject, never its
 // tokens or the capability.
 func TestIssueLogsNoSecret(t *testing.T) {
-	var log syncBuffer
+	var log testsupport.LockedBuffer
 	h := newAPITestHandler(t, httpSetup{log: &log})
 	w := doHTTP(t, h, nil, issueReq(issueBody(nil)))
 	var got map[string]string

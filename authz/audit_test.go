@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -160,7 +161,7 @@ func TestAuditNewServerValidatesIdentity(t *testing.T) {
 // that failure_mode_allow could turn into an allow.
 func TestAuditCheckRecoversPanic(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
+	var log testsupport.LockedBuffer
 	srv := newTestServer(t, serverSetup{log: &log})
 	srv.identity = IdentitySource{Kind: IdentityPrincipal} // nil pattern: panics
 	req := loadCheckRequest(t, caps, "allow_backend_api")
@@ -253,7 +254,7 @@ func TestAuditCredentialMustBeAHeaderValue(t *testing.T) {
 // bounded in the decision line.
 func TestAuditLogsCarryNoCapabilityFromTheURL(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
+	var log testsupport.LockedBuffer
 	srv := newTestServer(t, serverSetup{log: &log})
 	cp := caps["CAP"]
 	long := strings.Repeat("a", 20000)

@@ -16,51 +16,23 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-type checkCase struct {
-	fixture    string
-	identity   string // --container-id-from; "" = default
-	reason     Reason
-	class      policy.RouteClass
-	credential string
-}
-
-const principalSpec = `principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$`
-
-var checkCases = []checkCase{
-	{fixture: "allow_provider_model", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_organization_models", class: policy.OrganizationModels, credential: secretProviderToken},
-	{fixture: "allow_session_ingest", class: policy.SessionIngest, credential: secretUserToken},
-	{fixture: "allow_backend_api", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_dedicated_header", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_both_headers_same", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_header_map_raw", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_pseudo_headers", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_upstream_scheme_extension", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_principal_identity", identity: principalSpec, class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_header_identity", identity: "header:X-Outbound-Container-Id", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "deny_missing_capability", reason: ReasonMissingCapability},
-	{fixture: "deny_non_capability_bearer", reason: ReasonMissingCapability},
-	{fixture: "deny_invalid_capability", reason: ReasonInvalidCapability},
-	{fixture: "deny_expired_capability", reason: ReasonExpiredCapability},
-	{fixture: "deny_wrong_key", reason: ReasonInvalidCapability},
-	{fixture: "deny_two_different_capabilities", reason: ReasonInvalidCapability},
-	{fixture: "deny_comma_joined_different", reason: ReasonInvalidCapability},
-	{fixture: "deny_headers_and_header_map_differ", reason: ReasonInvalidCapability},
-	{fixture: "deny_container_mismatch", reason: ReasonContainerMismatch},
-	{fixture: "deny_unknown_caller", reason: ReasonContainerMismatch},
-	{fixture: "deny_principal_other_container", identity: principalSpec, reason: ReasonContainerMismatch},
-	{fixture: "deny_header_identity_ambiguous", identity: "header:x-outbound-container-id", reason: ReasonContainerMismatch},
-	{fixture: "deny_invalid_upstream_url", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_plain_http_production", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_upstream_not_allowed", reason: ReasonUpstreamNotAllowed},
-	{fixture: "deny_other_session_ingest", reason: ReasonUpstreamNotAllowed},
-	{fixture: "deny_no_http_attributes", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_empty_request", reason: ReasonInvalidUpstreamURL},
-}
-
+// TestCheckFixtures: each request of testdata/check gets the outcome its file
+// names, and the fixtures cover every decision reason and route class.
 func TestCheckFixtures(t *testing.T) {
 	caps := newCapabilities(t)
-	for _, tc := range checkCases {
+	cases := loadCheckCases(t)
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[string(tc.reason)+string(tc.class)] = true
+	}
+	for _, want := range []string{string(ReasonMissingCapability), string(ReasonInvalidCapability), string(ReasonExpiredCapability),
+		string(ReasonContainerMismatch), string(ReasonInvalidUpstreamURL), string(ReasonUpstreamNotAllowed),
+		string(policy.ProviderModel), string(policy.OrganizationModels), string(policy.SessionIngest), string(policy.BackendAPI)} {
+		if !covered[want] {
+			t.Errorf("no fixture in testdata/check expects %s", want)
+		}
+	}
+	for _, tc := range cases {
 		t.Run(tc.fixture, func(t *testing.T) {
 			srv := newTestServer(t, serverSetup{identity: tc.identity})
 			resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))

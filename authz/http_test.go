@@ -11,13 +11,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
 // httpSetup configures a handler under test.
 type httpSetup struct {
 	codec *capability.Codec // nil: a codec over testKey
-	log   *syncBuffer
+	log   *testsupport.LockedBuffer
 	opts  HTTPOptions
 }
 
@@ -324,7 +325,7 @@ func TestHTTPUnknownPaths(t *testing.T) {
 // with its protocol, and no log line carries a secret.
 func TestHTTPDecidesOnceAndLogsNoSecret(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
+	var log testsupport.LockedBuffer
 	h := newHTTPTestHandler(t, httpSetup{log: &log})
 	doHTTP(t, h, caps, fwd(nil))
 	doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${CAP_EXPIRED}")))

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/extauthz/extauthz/internal/testsupport"
 )
 
 // TestLogsNeverCarrySecrets runs every fixture through servers that log at
@@ -14,7 +16,8 @@ import (
 // decision facts, and never a token, capability or key.
 func TestLogsNeverCarrySecrets(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
+	var log testsupport.LockedBuffer
+	checkCases := loadCheckCases(t)
 	for _, tc := range checkCases {
 		srv := newTestServer(t, serverSetup{identity: tc.identity, log: &log})
 		resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
