@@ -1,8 +1,10 @@
 package authz
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/capability"
@@ -323,4 +326,70 @@ func TestIssueLogsNoSecret(t *testing.T) {
 			t.Errorf("log contains an admin token")
 		}
 	}
+}
+
+// TestAPIBodyReadDeadline: a client that sends the headers of an API
+// call and then trickles (or never sends) the body is cut off after
+// apiBodyTimeout instead of holding a goroutine and a connection forever.
+func TestAPIBodyReadDeadline(t *testing.T) {
+	old := apiBodyTimeout
+	apiBodyTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { apiBodyTimeout = old })
+	srv := httptest.NewServer(newAPITestHandler(t, httpSetup{}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Write([]byte("POST " + RedeemPath + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + testAPIToken +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"capa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response to a stalled body (after %v): %v", time.Since(start), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status = %d; want 408", resp.StatusCode)
+	}
+}
+
+// TestAPIContentLengthOverLimit: a declared Content-Length above the
+// limit is refused before reading, whatever the body turns out to be.
+func TestAPIContentLengthOverLimit(t *testing.T) {
+	h := newAPITestHandler(t, httpSetup{})
+	r := httptest.NewRequest(http.MethodPost, IssuePath, strings.NewReader(issueBody(nil)))
+	r.Header.Set("Authorization", "Bearer "+testAPIToken)
+	r.ContentLength = MaxAPIBodyBytes + 1
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assertAPIError(t, w, http.StatusRequestEntityTooLarge, apiErrRequestTooLarge)
+}
+
+// TestIssueChecksTheServerPolicy: issue refuses targets the server's
+// policy refuses even when the codec was built without a target validator,
+// so it never mints a capability that Check would then refuse.
+func TestIssueChecksTheServerPolicy(t *testing.T) {
+	ring, err := capability.NewKeyRing(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := capability.NewCodec(ring, capability.WithClock(testClock), capability.WithTargetValidator(nil))
+	core, err := NewAuthorizer(Config{Codec: codec, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewAPIHandler(core, APIOptions{Token: testAPIToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := issueBody(func(m map[string]any) {
+		m["targets"].(map[string]any)["backendBaseUrl"] = "http://api.kilo.example"
+	})
+	assertAPIError(t, doHTTP(t, h, nil, issueReq(body)), http.StatusBadRequest, string(ReasonInvalidTargets))
 }

@@ -3,9 +3,11 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -196,5 +198,47 @@ func assertDeny(t *testing.T, resp *authv3.CheckResponse, want Reason) {
 	}
 	if got, wantWA := headers["www-authenticate"], want.WWWAuthenticate(); got != wantWA {
 		t.Errorf("www-authenticate = %q; want %q", got, wantWA)
+	}
+}
+
+// checkRequestFrom is a CheckRequest by container ctr-1 with the given
+// http attributes.
+func checkRequestFrom(h *authv3.AttributeContext_HttpRequest) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		ContextExtensions: map[string]string{"outbound_container_id": "ctr-1"},
+		Request:           &authv3.AttributeContext_Request{Http: h},
+	}}
+}
+
+// TestCredentialMustBeAHeaderValue: a credential that cannot travel in
+// a header (CR, LF, NUL, other controls) is never handed to a proxy: it
+// would inject request headers upstream or make Envoy reject the response.
+func TestCredentialMustBeAHeaderValue(t *testing.T) {
+	codec := newCodec(t, testClock, testKey)
+	for _, bad := range []string{"tok\r\nx-injected: 1", "tok\nx", "tok\x00", "tok\x7f"} {
+		s := testSubject()
+		s.UserToken = bad
+		tok, err := codec.Seal(s, time.Hour)
+		if err != nil {
+			continue // refused at issue: fine too
+		}
+		caps := capabilities{"BAD": tok}
+		srv := newTestServer(t, serverSetup{})
+		resp, err := srv.Check(context.Background(), checkRequestFrom(&authv3.AttributeContext_HttpRequest{
+			Method: "GET", Scheme: "https", Host: "api.kilo.example", Path: "/api/profile",
+			Headers: map[string]string{"authorization": "Bearer " + tok}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetOkResponse() != nil {
+			t.Errorf("token %q: Check allows", bad)
+		}
+		h := newAPITestHandler(t, httpSetup{codec: codec})
+		if w := doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${BAD}"))); w.Code == http.StatusOK {
+			t.Errorf("token %q: forward allows", bad)
+		}
+		if w := doHTTP(t, h, caps, redeemRequestFor(redeemBody(tok, "ctr-1", "GET", "https://api.kilo.example/api/x"))); w.Code == http.StatusOK {
+			t.Errorf("token %q: redeem allows", bad)
+		}
 	}
 }

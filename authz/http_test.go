@@ -399,3 +399,13 @@ func TestNewAPIHandlerRejects(t *testing.T) {
 		t.Error("NewAPIHandler(nil core) = nil error; want an error")
 	}
 }
+
+// TestHTTPRecoversPanic: a panic in an HTTP decision answers a clean
+// capability_configuration_error deny, with no header set before the panic.
+func TestHTTPRecoversPanic(t *testing.T) {
+	caps := newCapabilities(t)
+	h := &HTTPHandler{capHeader: DefaultCapabilityHeader, identityHeader: DefaultHTTPIdentityHeader} // no core: Decide panics
+	w := doHTTP(t, h, caps, fwd(nil))
+	assertHTTPDeny(t, w, ReasonConfigurationError)
+	assertNoSecrets(t, "response", dumpResponse(w), caps)
+}
