@@ -182,53 +182,12 @@ type listener struct {
 
 // run serves until ctx is cancelled, then drains.
 func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
-	o := a.opts
-	var lns []listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.ln.Close()
-		}
+	lns, err := a.listenAll()
+	if err != nil {
+		return err
 	}
-	for _, l := range []struct{ name, addr string }{{"grpc", a.opts.grpcAddr}, {"http", a.opts.httpAddr}, {"admin", a.opts.adminAddr}} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := listen(l.addr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
-		}
-		lns = append(lns, listener{l.name, o.limits.limit(l.name, ln)})
-	}
-	names := make([]string, len(lns))
-	for i, l := range lns {
-		names[i] = l.name
-	}
-	if need, have, ok := o.limits.fdBudget(names); !ok {
-		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
-			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
-	}
-
 	errc := make(chan error, len(lns))
-	var httpServers []*http.Server
-	for _, l := range lns {
-		switch l.name {
-		case "grpc":
-			go func() { errc <- a.grpc.Serve(l.ln) }()
-		case "http":
-			if a.tls != nil {
-				l.ln = tls.NewListener(l.ln, a.tls.config(false))
-			}
-			srv := o.limits.httpServer(a.httpH, false, errorLog(a.log, l.name))
-			httpServers = append(httpServers, srv)
-			go func() { errc <- srv.Serve(l.ln) }()
-		case "admin":
-			srv := o.limits.httpServer(a.adminHandler(), true, errorLog(a.log, l.name))
-			httpServers = append(httpServers, srv)
-			go func() { errc <- srv.Serve(l.ln) }()
-		}
-		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Bool("tls", a.tls != nil && l.name != "admin").Msg("listening")
-	}
+	httpServers := a.serve(lns, errc)
 	a.ready.Store(true)
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -265,6 +224,61 @@ loop:
 	}
 	a.drain(httpServers)
 	return serveErr
+}
+
+// listenAll opens every configured listener, each under its connection
+// cap, or none.
+func (a *app) listenAll() ([]listener, error) {
+	o := a.opts
+	var lns []listener
+	for _, l := range []struct{ name, addr string }{{"grpc", o.grpcAddr}, {"http", o.httpAddr}, {"admin", o.adminAddr}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.addr)
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+			return nil, fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+		}
+		lns = append(lns, listener{l.name, o.limits.limit(l.name, ln)})
+	}
+	names := make([]string, len(lns))
+	for i, l := range lns {
+		names[i] = l.name
+	}
+	if need, have, ok := o.limits.fdBudget(names); !ok {
+		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
+			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
+	}
+	return lns, nil
+}
+
+// serve starts a server on each listener; each reports its end on errc. It
+// returns the HTTP servers, for the drain.
+func (a *app) serve(lns []listener, errc chan<- error) []*http.Server {
+	o := a.opts
+	var httpServers []*http.Server
+	for _, l := range lns {
+		switch l.name {
+		case "grpc":
+			go func() { errc <- a.grpc.Serve(l.ln) }()
+		case "http":
+			if a.tls != nil {
+				l.ln = tls.NewListener(l.ln, a.tls.config(false))
+			}
+			srv := o.limits.httpServer(a.httpH, false, errorLog(a.log, l.name))
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		case "admin":
+			srv := o.limits.httpServer(a.adminHandler(), true, errorLog(a.log, l.name))
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		}
+		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Bool("tls", a.tls != nil && l.name != "admin").Msg("listening")
+	}
+	return httpServers
 }
 
 func (a *app) adminHandler() http.Handler {
