@@ -4,16 +4,16 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/strictjson"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -35,12 +35,79 @@ const (
 	apiAuthChallengeFailed = `Bearer realm="extauthz-api", error="invalid_token"`
 )
 
-// api guards an API endpoint: enabled, authorised, POST, body within bounds.
-func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
-	if !h.apiEnabled {
-		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
-		return
+// IssuePath and RedeemPath are the capability API, guarded by the admin
+// token.
+const (
+	IssuePath  = "/v1/capabilities:issue"
+	RedeemPath = "/v1/capabilities:redeem"
+)
+
+// MinAPITokenLen is the shortest admin token accepted.
+const MinAPITokenLen = 16
+
+// APIOptions configure the capability API.
+type APIOptions struct {
+	// Token is the bearer token that guards the API. It must be at least
+	// MinAPITokenLen bytes of visible ASCII.
+	Token string
+}
+
+// APIHandler serves the capability API: issue (Authorizer.Issue) and redeem
+// (Authorizer.Decide for a caller that is not a proxy). It stands beside the
+// authorization adapters and is composed with them by the binary, so that it
+// can move to a listener of its own.
+type APIHandler struct {
+	core      *Authorizer
+	tokenHash [sha256.Size]byte
+}
+
+// NewAPIHandler returns the capability API. Errors never contain the token.
+func NewAPIHandler(core *Authorizer, opts APIOptions) (*APIHandler, error) {
+	if core == nil {
+		return nil, errors.New("authz: NewAPIHandler needs an Authorizer")
 	}
+	if err := checkAPIToken(opts.Token); err != nil {
+		return nil, err
+	}
+	return &APIHandler{core: core, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
+}
+
+// checkAPIToken rejects admin tokens that are too short or that cannot travel
+// in an Authorization header. The error never contains the token.
+func checkAPIToken(tok string) error {
+	if len(tok) < MinAPITokenLen {
+		return fmt.Errorf("authz: the API token must be at least %d bytes long", MinAPITokenLen)
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c >= 0x7f {
+			return errors.New("authz: the API token must be visible ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// ServeHTTP serves IssuePath and RedeemPath, matched exactly on the raw
+// request path; anything else is 404. A panic is recovered into a
+// capability_configuration_error answer.
+func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path, _, _ := strings.Cut(requestTarget(r), "?")
+	switch path {
+	case IssuePath:
+		defer h.core.recoverHTTP(w, protocolIssue, writeAPIDeny)
+		startJSON(w)
+		h.serve(w, r, h.issue)
+	case RedeemPath:
+		defer h.core.recoverHTTP(w, protocolRedeem, writeAPIDeny)
+		startJSON(w)
+		h.serve(w, r, h.redeem)
+	default:
+		startJSON(w)
+		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
+	}
+}
+
+// serve guards an API endpoint: authorised, POST, body within bounds.
+func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
 	// The server has no ReadTimeout (the authorization endpoints serve
 	// long-lived proxy connections): bound the body read here, including
 	// the discard of an unread body after an early answer. Not every
@@ -51,7 +118,7 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 		if presented {
 			challenge = apiAuthChallengeFailed
 			// Never the token; who tried is enough to investigate.
-			h.log.Warn().Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr).Msg("API call with a wrong admin token")
+			h.core.log.Warn().Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr).Msg("API call with a wrong admin token")
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		writeJSONError(w, http.StatusUnauthorized, apiErrUnauthorized)
@@ -89,7 +156,7 @@ func (h *httpHandler) api(w http.ResponseWriter, r *http.Request, serve func(htt
 // authorized compares the presented admin token in constant time (hashes of
 // equal length, so neither the content nor the length leaks). presented
 // reports whether a bearer token was sent at all.
-func (h *httpHandler) authorized(r *http.Request) (presented, ok bool) {
+func (h *APIHandler) authorized(r *http.Request) (presented, ok bool) {
 	values := r.Header.Values("Authorization")
 	if len(values) != 1 {
 		return len(values) > 1, false
@@ -100,143 +167,90 @@ func (h *httpHandler) authorized(r *http.Request) (presented, ok bool) {
 		return values[0] != "", false
 	}
 	got := sha256.Sum256([]byte(tok))
-	return true, subtle.ConstantTimeCompare(got[:], h.apiTokenHash[:]) == 1
+	return true, subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
 }
 
-// jsonString is a request string field: a JSON string and nothing else (null,
-// numbers and objects are rejected). set records whether it was present.
-type jsonString struct {
-	v   string
-	set bool
-}
-
-var errNotString = errors.New("not a JSON string")
-
-// UnmarshalJSON accepts a JSON string only.
-func (s *jsonString) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' {
-		return errNotString
+// issue seals a capability for the subject in the body: a subject document
+// (capability.DecodeSubject) with one more member, ttlSeconds, the optional
+// lifetime (absent: capability.MaxLifetime). A malformed body is
+// invalid_request; then Authorizer.IssueSubject decides: a broken claim rule
+// is invalid_capability, unusable targets invalid_targets, both 400; no key
+// is 503.
+func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
+	var ttlSeconds *int64
+	s, err := capability.DecodeSubjectWith(body, capability.ExtraMember{Name: "ttlSeconds",
+		Read: func(rd *strictjson.Reader, p strictjson.Pointer) error {
+			n, err := rd.Int(p)
+			ttlSeconds = &n
+			return err
+		}})
+	ttl := capability.MaxLifetime
+	if ttlSeconds != nil {
+		ttl = -1 // refused by the lifetime rule, as is 0
+		if n := *ttlSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {
+			ttl = time.Duration(n) * time.Second
+		}
 	}
-	s.set = true
-	return json.Unmarshal(b, &s.v)
-}
-
-// decodeStrict decodes exactly one JSON object: unknown or duplicate members
-// (names match exactly), invalid UTF-8 and trailing data are errors.
-func decodeStrict(body []byte, v any) error {
-	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
-}
-
-// issueRequest is the body of POST /v1/capabilities:issue: a subject
-// document (capability.DecodeSubject) with one more member, an optional
-// lifetime. The body is decoded once: ttlSeconds here, every other member
-// collected into Subject as a JSON object, which DecodeSubject then checks.
-type issueRequest struct {
-	// TTLSeconds is the lifetime; absent means capability.MaxLifetime.
-	TTLSeconds *int64 `json:"ttlSeconds"`
-	// Subject collects every other member as one JSON object: the "embed"
-	// fallback of this library (which ignores a ",unknown" tag).
-	Subject jsontext.Value `json:",embed"`
-}
-
-// issue seals a capability for the subject in the body. Subject rules are
-// capability.Codec.Seal's: a broken rule is invalid_capability, unusable
-// targets invalid_targets, both 400; no key is 503.
-func (h *httpHandler) issue(w http.ResponseWriter, body []byte) {
-	// Duplicate names (at any level), invalid UTF-8 and trailing data fail
-	// here already; DecodeSubject checks the rest.
-	var req issueRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
-		return
+	var tok string
+	if err == nil {
+		tok, err = h.core.IssueSubject(s, ttl)
 	}
-	if len(req.Subject) == 0 {
-		req.Subject = jsontext.Value("{}") // no subject member: Seal says which is missing
-	}
-	s, err := capability.DecodeSubject(req.Subject)
 	if err != nil {
-		// A malformed subject is a bad request; an empty providerToken (the
-		// one claim rule DecodeSubject checks) is invalid_capability.
 		if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
 			writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
-		} else {
-			writeJSONError(w, http.StatusBadRequest, string(ReasonOf(err)))
-		}
-		return
-	}
-	var ttl time.Duration
-	if req.TTLSeconds != nil {
-		if *req.TTLSeconds <= 0 || *req.TTLSeconds > int64(capability.MaxLifetime/time.Second) {
-			writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidCapability))
 			return
 		}
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-	}
-	tok, err := h.core.codec.Seal(s, ttl)
-	if err != nil {
 		reason := ReasonOf(err)
 		status := http.StatusBadRequest
 		if reason == ReasonConfigurationError {
 			status = reason.HTTPStatus()
 		}
-		h.log.Info().Str("reason", string(reason)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
 		writeJSONError(w, status, string(reason))
 		return
 	}
-	// Seal checks the targets with the codec's validator, which may not be
-	// this server's policy (or may be none): never mint a capability that
-	// Check would refuse.
-	if err := h.core.policy.ValidateTargets(s.Targets); err != nil {
-		h.log.Info().Str("reason", string(ReasonInvalidTargets)).Str("outbound_container_id", s.OutboundContainerID).Msg("capability not issued")
-		writeJSONError(w, http.StatusBadRequest, string(ReasonInvalidTargets))
-		return
-	}
-	h.log.Info().Str("user_id", s.UserID).Str("cloud_agent_session_id", s.CloudAgentSessionID).
-		Str("kilo_session_id", s.KiloSessionID).Str("outbound_container_id", s.OutboundContainerID).
-		Bool("has_provider_token", s.ProviderToken != "").Dur("ttl", ttl).Msg("capability issued")
 	writeJSONValue(w, http.StatusOK, struct {
 		Capability string `json:"capability"`
 	}{tok})
 }
 
-// redeemRequest is the body of POST /v1/capabilities:redeem: the question a
-// proxy would ask, as plain JSON. Every member is required.
-type redeemRequest struct {
-	Capability          jsonString `json:"capability"`
-	OutboundContainerID jsonString `json:"outboundContainerId"`
-	RequestMethod       jsonString `json:"requestMethod"`
-	RequestURL          jsonString `json:"requestUrl"`
-}
+// redeemNames are the members of a redeem body, all required strings: the
+// question a proxy would ask, as plain JSON.
+var redeemNames = []string{"capability", "outboundContainerId", "requestMethod", "requestUrl"}
 
 // redeem answers the same question as Check, for a caller that is not a
 // proxy: which credential may this container send to this URL?
-func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
-	var req redeemRequest
-	if err := decodeStrict(body, &req); err != nil ||
-		!req.Capability.set || !req.OutboundContainerID.set || !req.RequestURL.set ||
-		!req.RequestMethod.set || !validHeaderName(req.RequestMethod.v) {
+func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
+	var v [4]string
+	err := strictjson.Decode(body, "request", func(rd *strictjson.Reader) error {
+		seen, err := rd.Object("", redeemNames, func(i int, p strictjson.Pointer) (err error) {
+			v[i], err = rd.String(p)
+			return err
+		})
+		if err == nil && seen != 1<<len(redeemNames)-1 {
+			err = errors.New("a member is missing")
+		}
+		return err
+	})
+	if err != nil || !validHeaderName(v[2]) {
 		writeJSONError(w, http.StatusBadRequest, apiErrInvalidRequest)
 		return
 	}
 	in := Input{
 		Protocol:   protocolRedeem,
-		HasHTTP:    true,
-		Method:     req.RequestMethod.v,
-		Capability: []string{req.Capability.v},
-		CallerID:   req.OutboundContainerID.v,
+		Complete:   true,
+		Method:     v[2],
+		Capability: []string{v[0]},
+		CallerID:   v[1],
 	}
 	// A URL that does not parse leaves scheme, authority and path empty: the
 	// policy rejects that as invalid_upstream_url, after the capability and
 	// identity checks, in the same order as Check.
-	if u, err := policy.ParseURL(req.RequestURL.v); err == nil {
+	if u, err := policy.ParseURL(v[3]); err == nil {
 		in.Scheme, in.Authority, in.Path = u.Scheme, u.Authority, u.Path
 	}
 	d := h.core.Decide(in)
 	if !d.Allowed() {
-		if c := d.Reason.WWWAuthenticate(); c != "" {
-			w.Header().Set("WWW-Authenticate", c)
-		}
-		writeJSON(w, d.Reason.HTTPStatus(), d.Reason.Body())
+		writeAPIDeny(w, d.Reason)
 		return
 	}
 	writeJSONValue(w, http.StatusOK, struct {
@@ -245,14 +259,12 @@ func (h *httpHandler) redeem(w http.ResponseWriter, body []byte) {
 	}{"Bearer " + d.Credential(), string(d.Route.Class)})
 }
 
-// writeJSONValue answers with v encoded as JSON.
-func writeJSONValue(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Unreachable: the values are plain strings (invalid UTF-8 is
-		// rejected before it gets here). Fail closed without details.
-		writeJSONError(w, http.StatusInternalServerError, "internal_error")
-		return
+// writeAPIDeny answers a deny of the API: the status, JSON body and
+// challenge of the reason table (r is already a deny reason: Decide and
+// recoverHTTP give no other).
+func writeAPIDeny(w http.ResponseWriter, r Reason) {
+	if c := r.WWWAuthenticate(); c != "" {
+		w.Header().Set("WWW-Authenticate", c)
 	}
-	writeJSON(w, status, string(b))
+	writeJSON(w, r.HTTPStatus(), r.Body())
 }

@@ -1,8 +1,10 @@
 package authz
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,9 +12,11 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -75,7 +79,7 @@ var parityCases = []parityCase{
 func TestRedeemMatchesCheck(t *testing.T) {
 	caps := newCapabilities(t)
 	srv := newTestServer(t, serverSetup{})
-	h := newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{})
 	for _, tc := range parityCases {
 		t.Run(tc.name, func(t *testing.T) {
 			token := tc.cap
@@ -152,7 +156,7 @@ func issueBody(edit func(m map[string]any)) string {
 // lifetime asked for, and redeems.
 func TestIssue(t *testing.T) {
 	codec := newCodec(t, testClock, testKey)
-	h := newHTTPTestHandler(t, httpSetup{codec: codec, opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{codec: codec})
 	for _, tc := range []struct {
 		name string
 		body string
@@ -248,7 +252,7 @@ func TestAPIRejects(t *testing.T) {
 		{"redeem bad method", redeemRequestFor(redeemBody("kka1.x", "ctr-1", "GE T", "https://api.kilo.example/x")), 400, "invalid_request"},
 		{"redeem unknown field", redeemRequestFor(strings.Replace(okRedeem, "{", `{"routeClass":"backend_api",`, 1)), 400, "invalid_request"},
 	}
-	h := newHTTPTestHandler(t, httpSetup{opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := doHTTP(t, h, nil, tc.req)
@@ -284,8 +288,9 @@ func assertAPIError(t *testing.T, w *httptest.ResponseRecorder, status int, slug
 	}
 }
 
-// TestAPIDisabled: without an admin token the API does not exist, whatever
-// the caller sends.
+// TestAPIDisabled: the authorization handler does not serve the API: without
+// an API handler beside it, the API does not exist, whatever the caller
+// sends.
 func TestAPIDisabled(t *testing.T) {
 	h := newHTTPTestHandler(t, httpSetup{})
 	for _, target := range []string{IssuePath, RedeemPath} {
@@ -297,7 +302,7 @@ func TestAPIDisabled(t *testing.T) {
 }
 
 func TestIssueWithoutKeys(t *testing.T) {
-	h := newHTTPTestHandler(t, httpSetup{codec: capability.NewCodec(nil), opts: HTTPOptions{APIToken: testAPIToken}})
+	h := newAPITestHandler(t, httpSetup{codec: capability.NewCodec(nil)})
 	assertAPIError(t, doHTTP(t, h, nil, issueReq(issueBody(nil))), http.StatusServiceUnavailable, string(ReasonConfigurationError))
 	w := doHTTP(t, h, nil, redeemRequestFor(redeemBody("kka1.x", "ctr-1", "GET", "https://api.kilo.example/x")))
 	assertAPIError(t, w, http.StatusServiceUnavailable, string(ReasonConfigurationError))
@@ -306,8 +311,8 @@ func TestIssueWithoutKeys(t *testing.T) {
 // TestIssueLogsNoSecret: the issue log line names the subject, never its
 // tokens or the capability.
 func TestIssueLogsNoSecret(t *testing.T) {
-	var log syncBuffer
-	h := newHTTPTestHandler(t, httpSetup{log: &log, opts: HTTPOptions{APIToken: testAPIToken}})
+	var log testsupport.LockedBuffer
+	h := newAPITestHandler(t, httpSetup{log: &log})
 	w := doHTTP(t, h, nil, issueReq(issueBody(nil)))
 	var got map[string]string
 	_ = json.Unmarshal(w.Body.Bytes(), &got)
@@ -321,4 +326,70 @@ func TestIssueLogsNoSecret(t *testing.T) {
 			t.Errorf("log contains an admin token")
 		}
 	}
+}
+
+// TestAPIBodyReadDeadline: a client that sends the headers of an API
+// call and then trickles (or never sends) the body is cut off after
+// apiBodyTimeout instead of holding a goroutine and a connection forever.
+func TestAPIBodyReadDeadline(t *testing.T) {
+	old := apiBodyTimeout
+	apiBodyTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { apiBodyTimeout = old })
+	srv := httptest.NewServer(newAPITestHandler(t, httpSetup{}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Write([]byte("POST " + RedeemPath + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + testAPIToken +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"capa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response to a stalled body (after %v): %v", time.Since(start), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status = %d; want 408", resp.StatusCode)
+	}
+}
+
+// TestAPIContentLengthOverLimit: a declared Content-Length above the
+// limit is refused before reading, whatever the body turns out to be.
+func TestAPIContentLengthOverLimit(t *testing.T) {
+	h := newAPITestHandler(t, httpSetup{})
+	r := httptest.NewRequest(http.MethodPost, IssuePath, strings.NewReader(issueBody(nil)))
+	r.Header.Set("Authorization", "Bearer "+testAPIToken)
+	r.ContentLength = MaxAPIBodyBytes + 1
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assertAPIError(t, w, http.StatusRequestEntityTooLarge, apiErrRequestTooLarge)
+}
+
+// TestIssueChecksTheServerPolicy: issue refuses targets the server's
+// policy refuses even when the codec was built without a target validator,
+// so it never mints a capability that Check would then refuse.
+func TestIssueChecksTheServerPolicy(t *testing.T) {
+	ring, err := capability.NewKeyRing(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := capability.NewCodec(ring, capability.WithClock(testClock), capability.WithTargetValidator(nil))
+	core, err := NewAuthorizer(Config{Codec: codec, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewAPIHandler(core, APIOptions{Token: testAPIToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := issueBody(func(m map[string]any) {
+		m["targets"].(map[string]any)["backendBaseUrl"] = "http://api.kilo.example"
+	})
+	assertAPIError(t, doHTTP(t, h, nil, issueReq(body)), http.StatusBadRequest, string(ReasonInvalidTargets))
 }

@@ -70,7 +70,7 @@ func BenchmarkCheckGRPC(b *testing.B) {
 	caps := newCapabilities(b)
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, newTestServer(b, serverSetup{}))
+	Register(gs, newTestServer(b, serverSetup{}))
 	go gs.Serve(lis)
 	defer gs.Stop()
 	conn, err := grpc.NewClient("passthrough:///bufnet",

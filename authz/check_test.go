@@ -3,9 +3,11 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -16,51 +18,23 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-type checkCase struct {
-	fixture    string
-	identity   string // --container-id-from; "" = default
-	reason     Reason
-	class      policy.RouteClass
-	credential string
-}
-
-const principalSpec = `principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$`
-
-var checkCases = []checkCase{
-	{fixture: "allow_provider_model", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_organization_models", class: policy.OrganizationModels, credential: secretProviderToken},
-	{fixture: "allow_session_ingest", class: policy.SessionIngest, credential: secretUserToken},
-	{fixture: "allow_backend_api", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_dedicated_header", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_both_headers_same", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_header_map_raw", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_pseudo_headers", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_upstream_scheme_extension", class: policy.ProviderModel, credential: secretProviderToken},
-	{fixture: "allow_principal_identity", identity: principalSpec, class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "allow_header_identity", identity: "header:X-Outbound-Container-Id", class: policy.BackendAPI, credential: secretUserToken},
-	{fixture: "deny_missing_capability", reason: ReasonMissingCapability},
-	{fixture: "deny_non_capability_bearer", reason: ReasonMissingCapability},
-	{fixture: "deny_invalid_capability", reason: ReasonInvalidCapability},
-	{fixture: "deny_expired_capability", reason: ReasonExpiredCapability},
-	{fixture: "deny_wrong_key", reason: ReasonInvalidCapability},
-	{fixture: "deny_two_different_capabilities", reason: ReasonInvalidCapability},
-	{fixture: "deny_comma_joined_different", reason: ReasonInvalidCapability},
-	{fixture: "deny_headers_and_header_map_differ", reason: ReasonInvalidCapability},
-	{fixture: "deny_container_mismatch", reason: ReasonContainerMismatch},
-	{fixture: "deny_unknown_caller", reason: ReasonContainerMismatch},
-	{fixture: "deny_principal_other_container", identity: principalSpec, reason: ReasonContainerMismatch},
-	{fixture: "deny_header_identity_ambiguous", identity: "header:x-outbound-container-id", reason: ReasonContainerMismatch},
-	{fixture: "deny_invalid_upstream_url", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_plain_http_production", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_upstream_not_allowed", reason: ReasonUpstreamNotAllowed},
-	{fixture: "deny_other_session_ingest", reason: ReasonUpstreamNotAllowed},
-	{fixture: "deny_no_http_attributes", reason: ReasonInvalidUpstreamURL},
-	{fixture: "deny_empty_request", reason: ReasonInvalidUpstreamURL},
-}
-
+// TestCheckFixtures: each request of testdata/check gets the outcome its file
+// names, and the fixtures cover every decision reason and route class.
 func TestCheckFixtures(t *testing.T) {
 	caps := newCapabilities(t)
-	for _, tc := range checkCases {
+	cases := loadCheckCases(t)
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[string(tc.reason)+string(tc.class)] = true
+	}
+	for _, want := range []string{string(ReasonMissingCapability), string(ReasonInvalidCapability), string(ReasonExpiredCapability),
+		string(ReasonContainerMismatch), string(ReasonInvalidUpstreamURL), string(ReasonUpstreamNotAllowed),
+		string(policy.ProviderModel), string(policy.OrganizationModels), string(policy.SessionIngest), string(policy.BackendAPI)} {
+		if !covered[want] {
+			t.Errorf("no fixture in testdata/check expects %s", want)
+		}
+	}
+	for _, tc := range cases {
 		t.Run(tc.fixture, func(t *testing.T) {
 			srv := newTestServer(t, serverSetup{identity: tc.identity})
 			resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
@@ -132,16 +106,16 @@ func TestNewServerRejectsAuthorizationAsCapabilityHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"authorization", "Authorization", "bad header", "x:y", "Host", "connection", "Transfer-Encoding", "content-length"} {
-		if _, err := NewServer(core, ServerOptions{CapabilityHeader: h}); err == nil {
-			t.Errorf("NewServer(CapabilityHeader: %q) = nil error; want an error", h)
+		if _, err := NewGRPCServer(core, GRPCOptions{CapabilityHeader: h}); err == nil {
+			t.Errorf("NewGRPCServer(CapabilityHeader: %q) = nil error; want an error", h)
 		}
 	}
-	if _, err := NewServer(core, ServerOptions{UpstreamScheme: "ftp"}); err == nil {
-		t.Error("NewServer(UpstreamScheme: ftp) = nil error; want an error")
+	if _, err := NewGRPCServer(core, GRPCOptions{UpstreamScheme: "ftp"}); err == nil {
+		t.Error("NewGRPCServer(UpstreamScheme: ftp) = nil error; want an error")
 	}
 }
 
-func assertAllow(t *testing.T, srv *Server, resp *authv3.CheckResponse, tc checkCase) {
+func assertAllow(t *testing.T, srv *GRPCServer, resp *authv3.CheckResponse, tc checkCase) {
 	t.Helper()
 	if c := codes.Code(resp.GetStatus().GetCode()); c != codes.OK {
 		t.Fatalf("status = %v %q; want OK", c, resp.GetStatus().GetMessage())
@@ -224,5 +198,47 @@ func assertDeny(t *testing.T, resp *authv3.CheckResponse, want Reason) {
 	}
 	if got, wantWA := headers["www-authenticate"], want.WWWAuthenticate(); got != wantWA {
 		t.Errorf("www-authenticate = %q; want %q", got, wantWA)
+	}
+}
+
+// checkRequestFrom is a CheckRequest by container ctr-1 with the given
+// http attributes.
+func checkRequestFrom(h *authv3.AttributeContext_HttpRequest) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		ContextExtensions: map[string]string{"outbound_container_id": "ctr-1"},
+		Request:           &authv3.AttributeContext_Request{Http: h},
+	}}
+}
+
+// TestCredentialMustBeAHeaderValue: a credential that cannot travel in
+// a header (CR, LF, NUL, other controls) is never handed to a proxy: it
+// would inject request headers upstream or make Envoy reject the response.
+func TestCredentialMustBeAHeaderValue(t *testing.T) {
+	codec := newCodec(t, testClock, testKey)
+	for _, bad := range []string{"tok\r\nx-injected: 1", "tok\nx", "tok\x00", "tok\x7f"} {
+		s := testSubject()
+		s.UserToken = bad
+		tok, err := codec.Seal(s, time.Hour)
+		if err != nil {
+			continue // refused at issue: fine too
+		}
+		caps := capabilities{"BAD": tok}
+		srv := newTestServer(t, serverSetup{})
+		resp, err := srv.Check(context.Background(), checkRequestFrom(&authv3.AttributeContext_HttpRequest{
+			Method: "GET", Scheme: "https", Host: "api.kilo.example", Path: "/api/profile",
+			Headers: map[string]string{"authorization": "Bearer " + tok}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetOkResponse() != nil {
+			t.Errorf("token %q: Check allows", bad)
+		}
+		h := newAPITestHandler(t, httpSetup{codec: codec})
+		if w := doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${BAD}"))); w.Code == http.StatusOK {
+			t.Errorf("token %q: forward allows", bad)
+		}
+		if w := doHTTP(t, h, caps, redeemRequestFor(redeemBody(tok, "ctr-1", "GET", "https://api.kilo.example/api/x"))); w.Code == http.StatusOK {
+			t.Errorf("token %q: redeem allows", bad)
+		}
 	}
 }

@@ -13,8 +13,14 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-// DefaultCapabilityHeader is the dedicated header that may carry a capability.
-const DefaultCapabilityHeader = "x-kilo-capability"
+// Protocol names recorded in logs and metrics, one per adapter endpoint.
+const (
+	protocolGRPC    = "grpc"
+	protocolForward = "http-forward"
+	protocolEnvoy   = "http-envoy"
+	protocolIssue   = "api-issue"
+	protocolRedeem  = "api-redeem"
+)
 
 // Input is one authorization question, already extracted from the proxy's
 // protocol. Nothing in it is decoded or normalised.
@@ -22,8 +28,10 @@ type Input struct {
 	// Protocol names the adapter that asked ("grpc", "http-forward", …); it is
 	// used for logs and metrics only.
 	Protocol string
-	// HasHTTP is false when the proxy sent no HTTP attributes (a TCP check).
-	HasHTTP   bool
+	// Complete says the proxy sent every request attribute the decision
+	// needs, each once or in agreement. It is false for a TCP check (no HTTP
+	// attributes) and when a forwarded attribute is missing or ambiguous.
+	Complete  bool
 	Method    string
 	Scheme    string
 	Authority string
@@ -116,7 +124,7 @@ func (a *Authorizer) Decide(in Input) Decision {
 }
 
 func (a *Authorizer) decide(in Input) Decision {
-	if !in.HasHTTP {
+	if !in.Complete {
 		return Decision{Reason: ReasonInvalidUpstreamURL}
 	}
 	token, reason := selectCapability(in.Authorization, in.Capability)
@@ -184,8 +192,8 @@ func validCredential(c string) bool {
 // strict: two different capabilities anywhere is invalid_capability. A bearer
 // that is not a kka1 capability is ignored.
 func selectCapability(authorization, dedicated []string) (string, Reason) {
-	d, okD := agree(nil, dedicated)
-	b, okB := agree(bearerCapability, authorization)
+	d, okD := agree(listForm, nil, dedicated)
+	b, okB := agree(listForm, bearerCapability, authorization)
 	switch {
 	case !okD || !okB || (d != "" && b != "" && d != b):
 		return "", ReasonInvalidCapability
@@ -196,37 +204,6 @@ func selectCapability(authorization, dedicated []string) (string, Reason) {
 	default:
 		return b, ReasonNone
 	}
-}
-
-// agree returns the one value that every part of every list agrees on. Parts
-// are the trimmed, non-empty, comma-separated pieces of each value: a proxy
-// joins repeated headers with a comma, and no value agree is used for (a
-// capability, a host, a method, an id) contains one. pick, when not nil, maps
-// a part to the value it stands for, or skips it. ok is false when two values
-// differ; v is "" when there is none.
-func agree(pick func(string) (string, bool), lists ...[]string) (v string, ok bool) {
-	for _, list := range lists {
-		for _, raw := range list {
-			for part := range strings.SplitSeq(raw, ",") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				if pick != nil {
-					var keep bool
-					if part, keep = pick(part); !keep {
-						continue
-					}
-				}
-				switch {
-				case v == "":
-					v = part
-				case v != part:
-					return "", false
-				}
-			}
-		}
-	}
-	return v, true
 }
 
 // bearerCapability returns the capability in an authorization value of the

@@ -1,12 +1,23 @@
 // Package authz decides whether a sandboxed container may make an upstream
-// request with the capability it presents, and translates that decision for the
-// proxies that ask: Envoy's gRPC ext_authz Check (Server) and plain HTTP
-// authorization endpoints.
+// request with the capability it presents, issues capabilities, and
+// translates decisions for the callers that ask.
 //
-// The decision core (Authorizer.Decide) is protocol independent. It runs the
-// checks in the order DESIGN.md fixes — request attributes present, capability
-// presented, capability opens, caller is the bound container, upstream URL
-// classified — and the first failure decides.
+// The decision core (Authorizer, core.go) is protocol independent. Decide
+// runs the checks in the order docs/decisions.md fixes — request attributes
+// present, capability presented, capability opens, caller is the bound
+// container, upstream URL classified — and the first failure decides. Issue
+// (issue.go) is the one issuance sequence. The adapters sit side by side on
+// the core, each in its own file with its own type, and none uses another:
+//
+//   - grpc.go: GRPCServer, Envoy's ext_authz Check (Register adds it to a
+//     grpc.Server);
+//   - http.go: HTTPHandler, the forward-auth and Envoy http_service
+//     endpoints;
+//   - api.go: APIHandler, the admin capability API (issue, redeem).
+//
+// What they share lives in one file each: header rules (headers.go), the
+// reason table (reason.go), caller identity sources (identity.go), JSON
+// answers over HTTP (respond.go).
 //
 // Security invariants:
 //   - Fail closed: every error, every unknown input and every ambiguity

@@ -120,9 +120,9 @@ func FuzzForward(f *testing.F) {
 		if w.Code == http.StatusOK {
 			// The invariants hold for the request as the adapter read it:
 			// comma-joined repeats agreed on, the URI trimmed.
-			in.scheme, _ = agree(nil, req.Header.Values("X-Forwarded-Proto"))
-			in.host, _ = agree(nil, req.Header.Values("X-Forwarded-Host"))
-			in.callerID, _ = agree(nil, req.Header.Values(DefaultHTTPIdentityHeader))
+			in.scheme, _ = agree(listForm, nil, req.Header.Values("X-Forwarded-Proto"))
+			in.host, _ = agree(listForm, nil, req.Header.Values("X-Forwarded-Host"))
+			in.callerID, _ = agree(listForm, nil, req.Header.Values(DefaultHTTPIdentityHeader))
 			in.path = strings.TrimSpace(req.Header.Get("X-Forwarded-Uri"))
 			checkFuzzAllow(t, in, policy.RouteClass(w.Header().Get(HeaderRouteClass)), w.Header().Get("Authorization"))
 			return

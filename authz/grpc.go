@@ -10,6 +10,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -20,18 +21,21 @@ const (
 	ExtensionUpstreamScheme = "upstream_scheme"
 )
 
-var _ authv3.AuthorizationServer = (*Server)(nil)
+// ServiceName is the gRPC service GRPCServer implements, for health checks.
+const ServiceName = "envoy.service.auth.v3.Authorization"
 
-// Server is the Envoy ext_authz gRPC adapter around an Authorizer.
-type Server struct {
+var _ authv3.AuthorizationServer = (*GRPCServer)(nil)
+
+// GRPCServer is the Envoy ext_authz gRPC adapter around an Authorizer.
+type GRPCServer struct {
 	core             *Authorizer
 	identity         IdentitySource
 	capabilityHeader string
 	upstreamScheme   string
 }
 
-// ServerOptions configure the gRPC adapter.
-type ServerOptions struct {
+// GRPCOptions configure the gRPC adapter.
+type GRPCOptions struct {
 	// Identity says where the caller's container id comes from; the zero value
 	// means DefaultIdentitySpec.
 	Identity IdentitySource
@@ -44,10 +48,10 @@ type ServerOptions struct {
 	UpstreamScheme string
 }
 
-// NewServer returns the gRPC adapter.
-func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
+// NewGRPCServer returns the gRPC adapter.
+func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 	if core == nil {
-		return nil, errors.New("authz: NewServer needs an Authorizer")
+		return nil, errors.New("authz: NewGRPCServer needs an Authorizer")
 	}
 	if opts.Identity.Kind == 0 {
 		id, err := ParseIdentitySource(DefaultIdentitySpec)
@@ -63,18 +67,13 @@ func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
 	// The source may be a struct literal: give it the checks
 	// ParseIdentitySource applies, so that no Check can panic on it and no
 	// identity header can be authorization or the capability header.
-	if opts.Identity, err = opts.Identity.canonical(); err != nil {
+	if opts.Identity, err = opts.Identity.canonical(h); err != nil {
 		return nil, err
 	}
-	if opts.Identity.Kind == IdentityHeader && opts.Identity.Key == h {
-		return nil, fmt.Errorf("authz: the identity header %q is also the capability header", h)
+	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
+		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	switch opts.UpstreamScheme {
-	case "", "http", "https":
-	default:
-		return nil, fmt.Errorf("authz: upstream scheme must be http or https, got %q", opts.UpstreamScheme)
-	}
-	return &Server{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme}, nil
+	return &GRPCServer{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme}, nil
 }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. Every decision,
@@ -83,13 +82,13 @@ func NewServer(core *Authorizer, opts ServerOptions) (*Server, error) {
 // A panic while deciding is recovered into a capability_configuration_error
 // deny: grpc-go does not recover handler panics, so one bad input would
 // otherwise take the whole server down.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (s *GRPCServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, grpcstatus.FromContextError(err).Err()
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.core.recordPanic("grpc", p)
+			s.core.recordPanic(protocolGRPC, p)
 			resp, err = deniedResponse(ReasonConfigurationError), nil
 		}
 	}()
@@ -102,25 +101,26 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 
 // input extracts the decision input from a CheckRequest, reading headers from
 // both the headers map and the raw header_map.
-func (s *Server) input(req *authv3.CheckRequest) Input {
-	in := Input{Protocol: "grpc"}
+func (s *GRPCServer) input(req *authv3.CheckRequest) Input {
+	in := Input{Protocol: protocolGRPC}
 	attrs := req.GetAttributes()
 	http := attrs.GetRequest().GetHttp()
 	if http == nil {
 		return in
 	}
-	in.HasHTTP = true
+	in.Complete = true
 	hv := func(name string) []string { return headerValues(http, name) }
 	in.Method = http.GetMethod()
-	// The pseudo-header fallbacks must agree exactly: splitting on commas
-	// would check "Q" while the proxy forwards "Q,Q".
+	// The pseudo-header fallbacks must agree as whole values: splitting on
+	// commas would check "Q" while the proxy forwards "Q,Q". A disagreement
+	// leaves the attribute empty, which the policy refuses.
 	in.Authority = http.GetHost()
 	if in.Authority == "" {
-		in.Authority = exactValue(hv(":authority"))
+		in.Authority, _ = agree(wholeForm, nil, hv(":authority"))
 	}
 	in.Path = http.GetPath()
 	if in.Path == "" {
-		in.Path = exactValue(hv(":path"))
+		in.Path, _ = agree(wholeForm, nil, hv(":path"))
 	}
 	ext := attrs.GetContextExtensions()
 	switch {
@@ -131,7 +131,7 @@ func (s *Server) input(req *authv3.CheckRequest) Input {
 	case http.GetScheme() != "":
 		in.Scheme = http.GetScheme()
 	default:
-		in.Scheme = exactValue(hv(":scheme"))
+		in.Scheme, _ = agree(wholeForm, nil, hv(":scheme"))
 	}
 	in.Authorization = hv("authorization")
 	in.Capability = hv(s.capabilityHeader)
@@ -141,7 +141,8 @@ func (s *Server) input(req *authv3.CheckRequest) Input {
 	case IdentityPrincipal:
 		in.CallerID = s.identity.fromPrincipal(attrs.GetSource().GetPrincipal())
 	case IdentityHeader:
-		in.CallerID = singleValue(hv(s.identity.Key))
+		// Absent or ambiguous: an unknown caller, container_mismatch.
+		in.CallerID, _ = agree(listForm, nil, hv(s.identity.Key))
 	}
 	return in
 }
@@ -171,24 +172,7 @@ func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []stri
 	return out
 }
 
-// exactValue returns the one non-empty value of a list when every non-empty
-// value is identical, else "". Unlike agree it does not split on commas: it
-// is for values that may contain one (a path) or must be used verbatim.
-func exactValue(values []string) string {
-	var v string
-	for _, x := range values {
-		switch {
-		case x == "":
-		case v == "":
-			v = x
-		case v != x:
-			return ""
-		}
-	}
-	return v
-}
-
-func (s *Server) okResponse(d Decision) *authv3.CheckResponse {
+func (s *GRPCServer) okResponse(d Decision) *authv3.CheckResponse {
 	remove := []string{s.capabilityHeader}
 	if s.identity.Kind == IdentityHeader {
 		remove = append(remove, s.identity.Key)
@@ -237,30 +221,8 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
-// reservedHeaders may not carry a capability: the allow removes the capability
-// header, and removing one of these breaks the request (or makes Envoy with
-// validate_mutations reject every allow).
-var reservedHeaders = map[string]bool{
-	"host": true, "connection": true, "keep-alive": true, "proxy-connection": true,
-	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
-	"content-length": true, "content-type": true, "cookie": true,
-	"proxy-authorization": true, "x-envoy-auth-headers-to-remove": true,
-}
-
-// CanonicalCapabilityHeader validates a dedicated capability header name and
-// returns it lower-case; "" means DefaultCapabilityHeader.
-func CanonicalCapabilityHeader(name string) (string, error) {
-	if name == "" {
-		return DefaultCapabilityHeader, nil
-	}
-	h := strings.ToLower(name)
-	switch {
-	case !validHeaderName(h):
-		return "", fmt.Errorf("authz: capability header %q is not a valid header name", name)
-	case h == "authorization":
-		return "", errors.New("authz: the capability header may not be authorization: it is overwritten with the real credential")
-	case reservedHeaders[h]:
-		return "", fmt.Errorf("authz: capability header %q has a meaning to proxies; removing it would break requests", name)
-	}
-	return h, nil
+// Register registers srv on g as the Envoy ext_authz Authorization service,
+// so that the caller needs no Envoy types of its own.
+func Register(g *grpc.Server, srv *GRPCServer) {
+	authv3.RegisterAuthorizationServer(g, srv)
 }

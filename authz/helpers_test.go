@@ -3,11 +3,11 @@ package authz
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,14 +16,15 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
 // Secret strings the tests plant in capabilities; no log line, metadata value
 // or deny may ever contain one of them.
 const (
-	secretUserToken     = "SECRET-user-token-7f3a"
-	secretProviderToken = "SECRET-provider-token-91c2"
+	secretUserToken     = testsupport.UserToken
+	secretProviderToken = testsupport.ProviderToken
 )
 
 var (
@@ -34,19 +35,11 @@ var (
 )
 
 func testSubject() capability.Subject {
-	return capability.Subject{
-		UserID:              "user-1",
-		CloudAgentSessionID: "cas-1",
-		KiloSessionID:       "sess-1",
-		OutboundContainerID: "ctr-1",
-		UserToken:           secretUserToken,
-		ProviderToken:       secretProviderToken,
-		Targets: policy.Targets{
-			BackendBaseURL:       "https://api.kilo.example",
-			ProviderBaseURL:      "https://llm.kilo.example",
-			SessionIngestBaseURL: "https://ingest.kilo.example",
-		},
-	}
+	return testsupport.Subject("ctr-1", policy.Targets{
+		BackendBaseURL:       "https://api.kilo.example",
+		ProviderBaseURL:      "https://llm.kilo.example",
+		SessionIngestBaseURL: "https://ingest.kilo.example",
+	})
 }
 
 func newCodec(t testing.TB, now func() time.Time, keys ...[]byte) *capability.Codec {
@@ -104,47 +97,96 @@ func (c capabilities) expand(t testing.TB, s string) string {
 	})
 }
 
-// loadCheckRequest reads testdata/check/NAME.json as a protojson CheckRequest.
-func loadCheckRequest(t testing.TB, caps capabilities, name string) *authv3.CheckRequest {
+// checkFixture is one file of testdata/check: a CheckRequest (protojson,
+// with ${NAME} placeholders) next to the outcome expected for it.
+type checkFixture struct {
+	// Identity is the --container-id-from the server uses; "" = default.
+	Identity string `json:"identity"`
+	Want     struct {
+		Reason Reason            `json:"reason"` // "" = allowed
+		Class  policy.RouteClass `json:"class"`
+		// Credential is the credential an allow sends: "provider" or "user".
+		Credential string `json:"credential"`
+	} `json:"want"`
+	Request json.RawMessage `json:"request"`
+}
+
+// checkCase is a fixture with its name and the credential it expects.
+type checkCase struct {
+	fixture    string
+	identity   string
+	reason     Reason
+	class      policy.RouteClass
+	credential string // the secret an allow sends
+}
+
+// readCheckFixture reads testdata/check/NAME.json strictly.
+func readCheckFixture(t testing.TB, name string) checkFixture {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "check", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var f checkFixture
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("fixture %s: %v", name, err)
+	}
+	return f
+}
+
+// loadCheckCases returns every fixture of testdata/check with its expected
+// outcome, in file name order.
+func loadCheckCases(t testing.TB) []checkCase {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "check", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures in testdata/check: %v", err)
+	}
+	var cases []checkCase
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".json")
+		f := readCheckFixture(t, name)
+		tc := checkCase{fixture: name, identity: f.Identity, reason: f.Want.Reason, class: f.Want.Class}
+		switch f.Want.Credential {
+		case "provider":
+			tc.credential = secretProviderToken
+		case "user":
+			tc.credential = secretUserToken
+		case "":
+		default:
+			t.Fatalf("fixture %s: credential %q; want provider or user", name, f.Want.Credential)
+		}
+		if (tc.reason == ReasonNone) != (tc.credential != "" && tc.class != "") {
+			t.Fatalf("fixture %s: an allow names a class and a credential, a deny neither", name)
+		}
+		cases = append(cases, tc)
+	}
+	return cases
+}
+
+// loadCheckRequest reads the request of testdata/check/NAME.json as a
+// protojson CheckRequest.
+func loadCheckRequest(t testing.TB, caps capabilities, name string) *authv3.CheckRequest {
+	t.Helper()
+	f := readCheckFixture(t, name)
 	req := &authv3.CheckRequest{}
-	if err := protojson.Unmarshal([]byte(caps.expand(t, string(raw))), req); err != nil {
+	if err := protojson.Unmarshal([]byte(caps.expand(t, string(f.Request))), req); err != nil {
 		t.Fatalf("fixture %s: %v", name, err)
 	}
 	return req
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type serverSetup struct {
 	identity string
 	codec    *capability.Codec // nil: a codec over testKey
-	log      *syncBuffer
+	log      *testsupport.LockedBuffer
 }
 
 // newTestCore returns a decision core over codec (nil: a codec over testKey)
 // that logs at debug level to log (nil: nowhere).
-func newTestCore(t testing.TB, codec *capability.Codec, log *syncBuffer) *Authorizer {
+func newTestCore(t testing.TB, codec *capability.Codec, log *testsupport.LockedBuffer) *Authorizer {
 	t.Helper()
 	if codec == nil {
 		codec = newCodec(t, testClock, testKey)
@@ -160,17 +202,17 @@ func newTestCore(t testing.TB, codec *capability.Codec, log *syncBuffer) *Author
 	return core
 }
 
-func newTestServer(t testing.TB, setup serverSetup) *Server {
+func newTestServer(t testing.TB, setup serverSetup) *GRPCServer {
 	t.Helper()
 	core := newTestCore(t, setup.codec, setup.log)
 	var err error
-	opts := ServerOptions{}
+	opts := GRPCOptions{}
 	if setup.identity != "" {
 		if opts.Identity, err = ParseIdentitySource(setup.identity); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv, err := NewServer(core, opts)
+	srv, err := NewGRPCServer(core, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

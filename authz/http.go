@@ -1,17 +1,13 @@
 package authz
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-
-	"github.com/rs/zerolog"
 )
 
-// Paths served by the HTTP handler.
+// Paths served by the HTTP authorization handler.
 const (
 	// ForwardPath is the forward-auth endpoint (nginx auth_request, Traefik
 	// forwardAuth, Caddy forward_auth): the original request is described by
@@ -21,15 +17,7 @@ const (
 	// sends the original method, authority and headers, and the original path
 	// after this prefix (http_service.path_prefix).
 	EnvoyPathPrefix = "/v1/authz/envoy"
-	// IssuePath and RedeemPath are the capability API, guarded by the admin
-	// token.
-	IssuePath  = "/v1/capabilities:issue"
-	RedeemPath = "/v1/capabilities:redeem"
 )
-
-// DefaultHTTPIdentityHeader is the trusted header that carries the caller's
-// container id in the HTTP authorization mode.
-const DefaultHTTPIdentityHeader = "x-outbound-container-id"
 
 // Response headers of the authorization endpoints.
 const (
@@ -43,14 +31,11 @@ const (
 	headerEnvoyRemove = "X-Envoy-Auth-Headers-To-Remove"
 )
 
-// Protocol names recorded in logs and metrics.
-const (
-	protocolForward = "http-forward"
-	protocolEnvoy   = "http-envoy"
-	protocolRedeem  = "api-redeem"
-)
+// forwardedHeaders are read as request attributes by the forward endpoint:
+// none of them may carry the caller's identity ("-" ends a prefix).
+var forwardedHeaders = []string{"host", "x-forwarded-", "x-original-"}
 
-// HTTPOptions configure the HTTP adapter.
+// HTTPOptions configure the HTTP authorization adapter.
 type HTTPOptions struct {
 	// IdentityHeader is the trusted request header that carries the caller's
 	// container id; "" means DefaultHTTPIdentityHeader. The proxy must set it
@@ -62,30 +47,21 @@ type HTTPOptions struct {
 	// UpstreamScheme, when set ("https" or "http"), is the upstream scheme for
 	// proxies that originate TLS; it overrides X-Forwarded-Proto.
 	UpstreamScheme string
-	// APIToken is the bearer token that guards the issue and redeem API. ""
-	// disables the API (404). It must be at least MinAPITokenLen bytes of
-	// visible ASCII.
-	APIToken string
 }
 
-// MinAPITokenLen is the shortest admin token accepted.
-const MinAPITokenLen = 16
-
-// httpHandler serves the HTTP authorization endpoints and the capability API.
-type httpHandler struct {
+// HTTPHandler is the HTTP authorization adapter: the forward-auth and Envoy
+// http_service endpoints. Every decision goes through Authorizer.Decide, so
+// it is logged and counted exactly once.
+type HTTPHandler struct {
 	core           *Authorizer
-	log            zerolog.Logger
 	identityHeader string // lower case
 	capHeader      string // lower case
 	upstreamScheme string
-	apiEnabled     bool
-	apiTokenHash   [sha256.Size]byte
 }
 
-// NewHTTPHandler returns the handler for --http-addr: the forward-auth and
-// Envoy http_service endpoints, and the issue/redeem API. Every decision goes
-// through core.Decide, so it is logged and counted exactly once.
-func NewHTTPHandler(core *Authorizer, opts HTTPOptions) (http.Handler, error) {
+// NewHTTPHandler returns the HTTP authorization adapter. Any other path,
+// the capability API's included, is 404.
+func NewHTTPHandler(core *Authorizer, opts HTTPOptions) (*HTTPHandler, error) {
 	if core == nil {
 		return nil, errors.New("authz: NewHTTPHandler needs an Authorizer")
 	}
@@ -93,50 +69,17 @@ func NewHTTPHandler(core *Authorizer, opts HTTPOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	idHeader := strings.ToLower(opts.IdentityHeader)
-	if idHeader == "" {
-		idHeader = DefaultHTTPIdentityHeader
+	if opts.IdentityHeader == "" {
+		opts.IdentityHeader = DefaultHTTPIdentityHeader
 	}
-	switch {
-	case !validHeaderName(idHeader):
-		return nil, fmt.Errorf("authz: container id header %q is not a valid header name", opts.IdentityHeader)
-	case idHeader == "authorization" || idHeader == capHeader || idHeader == "host" || strings.HasPrefix(idHeader, "x-forwarded-") || strings.HasPrefix(idHeader, "x-original-"):
-		return nil, fmt.Errorf("authz: container id header %q cannot carry an identity: it has another meaning", opts.IdentityHeader)
+	idHeader, err := identityHeaderName(opts.IdentityHeader, capHeader, forwardedHeaders...)
+	if err != nil {
+		return nil, err
 	}
-	switch opts.UpstreamScheme {
-	case "", "http", "https":
-	default:
-		return nil, fmt.Errorf("authz: upstream scheme must be http or https, got %q", opts.UpstreamScheme)
+	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
+		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	h := &httpHandler{
-		core:           core,
-		log:            core.log,
-		identityHeader: idHeader,
-		capHeader:      capHeader,
-		upstreamScheme: opts.UpstreamScheme,
-	}
-	if opts.APIToken != "" {
-		if err := checkAPIToken(opts.APIToken); err != nil {
-			return nil, err
-		}
-		h.apiEnabled = true
-		h.apiTokenHash = sha256.Sum256([]byte(opts.APIToken))
-	}
-	return h, nil
-}
-
-// checkAPIToken rejects admin tokens that are too short or that cannot travel
-// in an Authorization header. The error never contains the token.
-func checkAPIToken(tok string) error {
-	if len(tok) < MinAPITokenLen {
-		return fmt.Errorf("authz: the API token must be at least %d bytes long", MinAPITokenLen)
-	}
-	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= ' ' || c >= 0x7f {
-			return errors.New("authz: the API token must be visible ASCII without spaces")
-		}
-	}
-	return nil
+	return &HTTPHandler{core: core, identityHeader: idHeader, capHeader: capHeader, upstreamScheme: opts.UpstreamScheme}, nil
 }
 
 // ServeHTTP dispatches on the raw request target. It does not use
@@ -146,78 +89,61 @@ func checkAPIToken(tok string) error {
 //
 // A panic is recovered into a capability_configuration_error deny, with
 // every header set so far dropped (an allow may have set Authorization).
-func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			h.core.recordPanic("http", p)
-			clear(w.Header())
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("X-Content-Type-Options", "nosniff")
-			writeDeny(w, ReasonConfigurationError)
-		}
-	}()
-	hd := w.Header()
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	uri := r.RequestURI
-	if uri == "" {
-		uri = r.URL.RequestURI()
-	}
+func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	uri := requestTarget(r)
 	path, _, _ := strings.Cut(uri, "?")
 	switch {
 	case path == ForwardPath:
+		defer h.core.recoverHTTP(w, protocolForward, writeDeny)
+		startJSON(w)
 		h.decideAndRespond(w, h.forwardInput(r), false)
 	case strings.HasPrefix(uri, EnvoyPathPrefix):
+		defer h.core.recoverHTTP(w, protocolEnvoy, writeDeny)
+		startJSON(w)
 		h.decideAndRespond(w, h.envoyInput(r, uri[len(EnvoyPathPrefix):]), true)
-	case path == IssuePath:
-		h.api(w, r, h.issue)
-	case path == RedeemPath:
-		h.api(w, r, h.redeem)
 	default:
+		startJSON(w)
 		writeJSONError(w, http.StatusNotFound, "not_found")
 	}
 }
 
 // forwardInput describes the original request from the forward-auth headers.
 // A required attribute that is missing, or given twice with different values,
-// leaves HasHTTP false: the decision is invalid_upstream_url (fail closed).
-func (h *httpHandler) forwardInput(r *http.Request) Input {
+// leaves Complete false: the decision is invalid_upstream_url (fail closed).
+func (h *HTTPHandler) forwardInput(r *http.Request) Input {
 	in := h.commonInput(r, protocolForward)
-	method, ok1 := tokenAttr(r.Header, "X-Forwarded-Method", "X-Original-Method")
+	method, ok1 := agreedHeader(r.Header, listForm, "X-Forwarded-Method", "X-Original-Method")
 	if method == "" {
 		// nginx's auth_request subrequest carries the original method itself.
 		method = r.Method
 	}
 	scheme, ok2 := h.scheme(r.Header)
-	authority, ok3 := tokenAttr(r.Header, "X-Forwarded-Host")
+	authority, ok3 := agreedHeader(r.Header, listForm, "X-Forwarded-Host")
 	if authority == "" && ok3 {
 		authority = r.Host
 	}
-	uri, ok4 := exactAttr(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
+	uri, ok4 := agreedHeader(r.Header, wholeForm, "X-Forwarded-Uri", "X-Original-Uri")
 	in.Method, in.Scheme, in.Authority, in.Path = method, scheme, authority, uri
-	in.HasHTTP = ok1 && ok2 && ok3 && ok4 && scheme != "" && authority != "" && uri != ""
+	in.Complete = ok1 && ok2 && ok3 && ok4 && scheme != "" && authority != "" && uri != ""
 	return in
 }
 
 // envoyInput describes the original request of an Envoy http_service check:
 // method and authority as received, the path after the prefix.
-func (h *httpHandler) envoyInput(r *http.Request, path string) Input {
+func (h *HTTPHandler) envoyInput(r *http.Request, path string) Input {
 	in := h.commonInput(r, protocolEnvoy)
 	scheme, ok := h.scheme(r.Header)
 	in.Method, in.Scheme, in.Authority, in.Path = r.Method, scheme, r.Host, path
 	// An empty path or one that does not start with "/" is left to the
 	// policy, which rejects it as invalid_upstream_url after the capability
 	// checks, the same order as Check.
-	in.HasHTTP = ok && scheme != "" && r.Host != ""
+	in.Complete = ok && scheme != "" && r.Host != ""
 	return in
 }
 
 // commonInput reads the capability and the caller identity.
-func (h *httpHandler) commonInput(r *http.Request, protocol string) Input {
-	id, ok := tokenAttr(r.Header, h.identityHeader)
+func (h *HTTPHandler) commonInput(r *http.Request, protocol string) Input {
+	id, ok := agreedHeader(r.Header, listForm, h.identityHeader)
 	if !ok {
 		id = "" // ambiguous identity: unknown caller, container_mismatch
 	}
@@ -230,43 +156,15 @@ func (h *httpHandler) commonInput(r *http.Request, protocol string) Input {
 }
 
 // scheme is the configured upstream scheme, else X-Forwarded-Proto.
-func (h *httpHandler) scheme(hd http.Header) (string, bool) {
+func (h *HTTPHandler) scheme(hd http.Header) (string, bool) {
 	if h.upstreamScheme != "" {
 		return h.upstreamScheme, true
 	}
-	return tokenAttr(hd, "X-Forwarded-Proto")
-}
-
-// tokenAttr returns the one value the named headers agree on (see agree).
-// ok is false when two values differ; v is "" when none is present.
-func tokenAttr(hd http.Header, names ...string) (v string, ok bool) {
-	lists := make([][]string, len(names))
-	for i, n := range names {
-		lists[i] = hd.Values(n)
-	}
-	return agree(nil, lists...)
-}
-
-// exactAttr is tokenAttr for values that may contain commas (a URI): every
-// occurrence must be identical, and none is split.
-func exactAttr(hd http.Header, names ...string) (v string, ok bool) {
-	for _, n := range names {
-		for _, raw := range hd.Values(n) {
-			raw = strings.TrimSpace(raw)
-			switch {
-			case raw == "":
-			case v == "":
-				v = raw
-			case v != raw:
-				return "", false
-			}
-		}
-	}
-	return v, true
+	return agreedHeader(hd, listForm, "X-Forwarded-Proto")
 }
 
 // decideAndRespond runs the decision and answers the proxy.
-func (h *httpHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bool) {
+func (h *HTTPHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bool) {
 	d := h.core.Decide(in)
 	if !d.Allowed() {
 		writeDeny(w, d.Reason)
@@ -291,15 +189,4 @@ func writeDeny(w http.ResponseWriter, r Reason) {
 		hd.Set("WWW-Authenticate", c)
 	}
 	writeJSON(w, r.HTTPStatus(), r.Body())
-}
-
-// writeJSONError answers with {"error":"<slug>"}; slugs are fixed ASCII.
-func writeJSONError(w http.ResponseWriter, status int, slug string) {
-	writeJSON(w, status, `{"error":"`+slug+`"}`)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
 }

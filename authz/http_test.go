@@ -11,13 +11,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 
 // httpSetup configures a handler under test.
 type httpSetup struct {
 	codec *capability.Codec // nil: a codec over testKey
-	log   *syncBuffer
+	log   *testsupport.LockedBuffer
 	opts  HTTPOptions
 }
 
@@ -25,6 +26,18 @@ func newHTTPTestHandler(t testing.TB, setup httpSetup) http.Handler {
 	t.Helper()
 	core := newTestCore(t, setup.codec, setup.log)
 	h, err := NewHTTPHandler(core, setup.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// newAPITestHandler returns the capability API guarded by testAPIToken
+// (setup.opts is not used).
+func newAPITestHandler(t testing.TB, setup httpSetup) http.Handler {
+	t.Helper()
+	core := newTestCore(t, setup.codec, setup.log)
+	h, err := NewAPIHandler(core, APIOptions{Token: testAPIToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,12 +325,12 @@ func TestHTTPUnknownPaths(t *testing.T) {
 // with its protocol, and no log line carries a secret.
 func TestHTTPDecidesOnceAndLogsNoSecret(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
-	h := newHTTPTestHandler(t, httpSetup{log: &log, opts: HTTPOptions{APIToken: testAPIToken}})
+	var log testsupport.LockedBuffer
+	h := newHTTPTestHandler(t, httpSetup{log: &log})
 	doHTTP(t, h, caps, fwd(nil))
 	doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${CAP_EXPIRED}")))
 	doHTTP(t, h, caps, env("POST", "/api/x", nil))
-	doHTTP(t, h, caps, redeemRequestFor(redeemBody(caps["CAP"], "ctr-1", "GET", "https://api.kilo.example/api/x")))
+	doHTTP(t, newAPITestHandler(t, httpSetup{log: &log}), caps, redeemRequestFor(redeemBody(caps["CAP"], "ctr-1", "GET", "https://api.kilo.example/api/x")))
 	want := map[string]int{protocolForward: 2, protocolEnvoy: 1, protocolRedeem: 1}
 	got := map[string]int{}
 	for line := range strings.Lines(log.String()) {
@@ -352,21 +365,47 @@ func TestNewHTTPHandlerRejects(t *testing.T) {
 		{"identity header is a forwarded attribute", HTTPOptions{IdentityHeader: "X-Forwarded-Host"}},
 		{"identity header is not a token", HTTPOptions{IdentityHeader: "x id"}},
 		{"bad upstream scheme", HTTPOptions{UpstreamScheme: "ftp"}},
-		{"short API token", HTTPOptions{APIToken: "short-S3CRET"}},
-		{"API token with a space", HTTPOptions{APIToken: "0123456789 S3CRET-abcdef"}},
-		{"API token with a newline", HTTPOptions{APIToken: "0123456789S3CRET-abcdef\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewHTTPHandler(core, tc.opts)
-			if err == nil {
+			if _, err := NewHTTPHandler(core, tc.opts); err == nil {
 				t.Fatalf("NewHTTPHandler(%s) = nil error; want an error", tc.name)
-			}
-			if strings.Contains(err.Error(), "S3CRET") {
-				t.Errorf("error reveals the API token: %v", err)
 			}
 		})
 	}
 	if _, err := NewHTTPHandler(nil, HTTPOptions{}); err == nil {
 		t.Error("NewHTTPHandler(nil core) = nil error; want an error")
 	}
+}
+
+func TestNewAPIHandlerRejects(t *testing.T) {
+	core := newTestCore(t, nil, nil)
+	for _, tc := range []struct{ name, token string }{
+		{"no token", ""},
+		{"short token", "short-S3CRET"},
+		{"token with a space", "0123456789 S3CRET-abcdef"},
+		{"token with a newline", "0123456789S3CRET-abcdef\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewAPIHandler(core, APIOptions{Token: tc.token})
+			if err == nil {
+				t.Fatalf("NewAPIHandler(%s) = nil error; want an error", tc.name)
+			}
+			if strings.Contains(err.Error(), "S3CRET") {
+				t.Errorf("error reveals the API token: %v", err)
+			}
+		})
+	}
+	if _, err := NewAPIHandler(nil, APIOptions{Token: testAPIToken}); err == nil {
+		t.Error("NewAPIHandler(nil core) = nil error; want an error")
+	}
+}
+
+// TestHTTPRecoversPanic: a panic in an HTTP decision answers a clean
+// capability_configuration_error deny, with no header set before the panic.
+func TestHTTPRecoversPanic(t *testing.T) {
+	caps := newCapabilities(t)
+	h := &HTTPHandler{capHeader: DefaultCapabilityHeader, identityHeader: DefaultHTTPIdentityHeader} // no core: Decide panics
+	w := doHTTP(t, h, caps, fwd(nil))
+	assertHTTPDeny(t, w, ReasonConfigurationError)
+	assertNoSecrets(t, "response", dumpResponse(w), caps)
 }

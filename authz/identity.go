@@ -9,7 +9,7 @@ import (
 // IdentityKind says where the caller's container identity comes from.
 type IdentityKind int
 
-// Identity sources, in DESIGN.md's order of trust.
+// Identity sources, in the order of trust of docs/decisions.md.
 const (
 	// IdentityContextExtension reads a gRPC context extension that the proxy's
 	// route configuration sets (the default: outbound_container_id).
@@ -54,12 +54,9 @@ func ParseIdentitySource(spec string) (IdentitySource, error) {
 		}
 		return IdentitySource{Kind: IdentityPrincipal, Pattern: re}, nil
 	case "header":
-		name := strings.ToLower(arg)
-		if !validHeaderName(name) {
-			return IdentitySource{}, fmt.Errorf("container id source %q: %q is not a header name", spec, arg)
-		}
-		if name == "authorization" || strings.HasPrefix(name, ":") {
-			return IdentitySource{}, fmt.Errorf("container id source %q: header %q cannot carry an identity", spec, arg)
+		name, err := identityHeaderName(arg, "")
+		if err != nil {
+			return IdentitySource{}, fmt.Errorf("container id source %q: %w", spec, err)
 		}
 		return IdentitySource{Kind: IdentityHeader, Key: name}, nil
 	default:
@@ -68,9 +65,9 @@ func ParseIdentitySource(spec string) (IdentitySource, error) {
 }
 
 // canonical checks a source that may not come from ParseIdentitySource (a
-// struct literal) the way ParseIdentitySource would, and lower-cases a header
-// name.
-func (s IdentitySource) canonical() (IdentitySource, error) {
+// struct literal) the way ParseIdentitySource would, lower-cases a header
+// name and refuses the capability header capHeader as the identity header.
+func (s IdentitySource) canonical(capHeader string) (IdentitySource, error) {
 	switch s.Kind {
 	case IdentityContextExtension:
 		if s.Key == "" {
@@ -81,11 +78,11 @@ func (s IdentitySource) canonical() (IdentitySource, error) {
 			return s, fmt.Errorf("container id source: the principal pattern needs a capture group for the container id")
 		}
 	case IdentityHeader:
-		id, err := ParseIdentitySource("header:" + s.Key)
+		key, err := identityHeaderName(s.Key, capHeader)
 		if err != nil {
-			return s, err
+			return s, fmt.Errorf("container id source: %w", err)
 		}
-		s.Key = id.Key
+		s.Key = key
 	default:
 		return s, fmt.Errorf("container id source: unknown kind %d", s.Kind)
 	}
@@ -119,28 +116,4 @@ func (s IdentitySource) fromPrincipal(principal string) string {
 		return ""
 	}
 	return m[1]
-}
-
-// singleValue returns the one value a list of header values agrees on, or ""
-// when it is absent or ambiguous (two different values).
-func singleValue(values []string) string {
-	v, _ := agree(nil, values)
-	return v
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

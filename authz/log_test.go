@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/internal/testsupport"
 )
 
 // TestLogsNeverCarrySecrets runs every fixture through servers that log at
@@ -14,7 +18,8 @@ import (
 // decision facts, and never a token, capability or key.
 func TestLogsNeverCarrySecrets(t *testing.T) {
 	caps := newCapabilities(t)
-	var log syncBuffer
+	var log testsupport.LockedBuffer
+	checkCases := loadCheckCases(t)
 	for _, tc := range checkCases {
 		srv := newTestServer(t, serverSetup{identity: tc.identity, log: &log})
 		resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
@@ -54,6 +59,39 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 		}
 		if m["decision"] != wantDecision {
 			t.Errorf("%s: decision = %v; want %s", checkCases[i].fixture, m["decision"], wantDecision)
+		}
+	}
+}
+
+// TestLogsCarryNoCapabilityFromTheURL: a capability placed in the path,
+// the authority or the method is not logged, and attacker-sized values are
+// bounded in the decision line.
+func TestLogsCarryNoCapabilityFromTheURL(t *testing.T) {
+	caps := newCapabilities(t)
+	var log testsupport.LockedBuffer
+	srv := newTestServer(t, serverSetup{log: &log})
+	cp := caps["CAP"]
+	long := strings.Repeat("a", 20000)
+	for _, h := range []*authv3.AttributeContext_HttpRequest{
+		{Method: "GET", Scheme: "https", Host: "api.kilo.example", Path: "/api/x/" + cp},
+		{Method: "GET", Scheme: "https", Host: "api.kilo.example", Path: "/" + strings.Repeat("x", 200) + cp},
+		{Method: "GET", Scheme: "https", Host: cp, Path: "/api/x"},
+		{Method: cp, Scheme: "https", Host: "api.kilo.example", Path: "/api/x"},
+		{Method: long, Scheme: "https", Host: long + ".example", Path: "/api/x"},
+	} {
+		h.Headers = map[string]string{"authorization": "Bearer " + cp}
+		if _, err := srv.Check(context.Background(), checkRequestFrom(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hh := newHTTPTestHandler(t, httpSetup{log: &log})
+	doHTTP(t, hh, caps, fwd(set("X-Forwarded-Method", "${CAP}")))
+	doHTTP(t, hh, caps, fwd(set("X-Forwarded-Uri", "/api/${CAP}")))
+	doHTTP(t, hh, caps, fwd(set("X-Forwarded-Host", "${CAP}")))
+	assertNoSecrets(t, "log", log.String(), caps)
+	for line := range strings.Lines(log.String()) {
+		if len(line) > 2048 {
+			t.Errorf("log line of %d bytes: attacker-sized values are not bounded", len(line))
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // means allowed.
 type Reason string
 
-// Reasons, as in DESIGN.md's decision table.
+// Reasons, as in the decision table of docs/decisions.md.
 const (
 	ReasonNone               Reason = ""
 	ReasonMissingCapability  Reason = "missing_capability"

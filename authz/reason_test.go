@@ -1,9 +1,11 @@
 package authz
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -66,6 +68,36 @@ func TestReasonOf(t *testing.T) {
 	for _, tc := range tests {
 		if got := ReasonOf(tc.err); got != tc.want {
 			t.Errorf("ReasonOf(%v) = %q; want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestDenyNeverEncodesAllow: the deny encoders never produce an OK
+// status or a 2xx, and never a slug outside the reason table, whatever
+// Reason they are given (ReasonNone was encoded as gRPC OK / HTTP 200: an
+// allow without the credential swap or the capability removal).
+func TestDenyNeverEncodesAllow(t *testing.T) {
+	for _, r := range []Reason{ReasonNone, Reason("bogus"), Reason(`x","y`)} {
+		resp := deniedResponse(r)
+		if codes.Code(resp.GetStatus().GetCode()) == codes.OK {
+			t.Errorf("deniedResponse(%q): status OK", r)
+		}
+		if _, known := reasons[Reason(resp.GetStatus().GetMessage())]; !known {
+			t.Errorf("deniedResponse(%q): message %q is not a reason slug", r, resp.GetStatus().GetMessage())
+		}
+		if c := resp.GetDeniedResponse().GetStatus().GetCode(); c < 400 {
+			t.Errorf("deniedResponse(%q): HTTP %d", r, c)
+		}
+		w := httptest.NewRecorder()
+		writeDeny(w, r)
+		if w.Code < 400 {
+			t.Errorf("writeDeny(%q): HTTP %d", r, w.Code)
+		}
+		var body map[string]string
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Errorf("writeDeny(%q): body %q is not JSON", r, w.Body)
+		} else if _, known := reasons[Reason(body["error"])]; !known {
+			t.Errorf("writeDeny(%q): body %q is not a reason slug", r, w.Body)
 		}
 	}
 }

@@ -65,16 +65,26 @@ func (c *Codec) keys() (*KeyRing, error) {
 	return r, nil
 }
 
+// CheckLifetime is the one lifetime rule of issuance: a capability lives
+// at least a millisecond (the unit of its timestamps) and at most
+// MaxLifetime. The error wraps ErrInvalid.
+func CheckLifetime(ttl time.Duration) error {
+	if ttl < time.Millisecond || ttl > MaxLifetime {
+		return fmt.Errorf("%w: lifetime must be between 1ms and %s", ErrInvalid, MaxLifetime)
+	}
+	return nil
+}
+
 // Seal issues a capability for s, valid from now for ttl (0 means
-// MaxLifetime). A ttl above MaxLifetime or below a millisecond, or a subject
+// MaxLifetime). A ttl that CheckLifetime refuses, or a subject
 // that breaks a claim rule, is an error wrapping ErrInvalid; targets the
 // validator refuses give an error wrapping policy.ErrInvalidTargets.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if ttl == 0 {
 		ttl = MaxLifetime
 	}
-	if ttl < time.Millisecond || ttl > MaxLifetime {
-		return "", fmt.Errorf("%w: lifetime must be between 1ms and %s", ErrInvalid, MaxLifetime)
+	if err := CheckLifetime(ttl); err != nil {
+		return "", err
 	}
 	r, err := c.keys()
 	if err != nil {
@@ -130,45 +140,14 @@ func (c *Codec) Open(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	token = strings.TrimSpace(token)
-	if len(token) > MaxTokenLen {
-		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	iv, sealed, err := parseToken(token)
+	if err != nil {
+		return Claims{}, err
 	}
-	body, ok := strings.CutPrefix(token, Prefix)
-	if !ok {
-		return Claims{}, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
-	}
-	ivPart, rest, ok1 := strings.Cut(body, ":")
-	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 || strings.IndexByte(ctPart, ':') >= 0 {
-		return Claims{}, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
-	}
-	if ivPart == "" || tagPart == "" || ctPart == "" {
-		return Claims{}, fmt.Errorf("%w: empty part", ErrInvalid)
-	}
-
-	// One buffer: ciphertext then tag, as cipher.AEAD.Open wants them.
-	enc := base64.StdEncoding
-	buf := make([]byte, enc.DecodedLen(len(ctPart))+enc.DecodedLen(len(tagPart)))
-	var iv [ivSize + 2]byte // room for the decoder's worst case; checked below
-	ivLen, ok := decodeCanonical(iv[:], ivPart)
-	if !ok || ivLen != ivSize {
-		return Claims{}, fmt.Errorf("%w: iv is not 16 bytes of canonical base64", ErrInvalid)
-	}
-	ctLen, ok := decodeCanonical(buf, ctPart)
-	if !ok {
-		return Claims{}, fmt.Errorf("%w: ciphertext is not canonical base64", ErrInvalid)
-	}
-	tagLen, ok := decodeCanonical(buf[ctLen:], tagPart)
-	if !ok || tagLen != tagSize {
-		return Claims{}, fmt.Errorf("%w: tag is not 16 bytes of canonical base64", ErrInvalid)
-	}
-	sealed := buf[:ctLen+tagLen]
-
 	var plain []byte
 	opened := false
 	for _, aead := range r.aeads {
-		if p, err := aead.Open(nil, iv[:ivSize], sealed, nil); err == nil {
+		if p, err := aead.Open(nil, iv[:], sealed, nil); err == nil {
 			plain, opened = p, true
 			break
 		}
@@ -189,6 +168,47 @@ func (c *Codec) Open(token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: expired", ErrExpired)
 	}
 	return claims, nil
+}
+
+// parseToken checks a capability's format before anything is decrypted
+// (docs/decisions.md, section 1) and returns its IV and its ciphertext with
+// the tag appended, as cipher.AEAD.Open wants them.
+func parseToken(token string) (iv [ivSize]byte, sealed []byte, err error) {
+	token = strings.TrimSpace(token)
+	if len(token) > MaxTokenLen {
+		return iv, nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	body, ok := strings.CutPrefix(token, Prefix)
+	if !ok {
+		return iv, nil, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
+	}
+	ivPart, rest, ok1 := strings.Cut(body, ":")
+	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || strings.IndexByte(ctPart, ':') >= 0 {
+		return iv, nil, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
+	}
+	if ivPart == "" || tagPart == "" || ctPart == "" {
+		return iv, nil, fmt.Errorf("%w: empty part", ErrInvalid)
+	}
+
+	// One buffer: ciphertext then tag.
+	enc := base64.StdEncoding
+	buf := make([]byte, enc.DecodedLen(len(ctPart))+enc.DecodedLen(len(tagPart)))
+	var ivBuf [ivSize + 2]byte // room for the decoder's worst case; checked below
+	ivLen, ok := decodeCanonical(ivBuf[:], ivPart)
+	if !ok || ivLen != ivSize {
+		return iv, nil, fmt.Errorf("%w: iv is not 16 bytes of canonical base64", ErrInvalid)
+	}
+	ctLen, ok := decodeCanonical(buf, ctPart)
+	if !ok {
+		return iv, nil, fmt.Errorf("%w: ciphertext is not canonical base64", ErrInvalid)
+	}
+	tagLen, ok := decodeCanonical(buf[ctLen:], tagPart)
+	if !ok || tagLen != tagSize {
+		return iv, nil, fmt.Errorf("%w: tag is not 16 bytes of canonical base64", ErrInvalid)
+	}
+	copy(iv[:], ivBuf[:ivSize])
+	return iv, buf[:ctLen+tagLen], nil
 }
 
 // decodeCanonical decodes s into dst and reports whether s is canonical

@@ -1,6 +1,7 @@
 // Package capability seals and opens kka1 capabilities: the opaque, encrypted,
 // expiring tokens that stand in for a user's real credentials inside a
-// sandboxed outbound container.
+// sandboxed outbound container. docs/decisions.md (sections 1 to 3) states
+// the format and its rules.
 //
 // The wire format is byte-compatible with the existing TypeScript issuer:
 //

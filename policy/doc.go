@@ -1,6 +1,7 @@
 // Package policy classifies an upstream request URL against a capability's
 // three targets (backend, provider, session ingest) and its bound session id.
-// It is pure: standard library only, no logging, no proxy types.
+// It is pure: standard library only, no logging, no proxy types. The rules
+// are those of docs/decisions.md, section 4.
 //
 // The request is given exactly as the proxy saw it (scheme, authority, raw
 // path with query); nothing is decoded or normalised first. Classify returns

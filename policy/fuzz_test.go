@@ -230,7 +230,8 @@ func refServer(u *url.URL) string {
 	return h + ":" + port
 }
 
-// refProviderPrefixes derives the provider prefixes of DESIGN.md from base.
+// refProviderPrefixes derives the provider prefixes (docs/decisions.md, 4.5)
+// from base.
 func refProviderPrefixes(base string) []string {
 	switch {
 	case strings.HasSuffix(base, "/api/openrouter"), strings.HasSuffix(base, "/api/gateway"):

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,11 +10,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,13 +39,11 @@ type app struct {
 	metrics *authz.Metrics
 	reg     *prometheus.Registry
 	grpc    *grpc.Server
-	httpH   http.Handler // the HTTP authorization endpoints
+	httpH   http.Handler // the HTTP authorization endpoints, and the API if enabled
 	tls     *serverTLS   // nil: plain listeners
 	health  *health.Server
 	ready   atomic.Bool
-
-	keyMu   sync.Mutex
-	keyHash [sha256.Size]byte // of the key file content last read, good or bad
+	keys    *reloadable[*capability.KeyRing] // nil: no key file to reload
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
@@ -58,7 +53,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	a.codec = capability.NewCodec(ring, capability.WithTargetValidator(a.policy.ValidateTargets))
+	a.codec = newCodec(ring, a.policy, nil)
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -76,7 +71,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics}); err != nil {
 		return nil, err
 	}
-	srv, err := authz.NewServer(a.core, authz.ServerOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
+	srv, err := authz.NewGRPCServer(a.core, authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +90,10 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
 	a.grpc = grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(a.grpc, srv)
+	authz.Register(a.grpc, srv)
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	if o.grpcReflection {
 		reflection.Register(a.grpc)
@@ -116,16 +111,11 @@ func (a *app) initialKeys() (*capability.KeyRing, error) {
 		return devKeyRing()
 	}
 	if a.opts.keyFile != "" {
-		data, err := os.ReadFile(a.opts.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("key file: %w", err)
-		}
-		ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
-		if err != nil {
+		var err error
+		if a.keys, err = openKeyFile(a.opts.keyFile); err != nil {
 			return nil, err
 		}
-		a.keyHash = sha256.Sum256(data)
-		return ring, nil
+		return a.keys.current(), nil
 	}
 	return loadKeyRing("", a.getenv)
 }
@@ -133,31 +123,19 @@ func (a *app) initialKeys() (*capability.KeyRing, error) {
 // reloadKeys re-reads the key file. force reloads even when the content is
 // unchanged (SIGHUP). A bad file keeps the old ring.
 func (a *app) reloadKeys(force bool, why string) {
-	if a.opts.keyFile == "" {
+	if a.keys == nil {
 		return
 	}
-	a.keyMu.Lock()
-	defer a.keyMu.Unlock()
-	data, err := os.ReadFile(a.opts.keyFile)
-	if err != nil {
+	ring, changed, err := a.keys.reload(force)
+	switch {
+	case err != nil:
 		a.metrics.KeyReload(false)
 		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
-		return
+	case changed:
+		a.codec.SetKeyRing(ring)
+		a.metrics.KeyReload(true)
+		a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
 	}
-	sum := sha256.Sum256(data)
-	if !force && sum == a.keyHash {
-		return
-	}
-	a.keyHash = sum // a bad file is reported once, not on every poll
-	ring, err := capability.ParseKeyFile(a.opts.keyFile, data)
-	if err != nil {
-		a.metrics.KeyReload(false)
-		a.log.Error().Str("trigger", why).Err(err).Msg("key reload failed; keeping the current keys")
-		return
-	}
-	a.codec.SetKeyRing(ring)
-	a.metrics.KeyReload(true)
-	a.log.Info().Str("trigger", why).Strs("key_fingerprints", ring.Fingerprints()).Msg("keys reloaded")
 }
 
 // reloadTLS re-reads the TLS files; a bad set keeps the current one.
@@ -165,7 +143,7 @@ func (a *app) reloadTLS(force bool, why string) {
 	if a.tls == nil {
 		return
 	}
-	swapped, err := a.tls.reload(force)
+	_, swapped, err := a.tls.files.reload(force)
 	switch {
 	case err != nil:
 		a.log.Error().Str("trigger", why).Err(err).Msg("TLS reload failed; keeping the current certificate")
@@ -204,56 +182,15 @@ type listener struct {
 
 // run serves until ctx is cancelled, then drains.
 func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
-	o := a.opts
-	var lns []listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.ln.Close()
-		}
+	lns, err := a.listenAll()
+	if err != nil {
+		return err
 	}
-	for _, l := range []struct{ name, addr string }{{"grpc", a.opts.grpcAddr}, {"http", a.opts.httpAddr}, {"admin", a.opts.adminAddr}} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := listen(l.addr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
-		}
-		lns = append(lns, listener{l.name, o.limits.limit(l.name, ln)})
-	}
-	names := make([]string, len(lns))
-	for i, l := range lns {
-		names[i] = l.name
-	}
-	if need, have, ok := o.limits.fdBudget(names); !ok {
-		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
-			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
-	}
-
 	errc := make(chan error, len(lns))
-	var httpServers []*http.Server
-	for _, l := range lns {
-		switch l.name {
-		case "grpc":
-			go func() { errc <- a.grpc.Serve(l.ln) }()
-		case "http":
-			if a.tls != nil {
-				l.ln = tls.NewListener(l.ln, a.tls.config(false))
-			}
-			srv := o.limits.httpServer(a.httpH, false, errorLog(a.log, l.name))
-			httpServers = append(httpServers, srv)
-			go func() { errc <- srv.Serve(l.ln) }()
-		case "admin":
-			srv := o.limits.httpServer(a.adminHandler(), true, errorLog(a.log, l.name))
-			httpServers = append(httpServers, srv)
-			go func() { errc <- srv.Serve(l.ln) }()
-		}
-		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Bool("tls", a.tls != nil && l.name != "admin").Msg("listening")
-	}
+	httpServers := a.serve(lns, errc)
 	a.ready.Store(true)
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.log.Info().Strs("key_fingerprints", a.codec.KeyRing().Fingerprints()).
 		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Msg("ready")
 	if a.opts.dev {
@@ -287,6 +224,61 @@ loop:
 	}
 	a.drain(httpServers)
 	return serveErr
+}
+
+// listenAll opens every configured listener, each under its connection
+// cap, or none.
+func (a *app) listenAll() ([]listener, error) {
+	o := a.opts
+	var lns []listener
+	for _, l := range []struct{ name, addr string }{{"grpc", o.grpcAddr}, {"http", o.httpAddr}, {"admin", o.adminAddr}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.addr)
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+			return nil, fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+		}
+		lns = append(lns, listener{l.name, o.limits.limit(l.name, ln)})
+	}
+	names := make([]string, len(lns))
+	for i, l := range lns {
+		names[i] = l.name
+	}
+	if need, have, ok := o.limits.fdBudget(names); !ok {
+		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
+			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
+	}
+	return lns, nil
+}
+
+// serve starts a server on each listener; each reports its end on errc. It
+// returns the HTTP servers, for the drain.
+func (a *app) serve(lns []listener, errc chan<- error) []*http.Server {
+	o := a.opts
+	var httpServers []*http.Server
+	for _, l := range lns {
+		switch l.name {
+		case "grpc":
+			go func() { errc <- a.grpc.Serve(l.ln) }()
+		case "http":
+			if a.tls != nil {
+				l.ln = tls.NewListener(l.ln, a.tls.config(false))
+			}
+			srv := o.limits.httpServer(a.httpH, false, errorLog(a.log, l.name))
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		case "admin":
+			srv := o.limits.httpServer(a.adminHandler(), true, errorLog(a.log, l.name))
+			httpServers = append(httpServers, srv)
+			go func() { errc <- srv.Serve(l.ln) }()
+		}
+		a.log.Info().Str("listener", l.name).Str("addr", l.ln.Addr().String()).Bool("tls", a.tls != nil && l.name != "admin").Msg("listening")
+	}
+	return httpServers
 }
 
 func (a *app) adminHandler() http.Handler {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +11,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/rs/zerolog"
+
+	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
 )
 
 // maxSubjectLen bounds the subject JSON that issue reads.
@@ -80,8 +85,8 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if *ttl < time.Millisecond || *ttl > capability.MaxLifetime {
-		fmt.Fprintf(stderr, "extauthz issue: --ttl %v: must be between 1ms and %v\n", *ttl, capability.MaxLifetime)
+	if err := capability.CheckLifetime(*ttl); err != nil {
+		fmt.Fprintf(stderr, "extauthz issue: --ttl %v: %v\n", *ttl, err)
 		return 2
 	}
 	fail := func(format string, a ...any) int {
@@ -107,12 +112,14 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fail("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
 	}
-	subject, err := capability.DecodeSubject(data)
+	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(ring, pol, env.now), Policy: pol, Logger: zerolog.Nop()})
 	if err != nil {
+		return fail("%v", err)
+	}
+	tok, err := core.Issue(data, *ttl)
+	if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
 		return fail("subject JSON on stdin: %v", err) // never quotes a value
 	}
-	codec := capability.NewCodec(ring, capability.WithClock(env.now), capability.WithTargetValidator(pol.ValidateTargets))
-	tok, err := codec.Seal(subject, *ttl)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -144,12 +151,12 @@ func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEn
 		fmt.Fprintf(stderr, "extauthz open: reading the capability from stdin: %v\n", err)
 		return 1
 	}
-	claims, err := capability.NewCodec(ring, capability.WithClock(env.now)).Open(string(data))
+	claims, err := newCodec(ring, nil, env.now).Open(string(data))
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
 		return 1
 	}
-	out, err := json.MarshalIndent(claims, "", "  ") // Claims.MarshalJSON redacts the tokens
+	out, err := json.Marshal(claims, jsontext.WithIndent("  ")) // Claims.MarshalJSON redacts the tokens
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
 		return 1
@@ -172,4 +179,14 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 		return 2, true
 	}
 	return 0, false
+}
+
+// newCodec is the codec every subcommand uses: the clock now (nil: the
+// system clock), and Seal checks targets against pol (nil: the default
+// policy).
+func newCodec(ring *capability.KeyRing, pol *policy.Policy, now func() time.Time) *capability.Codec {
+	if now == nil {
+		now = time.Now
+	}
+	return capability.NewCodec(ring, capability.WithClock(now), capability.WithTargetValidator(pol.ValidateTargets))
 }

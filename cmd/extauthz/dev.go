@@ -46,7 +46,7 @@ func devKeyRing() (*capability.KeyRing, error) {
 // only in --dev with an ephemeral key and fake tokens.
 func (a *app) printDevHelp(w io.Writer, lns []listener) {
 	s := devSubject()
-	tok, err := a.codec.Seal(s, time.Hour)
+	tok, err := a.core.IssueSubject(s, time.Hour)
 	if err != nil {
 		a.log.Error().Err(err).Msg("cannot seal the development capability")
 		return

@@ -10,7 +10,8 @@ import (
 	"github.com/extauthz/extauthz/authz"
 )
 
-// newHTTPHandler builds the HTTP authorization endpoints for --http-addr.
+// newHTTPHandler builds what --http-addr serves: the HTTP authorization
+// endpoints and, with --api-token-file, the capability API beside them.
 // newApp calls it once, so that a bad --http-container-id-header or an
 // unreadable or empty --api-token-file stops `serve` (and fails
 // `check-config`) instead of disabling the API silently.
@@ -19,16 +20,41 @@ func (a *app) newHTTPHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := authz.NewHTTPHandler(a.core, authz.HTTPOptions{
+	proxy, err := authz.NewHTTPHandler(a.core, authz.HTTPOptions{
 		IdentityHeader:   a.opts.httpContainerIDHeader,
 		CapabilityHeader: a.opts.capHdr,
 		UpstreamScheme:   a.opts.upstreamScheme,
-		APIToken:         token,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("HTTP authorization mode: %w", err)
 	}
-	return h, nil
+	if token == "" {
+		return proxy, nil
+	}
+	api, err := authz.NewAPIHandler(a.core, authz.APIOptions{Token: token})
+	if err != nil {
+		return nil, fmt.Errorf("--api-token-file: %w", err)
+	}
+	return withAPI(proxy, api), nil
+}
+
+// withAPI serves the capability API's paths with api and every other path
+// with proxy. It matches the raw request path exactly, as the handlers do:
+// http.ServeMux would clean the path and redirect, and the Envoy endpoint
+// must see the path as received.
+func withAPI(proxy, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.RequestURI
+		if target == "" {
+			target = r.URL.RequestURI()
+		}
+		switch path, _, _ := strings.Cut(target, "?"); path {
+		case authz.IssuePath, authz.RedeemPath:
+			api.ServeHTTP(w, r)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	})
 }
 
 // readAPIToken reads the admin token of the issue/redeem API: the file's

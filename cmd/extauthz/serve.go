@@ -105,10 +105,8 @@ func (o *serveOptions) validate() error {
 	if o.capHdr, err = authz.CanonicalCapabilityHeader(o.capabilityHeader); err != nil {
 		return fmt.Errorf("--capability-header: %w", err)
 	}
-	switch o.upstreamScheme {
-	case "", "http", "https":
-	default:
-		return fmt.Errorf("--upstream-scheme: want http or https, got %q", o.upstreamScheme)
+	if err := authz.CheckUpstreamScheme(o.upstreamScheme); err != nil {
+		return fmt.Errorf("--upstream-scheme: %w", err)
 	}
 	if o.policy, o.extra, err = devHTTPPolicy(o.devHTTPHosts); err != nil {
 		return err
