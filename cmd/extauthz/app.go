@@ -78,7 +78,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.httpH, err = a.newHTTPHandler(); err != nil {
 		return nil, err
 	}
-	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile); err != nil {
+	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile, o.tlsClientIdentities); err != nil {
 		return nil, err
 	}
 	gm, err := newGRPCMetrics(a.reg)

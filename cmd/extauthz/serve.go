@@ -30,6 +30,7 @@ type serveOptions struct {
 	apiTokenFile                  string
 	tlsCertFile, tlsKeyFile       string
 	tlsClientCAFile               string
+	tlsClientIdentities           string
 	logLevel                      string
 	dev, grpcReflection           bool
 	keyReloadInterval             time.Duration
@@ -61,7 +62,8 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
-	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners")
+	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners; needs --tls-client-identities")
+	fs.StringVar(&o.tlsClientIdentities, "tls-client-identities", "", "with --tls-client-ca-file: the client certificates allowed, comma-separated uri:NAME or dns:NAME (exact) or uri:~REGEX, dns:~REGEX (whole name)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")

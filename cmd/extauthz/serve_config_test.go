@@ -42,6 +42,10 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad log level", []string{"--key-file", good, "--log-level", "loud"}, 2, "--log-level"},
 		{"short API token", []string{"--key-file", good, "--api-token-file", short}, 1, "at least 16"},
 		{"TLS certificate without key", []string{"--key-file", good, "--tls-cert-file", good}, 1, "go together"},
+		{"client CA without identities", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-ca-file", good}, 1, "--tls-client-ca-file needs --tls-client-identities"},
+		{"identities without client CA", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-identities needs --tls-client-ca-file"},
+		{"client CA alone", []string{"--key-file", good, "--tls-client-ca-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-ca-file needs --tls-cert-file and --tls-key-file"},
+		{"bad client identity", []string{"--key-file", good, "--tls-client-identities", "spiffe://x"}, 1, "want uri:NAME"},
 		{"TLS files that are not PEM", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good}, 1, "--tls-cert-file/--tls-key-file"},
 		{"stray argument", []string{"--key-file", good, "extra"}, 2, "unexpected argument"},
 	}

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,31 +28,40 @@ import (
 type testPKI struct {
 	caFile, certFile, keyFile string
 	pool                      *x509.CertPool
-	client                    tls.Certificate
+	client                    tls.Certificate // the proxy: egressGatewayID
+	sandbox                   tls.Certificate // same CA, a sandbox's identity
 	other                     tls.Certificate // signed by another CA
 }
+
+// The identities in the test certificates.
+const (
+	egressGatewayID = "spiffe://cluster.local/ns/istio-system/sa/egress-gateway"
+	sandboxID       = "spiffe://cluster.local/ns/sandboxes/sa/outbound-container-1"
+)
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
 	ca, caKey := makeCert(t, nil, nil, "test CA", true)
 	srv, srvKey := makeCert(t, ca, caKey, "extauthz", false)
-	cli, cliKey := makeCert(t, ca, caKey, "envoy", false)
+	cli, cliKey := makeCert(t, ca, caKey, "envoy", false, egressGatewayID)
+	sb, sbKey := makeCert(t, ca, caKey, "sandbox", false, sandboxID)
 	otherCA, otherKey := makeCert(t, nil, nil, "other CA", true)
-	oc, ocKey := makeCert(t, otherCA, otherKey, "envoy", false)
+	oc, ocKey := makeCert(t, otherCA, otherKey, "envoy", false, egressGatewayID)
 	p := &testPKI{
 		caFile:   writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw),
 		certFile: writePEM(t, dir, "server.pem", "CERTIFICATE", srv.Raw),
 		keyFile:  writePEM(t, dir, "server-key.pem", "PRIVATE KEY", marshalKey(t, srvKey)),
 		pool:     x509.NewCertPool(),
 		client:   tls.Certificate{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey},
+		sandbox:  tls.Certificate{Certificate: [][]byte{sb.Raw}, PrivateKey: sbKey},
 		other:    tls.Certificate{Certificate: [][]byte{oc.Raw}, PrivateKey: ocKey},
 	}
 	p.pool.AddCert(ca)
 	return p
 }
 
-func makeCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+func makeCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool, uris ...string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,6 +77,13 @@ func makeCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKe
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		IsCA:         isCA, BasicConstraintsValid: true,
+	}
+	for _, u := range uris {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, pu)
 	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
@@ -101,8 +118,10 @@ func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
 }
 
 // TestServeMutualTLS: with --tls-* flags, the gRPC and HTTP listeners require
-// a client certificate from the configured CA; a proxy with one gets its
-// Check answered, a client without one (or with another CA's) gets nothing.
+// a client certificate from the configured CA that names an allowed identity;
+// the proxy gets its Check answered; a client without a certificate, with
+// another CA's, or with a certificate the same CA signed for a sandbox, gets
+// nothing.
 func TestServeMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	dir := t.TempDir()
@@ -111,7 +130,7 @@ func TestServeMutualTLS(t *testing.T) {
 	writeKeys(t, keyFile, key)
 	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "",
 		"--key-file", keyFile, "--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile,
-		"--tls-client-ca-file", pki.caFile)
+		"--tls-client-ca-file", pki.caFile, "--tls-client-identities", "uri:"+egressGatewayID)
 	grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")
 
 	check := func(cert *tls.Certificate) error {
@@ -141,6 +160,9 @@ func TestServeMutualTLS(t *testing.T) {
 	if err := check(&pki.other); err == nil {
 		t.Error("Check with another CA's client certificate succeeded")
 	}
+	if err := check(&pki.sandbox); err == nil {
+		t.Error("Check with a sandbox's certificate from the same CA succeeded")
+	}
 
 	get := func(cert *tls.Certificate) (*http.Response, error) {
 		cfg := &tls.Config{RootCAs: pki.pool}
@@ -161,5 +183,9 @@ func TestServeMutualTLS(t *testing.T) {
 	if resp, err := get(nil); err == nil {
 		resp.Body.Close()
 		t.Error("HTTP without a client certificate succeeded")
+	}
+	if resp, err := get(&pki.sandbox); err == nil {
+		resp.Body.Close()
+		t.Error("HTTP with a sandbox's certificate from the same CA succeeded")
 	}
 }
