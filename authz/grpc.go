@@ -142,7 +142,7 @@ func (s *GRPCServer) input(req *authv3.CheckRequest) Input {
 		in.CallerID = s.identity.fromPrincipal(attrs.GetSource().GetPrincipal())
 	case IdentityHeader:
 		// Absent or ambiguous: an unknown caller, container_mismatch.
-		in.CallerID, _ = agree(listForm, nil, hv(s.identity.Key))
+		in.CallerID, _ = agree(idForm, nil, hv(s.identity.Key))
 	}
 	return in
 }

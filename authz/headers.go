@@ -31,6 +31,10 @@ const (
 	// values that may contain a comma (a path) and must be checked exactly as
 	// the proxy forwards them.
 	wholeForm
+	// idForm: listForm without leniency, for the caller's identity: an empty
+	// occurrence or an empty part (`id,`, `,id`, an empty header beside a
+	// full one) makes the value ambiguous, never skipped.
+	idForm
 )
 
 // agree returns the one value that every occurrence in every list agrees on;
@@ -62,7 +66,11 @@ func agree(form valueForm, pick func(string) (string, bool), lists ...[]string) 
 				continue
 			}
 			for part := range strings.SplitSeq(raw, ",") {
-				if part = strings.TrimSpace(part); part != "" && !take(part) {
+				part = strings.TrimSpace(part)
+				if part == "" && form == idForm {
+					return "", false
+				}
+				if part != "" && !take(part) {
 					return "", false
 				}
 			}
@@ -108,6 +116,12 @@ var reservedHeaders = map[string]bool{
 	"proxy-authorization": true, "x-envoy-auth-headers-to-remove": true,
 }
 
+// proxyHeaders are set or appended by proxies on the way (an entry ending in
+// "-" stands for every name with that prefix): a client can send them, and a
+// proxy adds to them rather than replacing them, so none can be trusted to
+// carry an identity.
+var proxyHeaders = []string{"forwarded", "x-forwarded-", "x-real-ip", "via", "x-envoy-", "x-request-id", "traceparent", "tracestate", "b3", "x-b3-"}
+
 // CanonicalCapabilityHeader validates a dedicated capability header name and
 // returns it lower-case; "" means DefaultCapabilityHeader.
 func CanonicalCapabilityHeader(name string) (string, error) {
@@ -139,7 +153,10 @@ func identityHeaderName(name, capHeader string, taken ...string) (string, error)
 	if h == "authorization" || h == capHeader {
 		return "", fmt.Errorf("authz: identity header %q cannot carry an identity: it carries a credential", name)
 	}
-	for _, t := range taken {
+	if reservedHeaders[h] {
+		return "", fmt.Errorf("authz: identity header %q has a meaning to proxies; an allow removes the identity header, which would break requests", name)
+	}
+	for _, t := range append(proxyHeaders, taken...) {
 		if h == t || (strings.HasSuffix(t, "-") && strings.HasPrefix(h, t)) {
 			return "", fmt.Errorf("authz: identity header %q cannot carry an identity: it has another meaning", name)
 		}

@@ -143,7 +143,7 @@ func (h *HTTPHandler) envoyInput(r *http.Request, path string) Input {
 
 // commonInput reads the capability and the caller identity.
 func (h *HTTPHandler) commonInput(r *http.Request, protocol string) Input {
-	id, ok := agreedHeader(r.Header, listForm, h.identityHeader)
+	id, ok := agreedHeader(r.Header, idForm, h.identityHeader)
 	if !ok {
 		id = "" // ambiguous identity: unknown caller, container_mismatch
 	}

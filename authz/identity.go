@@ -52,7 +52,7 @@ func ParseIdentitySource(spec string) (IdentitySource, error) {
 		if re.NumSubexp() < 1 {
 			return IdentitySource{}, fmt.Errorf("container id source %q: the pattern needs a capture group for the container id", spec)
 		}
-		return IdentitySource{Kind: IdentityPrincipal, Pattern: re}, nil
+		return IdentitySource{Kind: IdentityPrincipal, Pattern: re}.canonical("")
 	case "header":
 		name, err := identityHeaderName(arg, "")
 		if err != nil {
@@ -77,6 +77,7 @@ func (s IdentitySource) canonical(capHeader string) (IdentitySource, error) {
 		if s.Pattern == nil || s.Pattern.NumSubexp() < 1 {
 			return s, fmt.Errorf("container id source: the principal pattern needs a capture group for the container id")
 		}
+		s.Pattern = anchored(s.Pattern)
 	case IdentityHeader:
 		key, err := identityHeaderName(s.Key, capHeader)
 		if err != nil {
@@ -104,6 +105,14 @@ func (s IdentitySource) String() string {
 	default:
 		return "none"
 	}
+}
+
+// anchored returns re matching only whole strings: a principal pattern
+// that matched a part (`…/sa/id/extra`, or a SPIFFE id of another trust
+// domain that ends in an allowed one) would let another workload claim a
+// sandbox's id. Wrapping an anchored pattern again changes nothing.
+func anchored(re *regexp.Regexp) *regexp.Regexp {
+	return regexp.MustCompile(`^(?:` + re.String() + `)$`) // a valid pattern stays valid
 }
 
 // fromPrincipal extracts the container id from a principal, or "".
