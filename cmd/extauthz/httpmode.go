@@ -11,22 +11,35 @@ import (
 )
 
 // newHTTPHandler builds what --http-addr serves: the HTTP authorization
-// endpoints and, with --api-token-file, the capability API beside them.
-// newApp calls it once, so that a bad --http-container-id-header or an
-// unreadable or empty --api-token-file stops `serve` (and fails
-// `check-config`) instead of disabling the API silently.
+// endpoints when --http-container-id-header names the identity header, and,
+// with --api-token-file, the capability API beside them. Both are off unless
+// configured: the authorization endpoints trust a header for the caller's
+// identity, so no default may switch them on. newApp calls it once, so that
+// a bad header name or an unreadable --api-token-file stops `serve` (and
+// fails `check-config`) instead of disabling something silently.
 func (a *app) newHTTPHandler() (http.Handler, error) {
 	token, err := readAPIToken(a.opts.apiTokenFile)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case a.opts.httpAddr == "" && (token != "" || a.opts.httpContainerIDHeader != ""):
+		return nil, errors.New("--api-token-file and --http-container-id-header need --http-addr: the listener that serves them")
+	case a.opts.httpAddr == "":
+		return nil, nil
 	}
-	proxy, err := authz.NewHTTPHandler(a.core, authz.HTTPOptions{
-		IdentityHeader:   a.opts.httpContainerIDHeader,
-		CapabilityHeader: a.opts.capHdr,
-		UpstreamScheme:   a.opts.upstreamScheme,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("HTTP authorization mode: %w", err)
+	if a.opts.httpContainerIDHeader == "" && token == "" {
+		return nil, errors.New("--http-addr serves nothing: set --http-container-id-header for the HTTP authorization endpoints " +
+			"(the header your proxy sets to the caller's container id and strips from clients), or --api-token-file for the capability API")
+	}
+	var proxy http.Handler = http.NotFoundHandler()
+	if a.opts.httpContainerIDHeader != "" {
+		if proxy, err = authz.NewHTTPHandler(a.core, authz.HTTPOptions{
+			IdentityHeader:   a.opts.httpContainerIDHeader,
+			CapabilityHeader: a.opts.capHdr,
+			UpstreamScheme:   a.opts.upstreamScheme,
+		}); err != nil {
+			return nil, fmt.Errorf("--http-container-id-header: %w", err)
+		}
 	}
 	if token == "" {
 		return proxy, nil

@@ -51,12 +51,12 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.grpcAddr, "grpc-addr", ":9191", "gRPC ext_authz listen address: host:port (port 0 picks a free port) or unix:PATH")
-	fs.StringVar(&o.httpAddr, "http-addr", ":8181", "HTTP authorization listen address (host:port or unix:PATH); empty disables")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HTTP listen address (host:port or unix:PATH) for the HTTP authorization endpoints and the capability API; off unless set")
 	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "admin listen address for /healthz, /readyz, /metrics; empty disables")
 	fs.StringVar(&o.keyFile, "key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
 	fs.StringVar(&o.capabilityHeader, "capability-header", authz.DefaultCapabilityHeader, "dedicated request header that may carry the capability")
 	fs.StringVar(&o.containerIDFrom, "container-id-from", authz.DefaultIdentitySpec, "caller identity for gRPC checks: context-extension:KEY | principal:REGEX | header:NAME")
-	fs.StringVar(&o.httpContainerIDHeader, "http-container-id-header", "x-outbound-container-id", "trusted header carrying the caller identity in the HTTP authorization mode (the proxy must set it and strip it from clients)")
+	fs.StringVar(&o.httpContainerIDHeader, "http-container-id-header", "", "with --http-addr: the header carrying the caller identity in the HTTP authorization mode, which the proxy must set and strip from clients (e.g. x-outbound-container-id); unset, only the capability API is served")
 	fs.StringVar(&o.upstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension")
 	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
@@ -86,6 +86,13 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 		// should not be reachable from the network.
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		// The HTTP mode is on in development, with the usual header.
+		if !set["http-addr"] && getenv(envName("http-addr")) == "" {
+			o.httpAddr = ":8181"
+		}
+		if !set["http-container-id-header"] && getenv(envName("http-container-id-header")) == "" {
+			o.httpContainerIDHeader = authz.DefaultHTTPIdentityHeader
+		}
 		for flagName, addr := range map[string]*string{"grpc-addr": &o.grpcAddr, "http-addr": &o.httpAddr, "admin-addr": &o.adminAddr} {
 			if !set[flagName] && getenv(envName(flagName)) == "" && strings.HasPrefix(*addr, ":") {
 				*addr = "127.0.0.1" + *addr

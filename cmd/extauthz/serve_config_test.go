@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,11 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad upstream scheme", []string{"--key-file", good, "--upstream-scheme", "ftp"}, 2, "want http or https"},
 		{"bad dev host", []string{"--key-file", good, "--dev-http-hosts", "a b"}, 2, "--dev-http-hosts"},
 		{"bad log level", []string{"--key-file", good, "--log-level", "loud"}, 2, "--log-level"},
-		{"short API token", []string{"--key-file", good, "--api-token-file", short}, 1, "at least 16"},
+		{"short API token", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--api-token-file", short}, 1, "at least 16"},
+		{"API token without HTTP listener", []string{"--key-file", good, "--api-token-file", good}, 1, "need --http-addr"},
+		{"identity header without HTTP listener", []string{"--key-file", good, "--http-container-id-header", "x-outbound-container-id"}, 1, "need --http-addr"},
+		{"HTTP listener serving nothing", []string{"--key-file", good, "--http-addr", "127.0.0.1:0"}, 1, "--http-addr serves nothing"},
+		{"reserved identity header", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-forwarded-for"}, 1, "--http-container-id-header"},
 		{"TLS certificate without key", []string{"--key-file", good, "--tls-cert-file", good}, 1, "go together"},
 		{"client CA without identities", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-ca-file", good}, 1, "--tls-client-ca-file needs --tls-client-identities"},
 		{"identities without client CA", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-identities needs --tls-client-ca-file"},
@@ -71,5 +76,26 @@ func TestCheckConfigOK(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
 		t.Errorf("check-config printed %q", out.String())
+	}
+}
+
+// TestHTTPModeOffByDefault: without flags no HTTP listener is opened and no
+// header is trusted for identity; --dev turns the HTTP mode on, on loopback,
+// with the usual header.
+func TestHTTPModeOffByDefault(t *testing.T) {
+	none := func(string) string { return "" }
+	o, err := parseServeFlags("serve", nil, none, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.httpAddr != "" || o.httpContainerIDHeader != "" {
+		t.Errorf("default --http-addr %q, --http-container-id-header %q; want both off", o.httpAddr, o.httpContainerIDHeader)
+	}
+	o, err = parseServeFlags("serve", []string{"--dev"}, none, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.httpAddr != "127.0.0.1:8181" || o.httpContainerIDHeader != "x-outbound-container-id" {
+		t.Errorf("--dev: --http-addr %q, --http-container-id-header %q; want loopback and x-outbound-container-id", o.httpAddr, o.httpContainerIDHeader)
 	}
 }

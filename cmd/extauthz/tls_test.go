@@ -128,7 +128,7 @@ func TestServeMutualTLS(t *testing.T) {
 	keyFile := filepath.Join(dir, "keys")
 	key := newKey(t)
 	writeKeys(t, keyFile, key)
-	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "",
+	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id", "--admin-addr", "",
 		"--key-file", keyFile, "--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile,
 		"--tls-client-ca-file", pki.caFile, "--tls-client-identities", "uri:"+egressGatewayID)
 	grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")
