@@ -81,6 +81,9 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if o.dev && (o.keyFile != "" || getenv("EXTAUTHZ_KEYS") != "") {
+		return nil, errors.New("--dev makes an ephemeral key and prints a capability sealed with it: it cannot be combined with --key-file or EXTAUTHZ_KEYS (that would print a capability sealed with a real key)")
+	}
 	if o.dev {
 		// Loopback unless an address was set explicitly: a development key
 		// should not be reachable from the network.

@@ -52,6 +52,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"client CA alone", []string{"--key-file", good, "--tls-client-ca-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-ca-file needs --tls-cert-file and --tls-key-file"},
 		{"bad client identity", []string{"--key-file", good, "--tls-client-identities", "spiffe://x"}, 1, "want uri:NAME"},
 		{"TLS files that are not PEM", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good}, 1, "--tls-cert-file/--tls-key-file"},
+		{"dev with a key file", []string{"--key-file", good, "--dev"}, 2, "--dev makes an ephemeral key"},
 		{"stray argument", []string{"--key-file", good, "extra"}, 2, "unexpected argument"},
 	}
 	for _, tc := range tests {
