@@ -47,6 +47,11 @@ func (a *Authorizer) seal(s capability.Subject, ttl time.Duration) (string, erro
 	if err := capability.CheckLifetime(ttl); err != nil {
 		return "", err
 	}
+	// A token that cannot travel as a header value (CR, LF, NUL…) would be
+	// refused by every later check (validCredential): refuse it now.
+	if (s.UserToken != "" && !validCredential(s.UserToken)) || (s.ProviderToken != "" && !validCredential(s.ProviderToken)) {
+		return "", fmt.Errorf("%w: a token contains a control character and cannot be sent as a header", capability.ErrInvalid)
+	}
 	tok, err := a.codec.Seal(s, ttl)
 	if err != nil {
 		return "", err

@@ -40,7 +40,11 @@ type mtlsSetup struct {
 	serveArgs []string
 }
 
-func newMTLSSetup(t *testing.T, clientCA *testpki.CA) mtlsSetup {
+// envoyClientID is the identity in Envoy's client certificate, the one
+// extauthz is told to allow.
+const envoyClientID = "spiffe://cluster.local/ns/egress/sa/envoy"
+
+func newMTLSSetup(t *testing.T, clientCA *testpki.CA, clientID string) mtlsSetup {
 	t.Helper()
 	var doc struct {
 		TransportSocket map[string]any `json:"transport_socket"`
@@ -50,7 +54,7 @@ func newMTLSSetup(t *testing.T, clientCA *testpki.CA) mtlsSetup {
 	}
 	serverCA := testpki.NewCA(t, "extauthz-server")
 	server := serverCA.Issue(testpki.Spec{CommonName: "extauthz", DNSNames: []string{"extauthz.extauthz.svc"}})
-	client := clientCA.Issue(testpki.Spec{CommonName: "envoy", Client: true})
+	client := clientCA.Issue(testpki.Spec{CommonName: "envoy", URIs: []string{clientID}, Client: true})
 	replaced := 0
 	replace := func(old, new string) {
 		var walk func(v any)
@@ -81,7 +85,7 @@ func newMTLSSetup(t *testing.T, clientCA *testpki.CA) mtlsSetup {
 	return mtlsSetup{
 		socket: doc.TransportSocket,
 		serveArgs: []string{"--tls-cert-file", server.CertFile, "--tls-key-file", server.KeyFile,
-			"--tls-client-ca-file", clientCA.File},
+			"--tls-client-ca-file", clientCA.File, "--tls-client-identities", "uri:" + envoyClientID},
 	}
 }
 
@@ -96,10 +100,11 @@ func (m mtlsSetup) edit(cfg *envoyproc.Config) error {
 
 // TestEnvoyGRPCMutualTLS runs the README's mTLS setup between a real Envoy
 // and extauthz: checks (and health checks) flow; with a client certificate from a CA
-// extauthz does not trust, Envoy fails closed.
+// extauthz does not trust, or one from the trusted CA for an identity not in
+// --tls-client-identities, Envoy fails closed.
 func TestEnvoyGRPCMutualTLS(t *testing.T) {
 	clientCA := testpki.NewCA(t, "envoy-clients")
-	m := newMTLSSetup(t, clientCA)
+	m := newMTLSSetup(t, clientCA, envoyClientID)
 
 	t.Run("as documented", func(t *testing.T) {
 		s := newEnvoyStack(t, stackOptions{serveArgs: m.serveArgs, edit: m.edit})
@@ -135,8 +140,16 @@ func TestEnvoyGRPCMutualTLS(t *testing.T) {
 	})
 
 	t.Run("client certificate from another CA", func(t *testing.T) {
-		other := newMTLSSetup(t, testpki.NewCA(t, "not-trusted"))
+		other := newMTLSSetup(t, testpki.NewCA(t, "not-trusted"), envoyClientID)
 		s := newEnvoyStack(t, stackOptions{serveArgs: m.serveArgs, edit: other.edit})
 		s.expectFailClosed(t, s.capability(), "untrusted client certificate")
+	})
+
+	// The same CA also signs sandboxes in a mesh: a certificate it signed
+	// for another identity is refused.
+	t.Run("same CA, another identity", func(t *testing.T) {
+		sandbox := newMTLSSetup(t, clientCA, "spiffe://cluster.local/ns/sandboxes/sa/outbound-container-1")
+		s := newEnvoyStack(t, stackOptions{serveArgs: m.serveArgs, edit: sandbox.edit})
+		s.expectFailClosed(t, s.capability(), "same CA, another identity")
 	})
 }

@@ -215,8 +215,8 @@ func TestIstioDeployment(t *testing.T) {
 	for _, p := range getList(c, "ports") {
 		ports[getString(p, "name")] = getInt(p, "containerPort")
 	}
-	if ports["grpc"] != 9191 || ports["http"] != 8181 || ports["admin"] != 9090 {
-		t.Errorf("container ports = %v; want grpc 9191, http 8181, admin 9090", ports)
+	if ports["grpc"] != 9191 || ports["admin"] != 9090 || len(ports) != 2 {
+		t.Errorf("container ports = %v; want grpc 9191 and admin 9090 (the HTTP mode is off)", ports)
 	}
 
 	args := stringList(getList(c, "args"))

@@ -198,6 +198,7 @@ func TestIssueOpenErrors(t *testing.T) {
 		{"token where a name belongs", "issue", bad(`"targets"`, `"`+cliProviderToken+`","targets"`), []string{"--key-file", file}, nil, 1, "unknown field at byte"},
 		{"trailing data", "issue", cliSubject + cliUserToken, []string{"--key-file", file}, nil, 1, "invalid JSON"},
 		{"missing field", "issue", bad(`"kiloSessionId":"k1",`, ``), []string{"--key-file", file}, nil, 1, "kiloSessionId is empty"},
+		{"token with CR LF", "issue", bad(`"`+cliUserToken+`"`, `"tok\r\nx-evil: 1"`), []string{"--key-file", file}, nil, 1, "control character"},
 		{"target refused by policy", "issue", bad(`"https://api.kilo.example/api"`, `"http://api.kilo.example/api"`), []string{"--key-file", file}, nil, 1, "invalid_targets"},
 		{"garbage capability", "open", "kka1.AA:AA:AA", []string{"--key-file", file}, nil, 1, "invalid_capability"},
 		{"not a capability", "open", cliUserToken, []string{"--key-file", file}, nil, 1, "invalid_capability"},

@@ -32,7 +32,7 @@ func TestServeErrorsAreJSON(t *testing.T) {
 	key := newKey(t)
 	writeKeys(t, keyFile, key)
 	tok := sealFor(t, key)
-	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--key-reload-interval", "0", "--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile)
 	grpcAddr, httpAddr, adminAddr := p.addr(t, "grpc"), p.addr(t, "http"), p.addr(t, "admin")
 	p.waitLog(t, "ready", msg("ready"))

@@ -62,7 +62,8 @@ func TestHTTPListenerComposition(t *testing.T) {
 	build := func(args ...string) http.Handler {
 		t.Helper()
 		getenv := func(string) string { return "" }
-		o, err := parseServeFlags("serve", append([]string{"--key-file", keyFile, "--dev-http-hosts", "up.test"}, args...), getenv, io.Discard)
+		o, err := parseServeFlags("serve", append([]string{"--key-file", keyFile, "--dev-http-hosts", "up.test",
+			"--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id"}, args...), getenv, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,7 +90,7 @@ func TestServeConnectionFlood(t *testing.T) {
 		"EXTAUTHZ_READ_HEADER_TIMEOUT=" + headerTimeout.String(),
 		"EXTAUTHZ_IDLE_TIMEOUT=" + httpIdle.String(),
 		"EXTAUTHZ_GRPC_MAX_CONNECTION_IDLE=" + grpcIdle.String(),
-	}, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+	}, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--key-reload-interval", "0")
 	grpcAddr, httpAddr, adminAddr := p.addr(t, "grpc"), p.addr(t, "http"), p.addr(t, "admin")
 	p.waitLog(t, "ready", msg("ready"))
