@@ -48,6 +48,9 @@ type app struct {
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
 	a := &app{opts: o, log: log, getenv: getenv, policy: o.policy}
+	if err := a.checkSecretFiles(); err != nil {
+		return nil, err
+	}
 	var err error
 	ring, err := a.initialKeys()
 	if err != nil {

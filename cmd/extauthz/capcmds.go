@@ -36,15 +36,37 @@ func osCapEnv() capEnv { return capEnv{getenv: os.Getenv, now: time.Now} }
 func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	out := fs.String("o", "", "write the key to this new file, readable by its owner only (0600); an existing file is never overwritten")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: extauthz keygen > keys\n\nPrints a fresh random AES-256 key in standard base64, the format of a key file line\nand of EXTAUTHZ_KEYS. To rotate, put the new key on the first line of the key file\nand keep the old one below it until its capabilities have expired (4h at most).")
+		fmt.Fprintln(fs.Output(), "usage: extauthz keygen [-o FILE]\n\nPrints (or writes to FILE) a fresh random AES-256 key in standard base64, the format\nof a key file line and of EXTAUTHZ_KEYS. To rotate, put the new key on the first line\nof the key file and keep the old one below it until its capabilities have expired\n(4h at most).\n\nflags:")
+		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	key := make([]byte, capability.KeySize)
 	_, _ = rand.Read(key) // crypto/rand.Read never fails (it aborts instead).
-	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	line := base64.StdEncoding.EncodeToString(key) + "\n"
+	if *out == "" {
+		fmt.Fprint(stdout, line)
+		fmt.Fprintln(stderr, "extauthz keygen: the key went to standard output; it is a secret: keep the file it lands in readable by its owner only (chmod 600), or use -o FILE")
+		return 0
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz keygen: %v (an existing key file is never overwritten: add the new key to it by hand)\n", err)
+		return 1
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		fmt.Fprintf(stderr, "extauthz keygen: %v\n", err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(stderr, "extauthz keygen: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "extauthz keygen: wrote a new key to %s (mode 0600)\n", *out)
 	return 0
 }
 
@@ -149,6 +171,10 @@ func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEn
 	data, err := io.ReadAll(io.LimitReader(stdin, 2*capability.MaxTokenLen))
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz open: reading the capability from stdin: %v\n", err)
+		return 1
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		fmt.Fprintln(stderr, "extauthz open: no capability on stdin (pipe one in: extauthz open < capability.txt)")
 		return 1
 	}
 	claims, err := newCodec(ring, nil, env.now).Open(string(data))

@@ -59,7 +59,7 @@ func capKeygen(a []string, in, out, errb *bytes.Buffer) int { return runKeygen(a
 func capNewKey(t *testing.T) string {
 	t.Helper()
 	r := runCap(t, capKeygen, "")
-	if r.code != 0 || r.stderr != "" {
+	if r.code != 0 || strings.Contains(r.stderr, r.stdout) {
 		t.Fatalf("keygen = %d, stderr %q", r.code, r.stderr)
 	}
 	return strings.TrimSpace(r.stdout)
@@ -90,6 +90,29 @@ func TestKeygen(t *testing.T) {
 	}
 	if r := runCap(t, capKeygen, "", "-h"); r.code != 0 || !strings.Contains(r.stderr, "usage: extauthz keygen") {
 		t.Fatalf("keygen -h = %d %q", r.code, r.stderr)
+	}
+	if r := runCap(t, capKeygen, ""); !strings.Contains(r.stderr, "it is a secret") {
+		t.Errorf("keygen to stdout says nothing about keeping the key secret: %q", r.stderr)
+	}
+
+	// -o FILE: a new file, mode 0600, never an existing one.
+	file := filepath.Join(t.TempDir(), "keys")
+	r := runCap(t, capKeygen, "", "-o", file)
+	data, err := os.ReadFile(file)
+	if r.code != 0 || err != nil || r.stdout != "" {
+		t.Fatalf("keygen -o = %d, stdout %q, %v", r.code, r.stdout, err)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data))); err != nil || len(raw) != 32 {
+		t.Errorf("keygen -o wrote %d bytes of key, %v", len(raw), err)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Errorf("keygen -o wrote mode %v; want 0600", fi.Mode().Perm())
+	}
+	if r := runCap(t, capKeygen, "", "-o", file); r.code != 1 || !strings.Contains(r.stderr, "never overwritten") {
+		t.Errorf("keygen -o on an existing file = %d %q; want a refusal", r.code, r.stderr)
+	}
+	if again, _ := os.ReadFile(file); string(again) != string(data) {
+		t.Error("keygen -o changed an existing key file")
 	}
 }
 
@@ -186,6 +209,7 @@ func TestIssueOpenErrors(t *testing.T) {
 		{"bad EXTAUTHZ_TTL", "issue", cliSubject, []string{"--key-file", file}, map[string]string{"EXTAUTHZ_TTL": "soon"}, 2, "EXTAUTHZ_TTL"},
 		{"unknown flag", "issue", cliSubject, []string{"--key", file}, nil, 2, "flag provided but not defined"},
 		{"extra argument", "open", "", []string{"--key-file", file, "token"}, nil, 2, "unexpected argument"},
+		{"empty stdin for open", "open", "\n", []string{"--key-file", file}, nil, 1, "no capability on stdin"},
 		{"empty stdin", "issue", "\n", []string{"--key-file", file}, nil, 1, "no subject JSON"},
 		{"case-variant field", "issue", bad(`"userToken"`, `"UserToken"`), []string{"--key-file", file}, nil, 1, "unknown field at byte " + offset(`"userToken"`) + " in the top-level object: field names are case-sensitive, did you mean /userToken?"},
 		{"unknown field", "issue", bad(`"userId"`, `"admin":true,"userId"`), []string{"--key-file", file}, nil, 1, "unknown field at byte 1 in the top-level object"},

@@ -30,7 +30,7 @@ const defaultDrainDelay = 15 * time.Second
 // error (a deny behind a fail-closed proxy).
 func (a *app) drain(httpServers []*http.Server) {
 	start := time.Now()
-	a.log.Info().Dur("drain_delay", a.opts.drainDelay).Dur("shutdown_timeout", a.opts.shutdownTimeout).Msg("draining")
+	a.log.Info().Str("drain_delay", a.opts.drainDelay.String()).Str("shutdown_timeout", a.opts.shutdownTimeout.String()).Msg("draining")
 	a.ready.Store(false)
 	a.health.Shutdown() // NOT_SERVING for every service, Watch streams told
 	// HTTP keep-alives stay on: SetKeepAlivesEnabled(false) would close idle
@@ -38,7 +38,7 @@ func (a *app) drain(httpServers []*http.Server) {
 	// be writing a request into one of them.
 	time.Sleep(a.opts.drainDelay)
 
-	a.log.Info().Dur("after", time.Since(start)).Msg("closing listeners")
+	a.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("closing listeners")
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
@@ -62,5 +62,5 @@ func (a *app) drain(httpServers []*http.Server) {
 		<-done
 	}
 	wg.Wait()
-	a.log.Info().Dur("after", time.Since(start)).Msg("stopped")
+	a.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("stopped")
 }

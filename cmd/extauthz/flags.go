@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/extauthz/extauthz/policy"
 )
@@ -27,11 +28,30 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 		name := envName(f.Name)
 		if v := getenv(name); v != "" {
 			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s: %w", name, e)
+				err = fmt.Errorf("%s (for --%s): %w%s", name, f.Name, e, valueHint(f))
 			}
 		}
 	})
 	return err
+}
+
+// valueHint says what a flag accepts, for a value the flag package refused
+// with a bare "parse error".
+func valueHint(f *flag.Flag) string {
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return "; want true or false (also 1, 0, t, f)"
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "; want a duration with a unit, e.g. 500ms, 5s or 2m"
+	case int, int64, uint, uint64:
+		return "; want a whole number"
+	}
+	return ""
 }
 
 // usageWithEnv appends the environment fallbacks to a FlagSet's usage text.

@@ -5,9 +5,12 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -35,6 +38,9 @@ func commands() []command {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -60,7 +66,50 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'extauthz <command> -h' for the flags of a command.")
 }
 
-func runVersion(_ []string, _ io.Reader, stdout, _ io.Writer) int {
-	fmt.Fprintf(stdout, "extauthz %s\n", version)
+func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: extauthz version (or extauthz --version)\n\nPrints the version, the source revision and the Go version it was built with.")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	fmt.Fprintln(stdout, versionLine(debug.ReadBuildInfo))
 	return 0
+}
+
+// versionLine is "extauthz VERSION (REVISION[, modified]) GO": the version
+// set with -ldflags "-X main.version=…", else the module version `go
+// install …@vX` records, else "dev"; the revision is the VCS commit a build
+// in a checkout records.
+func versionLine(info func() (*debug.BuildInfo, bool)) string {
+	v, rev, modified, goVersion := version, "", false, runtime.Version()
+	if bi, ok := info(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+	}
+	line := "extauthz " + v
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if modified {
+			rev += ", modified"
+		}
+		line += " (" + rev + ")"
+	}
+	return line + " " + goVersion
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,4 +40,49 @@ func (f *flagLister) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// TestCLIFlagsInREADME: every flag of keygen, issue and open has a row in
+// the README's command-line table, and the table names no flag they lack.
+func TestCLIFlagsInREADME(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "## Capabilities from the command line")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, cmd := range []string{"keygen", "issue", "open"} {
+		var usage strings.Builder
+		run([]string{cmd, "-h"}, strings.NewReader(""), &usage, &usage)
+		var names []string
+		for _, line := range strings.Split(usage.String(), "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "-") {
+				name, _, _ := strings.Cut(line, " ")
+				if name == "--help" || name == "-h" {
+					continue
+				}
+				names = append(names, name)
+			}
+		}
+		if len(names) == 0 {
+			t.Errorf("%s -h lists no flag:\n%s", cmd, usage.String())
+		}
+		for _, n := range names {
+			if !strings.Contains(section, "| `"+cmd+"` | `"+n) {
+				t.Errorf("README command-line table has no row for %s %s", cmd, n)
+			}
+		}
+		for _, line := range strings.Split(section, "\n") {
+			rest, ok := strings.CutPrefix(line, "| `"+cmd+"` | `")
+			if !ok {
+				continue
+			}
+			flagName, _, _ := strings.Cut(rest, " ")
+			flagName, _, _ = strings.Cut(flagName, "`")
+			if !slices.Contains(names, flagName) {
+				t.Errorf("README command-line table lists %s %s, which %s does not have", cmd, flagName, cmd)
+			}
+		}
+	}
 }

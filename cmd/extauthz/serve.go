@@ -33,6 +33,7 @@ type serveOptions struct {
 	tlsClientIdentities           string
 	logLevel                      string
 	dev, grpcReflection           bool
+	strictPerms                   bool
 	keyReloadInterval             time.Duration
 	shutdownTimeout               time.Duration
 	drainDelay                    time.Duration
@@ -67,6 +68,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
+	fs.BoolVar(&o.strictPerms, "strict-perms", false, "refuse to start when a key, token or TLS key file is readable by group or others (else a warning)")
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")
 	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)")
@@ -124,13 +126,25 @@ func (o *serveOptions) validate() error {
 		return err
 	}
 	if o.level, err = zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
-		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", o.logLevel)
+		return fmt.Errorf("--log-level (or %s): want debug, info, warn or error, got %q", envName("log-level"), o.logLevel)
 	}
 	if o.grpcAddr == "" {
 		return errors.New("--grpc-addr: must not be empty")
 	}
-	if o.keyReloadInterval < 0 || o.shutdownTimeout <= 0 || o.drainDelay < 0 {
-		return errors.New("--key-reload-interval and --drain-delay must be >= 0 and --shutdown-timeout > 0")
+	if err := checkListenAddrs(map[string]string{"grpc-addr": o.grpcAddr, "http-addr": o.httpAddr, "admin-addr": o.adminAddr}); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		flag     string
+		v        time.Duration
+		positive bool
+	}{{"key-reload-interval", o.keyReloadInterval, false}, {"drain-delay", o.drainDelay, false}, {"shutdown-timeout", o.shutdownTimeout, true}} {
+		switch {
+		case d.positive && d.v <= 0:
+			return fmt.Errorf("--%s (or %s) must be more than 0, got %v", d.flag, envName(d.flag), d.v)
+		case d.v < 0:
+			return fmt.Errorf("--%s (or %s) must not be negative, got %v (0 turns it off)", d.flag, envName(d.flag), d.v)
+		}
 	}
 	return o.limits.validate()
 }

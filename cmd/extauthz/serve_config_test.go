@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestServeRefusesBadConfig: every configuration error stops serve (and
@@ -53,7 +55,31 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad client identity", []string{"--key-file", good, "--tls-client-identities", "spiffe://x"}, 1, "want uri:NAME"},
 		{"TLS files that are not PEM", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good}, 1, "--tls-cert-file/--tls-key-file"},
 		{"dev with a key file", []string{"--key-file", good, "--dev"}, 2, "--dev makes an ephemeral key"},
+		{"negative reload interval", []string{"--key-file", good, "--key-reload-interval", "-5s"}, 2, "--key-reload-interval (or EXTAUTHZ_KEY_RELOAD_INTERVAL) must not be negative"},
+		{"zero shutdown timeout", []string{"--key-file", good, "--shutdown-timeout", "0"}, 2, "--shutdown-timeout (or EXTAUTHZ_SHUTDOWN_TIMEOUT) must be more than 0"},
+		{"address without a port", []string{"--key-file", good, "--grpc-addr", "bogus"}, 2, `--grpc-addr "bogus": want host:port`},
+		{"port out of range", []string{"--key-file", good, "--grpc-addr", ":99999"}, 2, "from 0 to 65535"},
+		{"two listeners on one port", []string{"--key-file", good, "--grpc-addr", ":9191", "--admin-addr", "127.0.0.1:9191"}, 2, "are the same listening address"},
+		{"unix without a path", []string{"--key-file", good, "--grpc-addr", "unix:"}, 2, "needs a socket path"},
 		{"stray argument", []string{"--key-file", good, "extra"}, 2, "unexpected argument"},
+	}
+	envTests := []struct {
+		name, env, value string
+		want             string
+	}{
+		{"bool from the environment", "EXTAUTHZ_DEV", "yes", "EXTAUTHZ_DEV (for --dev): parse error; want true or false"},
+		{"duration without a unit", "EXTAUTHZ_KEY_RELOAD_INTERVAL", "5", "want a duration with a unit, e.g. 500ms, 5s or 2m"},
+		{"log level from the environment", "EXTAUTHZ_LOG_LEVEL", "verbose", "--log-level (or EXTAUTHZ_LOG_LEVEL): want debug, info, warn or error"},
+	}
+	for _, tc := range envTests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.env, tc.value)
+			var out, errb bytes.Buffer
+			code := run(append([]string{"check-config"}, append(noAddr, "--key-file", good)...), strings.NewReader(""), &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("%s=%s: %d %q; want 2 and %q", tc.env, tc.value, code, errb.String(), tc.want)
+			}
+		})
 	}
 	for _, tc := range tests {
 		for _, cmd := range []string{"serve", "check-config"} {
@@ -98,5 +124,43 @@ func TestHTTPModeOffByDefault(t *testing.T) {
 	}
 	if o.httpAddr != "127.0.0.1:8181" || o.httpContainerIDHeader != "x-outbound-container-id" {
 		t.Errorf("--dev: --http-addr %q, --http-container-id-header %q; want loopback and x-outbound-container-id", o.httpAddr, o.httpContainerIDHeader)
+	}
+}
+
+// TestSecretFilePermissions: a key file other users can read is a warning, and
+// with --strict-perms a refusal that says what to do.
+func TestSecretFilePermissions(t *testing.T) {
+	for _, k := range []string{"EXTAUTHZ_KEYS", "EXTAUTHZ_KEY_FILE", "EXTAUTHZ_STRICT_PERMS"} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if err := os.WriteFile(keys, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noAddr := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", ""}
+	var out, errb bytes.Buffer
+	if code := run(append(append([]string{"check-config"}, noAddr...), "--key-file", keys, "--strict-perms"), strings.NewReader(""), &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "open to other users (mode 0644)") || !strings.Contains(errb.String(), "chmod 600") {
+		t.Errorf("--strict-perms with a 0644 key file = %d %q; want a refusal", code, errb.String())
+	}
+	o, err := parseServeFlags("serve", append(noAddr, "--key-file", keys), func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if _, err := newApp(o, func(string) string { return "" }, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "open to other users") {
+		t.Errorf("a 0644 key file logged %q; want a warning", logs.String())
+	}
+	if err := os.Chmod(keys, 0o640); err != nil { // group access: a Kubernetes fsGroup
+		t.Fatal(err)
+	}
+	logs.Reset()
+	o.strictPerms = true
+	if _, err := newApp(o, func(string) string { return "" }, zerolog.New(&logs)); err != nil || strings.Contains(logs.String(), "warn") {
+		t.Errorf("a 0640 key file: %v, %q; want no complaint", err, logs.String())
 	}
 }

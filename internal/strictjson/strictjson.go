@@ -99,7 +99,7 @@ func Decode(data []byte, what string, read func(*Reader) error) error {
 func (rd *Reader) Object(at string, names []string, member func(i int, p Pointer) error) (seen uint64, err error) {
 	d := &rd.d
 	if k := d.PeekKind(); k != '{' && k != 0 { // 0: a syntax error, reported below
-		return 0, errorf("at %s: got a JSON %s, want an object", Pointer{name: strings.TrimPrefix(at, "/")}, kindName(k))
+		return 0, rd.wrongKind(Pointer{name: strings.TrimPrefix(at, "/")}, k, "an object")
 	}
 	if _, err := d.ReadToken(); err != nil {
 		return 0, syntaxError(err)
@@ -174,7 +174,7 @@ func (rd *Reader) String(p Pointer) (string, error) {
 	case '"':
 	case 0: // a syntax error, reported by the read below
 	default:
-		return "", errorf("at %s: got a JSON %s, want a string", p, kindName(k))
+		return "", rd.wrongKind(p, k, "a string")
 	}
 	tok, err := rd.d.ReadToken()
 	if err != nil {
@@ -191,7 +191,7 @@ func (rd *Reader) Int(p Pointer) (int64, error) {
 	case '0':
 	case 0:
 	default:
-		return 0, errorf("at %s: got a JSON %s, want a number", p, kindName(k))
+		return 0, rd.wrongKind(p, k, "a number")
 	}
 	v, err := rd.d.ReadValue()
 	if err != nil {
@@ -202,6 +202,16 @@ func (rd *Reader) Int(p Pointer) (int64, error) {
 		return 0, errorf("at %s: not a safe integer", p)
 	}
 	return int64(f), nil
+}
+
+// wrongKind reports a value of kind k where want belongs. PeekKind judges by
+// the first byte alone ("not json" peeks as null), so the value is read
+// first: a syntax error in it is the error to report.
+func (rd *Reader) wrongKind(p Pointer, k jsontext.Kind, want string) error {
+	if _, err := rd.d.ReadValue(); err != nil {
+		return syntaxError(err)
+	}
+	return errorf("at %s: got a JSON %s, want %s", p, kindName(k), want)
 }
 
 // syntaxError describes a jsontext read error by kind and byte offset only:
