@@ -79,12 +79,12 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// versionLine is "extauthz VERSION (REVISION[, modified]) GO": the version
+// versionLine is "extauthz VERSION (REVISION TIME[, modified]) GO": the version
 // set with -ldflags "-X main.version=…", else the module version `go
 // install …@vX` records, else "dev"; the revision is the VCS commit a build
 // in a checkout records.
 func versionLine(info func() (*debug.BuildInfo, bool)) string {
-	v, rev, modified, goVersion := version, "", false, runtime.Version()
+	v, rev, when, modified, goVersion := version, "", "", false, runtime.Version()
 	if bi, ok := info(); ok {
 		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
@@ -93,6 +93,8 @@ func versionLine(info func() (*debug.BuildInfo, bool)) string {
 			switch s.Key {
 			case "vcs.revision":
 				rev = s.Value
+			case "vcs.time":
+				when = s.Value
 			case "vcs.modified":
 				modified = s.Value == "true"
 			}
@@ -105,6 +107,9 @@ func versionLine(info func() (*debug.BuildInfo, bool)) string {
 	if rev != "" {
 		if len(rev) > 12 {
 			rev = rev[:12]
+		}
+		if when != "" {
+			rev += " " + when
 		}
 		if modified {
 			rev += ", modified"

@@ -22,6 +22,7 @@ func TestVersion(t *testing.T) {
 		{"go install @version", info("v0.3.0"), "extauthz v0.3.0 go1.26.8"},
 		{"build in a checkout", info("(devel)", rev), "extauthz dev (0123456789ab) go1.26.8"},
 		{"modified checkout", info("(devel)", rev, debug.BuildSetting{Key: "vcs.modified", Value: "true"}), "extauthz dev (0123456789ab, modified) go1.26.8"},
+		{"commit time", info("(devel)", rev, debug.BuildSetting{Key: "vcs.time", Value: "2026-11-28T22:00:00Z"}), "extauthz dev (0123456789ab 2026-11-28T22:00:00Z) go1.26.8"},
 		{"no build info", func() (*debug.BuildInfo, bool) { return nil, false }, "extauthz dev go"},
 	} {
 		if got := versionLine(c.info); !strings.HasPrefix(got, c.want) {
