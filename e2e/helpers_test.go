@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -16,12 +15,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/proc"
 	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testsupport"
 )
 
 // startTimeout bounds every wait for a process to become ready.
@@ -64,52 +64,21 @@ func newKey(t *testing.T) (keyFile string, codec *capability.Codec) {
 	return keyFile, capability.NewCodec(ring)
 }
 
-// lockedBuffer collects a process's output for assertions and failure dumps.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // process is a started child process.
 type process struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *testsupport.LockedBuffer
 	done   chan struct{} // closed when the process has exited
 }
 
 // stop sends SIGTERM, waits a bounded time, then kills.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *process) stop() { proc.Terminate(p.cmd.Process, p.done, 10*time.Second) }
 
 // start runs cmd with its stdout and stderr collected, line by line, and calls
 // onLine for each line until it returns false.
 func start(t *testing.T, cmd *exec.Cmd, onLine func(string) bool) *process {
 	t.Helper()
-	p := &process{cmd: cmd, output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, output: &testsupport.LockedBuffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/proc"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -177,20 +178,7 @@ func Tail(file string, n int) string {
 }
 
 // Stop sends SIGTERM and kills the process after a bounded wait.
-func (p *Process) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *Process) Stop() { proc.Terminate(p.cmd.Process, p.done, 20*time.Second) }
 
 // ErrExited is returned by Alive once the process has exited.
 var ErrExited = errors.New("extauthz exited")

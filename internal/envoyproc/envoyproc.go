@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/extauthz/extauthz/internal/proc"
 )
 
 // Version is the Envoy release the project's configs are tested against; CI
@@ -301,23 +303,7 @@ type Process struct {
 }
 
 // Output collects a process's combined output, safe for concurrent use.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-// String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
+type Output = proc.Output
 
 // Options tune Start.
 type Options struct {
@@ -475,17 +461,4 @@ func (p *Process) Stat(name string) (int64, error) {
 }
 
 // Stop asks Envoy to exit and kills it after a bounded wait.
-func (p *Process) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *Process) Stop() { proc.Terminate(p.cmd.Process, p.done, 10*time.Second) }

@@ -4,10 +4,8 @@
 package testsupport
 
 import (
-	"bytes"
-	"sync"
-
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/proc"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -34,20 +32,4 @@ func Subject(container string, targets policy.Targets) capability.Subject {
 
 // LockedBuffer is a goroutine-safe io.Writer that collects log lines or a
 // process's output for assertions. The zero value is ready to use.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns everything written so far.
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type LockedBuffer = proc.Output
