@@ -2,18 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,6 +13,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/extauthz/extauthz/internal/testpki"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -41,80 +35,17 @@ const (
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	ca, caKey := makeCert(t, nil, nil, "test CA", true)
-	srv, srvKey := makeCert(t, ca, caKey, "extauthz", false)
-	cli, cliKey := makeCert(t, ca, caKey, "envoy", false, egressGatewayID)
-	sb, sbKey := makeCert(t, ca, caKey, "sandbox", false, sandboxID)
-	otherCA, otherKey := makeCert(t, nil, nil, "other CA", true)
-	oc, ocKey := makeCert(t, otherCA, otherKey, "envoy", false, egressGatewayID)
-	p := &testPKI{
-		caFile:   writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw),
-		certFile: writePEM(t, dir, "server.pem", "CERTIFICATE", srv.Raw),
-		keyFile:  writePEM(t, dir, "server-key.pem", "PRIVATE KEY", marshalKey(t, srvKey)),
-		pool:     x509.NewCertPool(),
-		client:   tls.Certificate{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey},
-		sandbox:  tls.Certificate{Certificate: [][]byte{sb.Raw}, PrivateKey: sbKey},
-		other:    tls.Certificate{Certificate: [][]byte{oc.Raw}, PrivateKey: ocKey},
+	ca := testpki.NewCA(t, "test CA")
+	srv := ca.Issue(testpki.Spec{CommonName: "extauthz", IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	client := func(ca *testpki.CA, cn, id string) tls.Certificate {
+		return ca.Issue(testpki.Spec{CommonName: cn, URIs: []string{id}, Client: true}).TLS
 	}
-	p.pool.AddCert(ca)
-	return p
-}
-
-func makeCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool, uris ...string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	return &testPKI{
+		caFile: ca.File, certFile: srv.CertFile, keyFile: srv.KeyFile, pool: ca.Pool,
+		client:  client(ca, "envoy", egressGatewayID),
+		sandbox: client(ca, "sandbox", sandboxID),
+		other:   client(testpki.NewCA(t, "other CA"), "envoy", egressGatewayID),
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		IsCA:         isCA, BasicConstraintsValid: true,
-	}
-	for _, u := range uris {
-		pu, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, pu)
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-func marshalKey(t *testing.T, k *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	f := filepath.Join(dir, name)
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 // TestServeMutualTLS: with --tls-* flags, the gRPC and HTTP listeners require
