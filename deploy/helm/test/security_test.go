@@ -135,7 +135,9 @@ func flatten(prefix string, v any, out map[string]any) {
 }
 
 // TestRefusedValues: values the server would refuse, or that would leave the
-// decision ports open, fail the render with a message naming what to set.
+// decision ports open, fail the render with a message naming what to set; so
+// does a misspelt or unknown value (values.schema.json closes every object),
+// which would otherwise be ignored.
 func TestRefusedValues(t *testing.T) {
 	for _, c := range []struct {
 		name, values, want string
@@ -181,6 +183,10 @@ networkPolicy:
   proxies:
     - podSelector: {matchLabels: {}}
 `, "every entry needs a non-empty podSelector"},
+		{"misspelt value", imageValues + "http: {enable: true}", "additional properties 'enable' not allowed"},
+		{"unknown top-level value", imageValues + "apiToken: secret-value", "additional properties 'apiToken' not allowed"},
+		{"extra arg not a flag", imageValues + "extraArgs: [serve]", "at '/extraArgs/0'"},
+		{"port as text", imageValues + "grpc: {port: '9191'}", "at '/grpc/port'"},
 		{"istio without principals", imageValues + "istio: {enabled: true, callerPrincipals: []}", "istio.callerPrincipals is empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
