@@ -157,3 +157,34 @@ func TestREADMEValues(t *testing.T) {
 		}
 	}
 }
+
+// TestArgsAreServeFlags: every flag the chart passes has a row in the
+// README's "Running the server" table, which the root module's
+// TestServeFlagsInREADME keeps in step with `extauthz serve`'s flags; a
+// misspelt flag would stop the server at start.
+func TestArgsAreServeFlags(t *testing.T) {
+	data, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(data), "\n## Running the server\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	var rows []string
+	for _, l := range strings.Split(section, "\n") {
+		if strings.HasPrefix(l, "| `--") {
+			first, _, _ := strings.Cut(l[1:], " | ")
+			rows = append(rows, first)
+		}
+	}
+	if len(rows) < 10 {
+		t.Fatalf("README \"Running the server\": %d flag rows", len(rows))
+	}
+	for _, c := range chartCases {
+		for _, a := range mustRender(t, imageValues+c.values).container(t).Args[1:] {
+			name, _, _ := strings.Cut(a, "=")
+			if !slices.ContainsFunc(rows, func(r string) bool { return strings.Contains(r, "`"+name+"`") }) {
+				t.Errorf("%s: %s is not a flag in the README's serve table", c.name, name)
+			}
+		}
+	}
+}
