@@ -29,7 +29,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		}
 		seen[gvk] = true
 	}
-	want := append(slices.Collect(maps.Keys(istioKinds)), istioOperatorKind,
+	want := append(slices.Collect(maps.Keys(Manifests.Istio)), istioOperatorKind,
 		corev1.SchemeGroupVersion.WithKind("Namespace"),
 		corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
 		corev1.SchemeGroupVersion.WithKind("Service"),
