@@ -44,6 +44,7 @@ type app struct {
 	health  *health.Server
 	ready   atomic.Bool
 	keys    *reloadable[*capability.KeyRing] // nil: no key file to reload
+	tracing *tracingSetup                    // nil: --tracing off
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
@@ -89,6 +90,16 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 		return nil, err
 	}
 	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}))
+	if o.tracing {
+		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {
+			return nil, err
+		}
+		t := newTracer(a.tracing.tp, a.codec.KeyRing)
+		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(t.unary))
+		if a.httpH != nil {
+			a.httpH = t.middleware(a.httpH, o.httpContainerIDHeader)
+		}
+	}
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
@@ -185,6 +196,7 @@ type listener struct {
 
 // run serves until ctx is cancelled, then drains.
 func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
+	defer a.shutdownTracing()
 	lns, err := a.listenAll()
 	if err != nil {
 		return err

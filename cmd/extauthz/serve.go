@@ -34,6 +34,7 @@ type serveOptions struct {
 	logLevel                      string
 	dev, grpcReflection           bool
 	strictPerms                   bool
+	tracing                       bool
 	keyReloadInterval             time.Duration
 	shutdownTimeout               time.Duration
 	drainDelay                    time.Duration
@@ -68,6 +69,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
+	fs.BoolVar(&o.tracing, "tracing", false, "export an OpenTelemetry span per decision over OTLP, configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, OTEL_TRACES_SAMPLER, …)")
 	fs.BoolVar(&o.strictPerms, "strict-perms", false, "refuse to start when a key, token or TLS key file is readable by group or others (else a warning)")
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// checkSpanName names every Check span (rpc.service/rpc.method).
+const checkSpanName = "envoy.service.auth.v3.Authorization/Check"
+
+// unary is a gRPC unary interceptor that wraps each Check in a server span.
+// The parent is the original request's trace context, which Envoy's
+// ext_authz filter copies into the CheckRequest's headers when Envoy
+// traces; failing that, the gRPC metadata of the call itself (Envoy's own
+// gRPC client propagates its span there). Other methods pass through.
+func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod != checkMethod {
+		return handler(ctx, req)
+	}
+	creq, _ := req.(*authv3.CheckRequest)
+	parent := t.prop.Extract(ctx, checkHeaders{creq.GetAttributes().GetRequest().GetHttp()})
+	if !trace.SpanContextFromContext(parent).IsValid() {
+		md, _ := metadata.FromIncomingContext(ctx)
+		parent = t.prop.Extract(ctx, metadataCarrier(md))
+	}
+	ctx, span := t.tr.Start(parent, checkSpanName, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(t.commonAttrs(protocolGRPCName,
+			attribute.String("rpc.system", "grpc"),
+			attribute.String("rpc.service", "envoy.service.auth.v3.Authorization"),
+			attribute.String("rpc.method", "Check"))...))
+	defer span.End()
+	resp, err := handler(ctx, req)
+	code := status.Code(err)
+	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
+	if err != nil {
+		// No decision: a cancelled call or a request that could not be read.
+		span.SetStatus(otelcodes.Error, code.String())
+		return resp, err
+	}
+	if cresp, ok := resp.(*authv3.CheckResponse); ok {
+		span.SetAttributes(checkResponseAttrs(cresp)...)
+	}
+	return resp, err
+}
+
+// protocolGRPCName is the protocol attribute of a Check span, as the
+// decision log names it.
+const protocolGRPCName = "grpc"
+
+// checkResponseAttrs reads the decision from a CheckResponse: status.code
+// OK is an allow, whose dynamic metadata carries the route class and the
+// container id; any other code is a deny whose status.message is the reason
+// slug.
+func checkResponseAttrs(resp *authv3.CheckResponse) []attribute.KeyValue {
+	if st := resp.GetStatus(); st.GetCode() != 0 {
+		attrs := []attribute.KeyValue{attrDecision.String("deny")}
+		if isSlug(st.GetMessage()) {
+			attrs = append(attrs, attrReason.String(st.GetMessage()))
+		}
+		return attrs
+	}
+	attrs := []attribute.KeyValue{attrDecision.String("allow")}
+	md := resp.GetDynamicMetadata().GetFields()
+	if rc := md["route_class"].GetStringValue(); isSlug(rc) {
+		attrs = append(attrs, attrRouteClass.String(rc))
+	}
+	if kv, ok := containerIDAttr(md["outbound_container_id"].GetStringValue()); ok {
+		attrs = append(attrs, kv)
+	}
+	return attrs
+}
+
+// checkHeaders reads the trace headers of the original request from a
+// CheckRequest's attributes.request.http: the headers map (lower-case
+// names), then header_map (any case; value, else raw_value). Only the
+// propagators' own headers are ever asked for.
+type checkHeaders struct {
+	http *authv3.AttributeContext_HttpRequest
+}
+
+var _ propagation.TextMapCarrier = checkHeaders{}
+
+func (c checkHeaders) Get(key string) string {
+	if v, ok := c.http.GetHeaders()[key]; ok {
+		return v
+	}
+	for _, h := range c.http.GetHeaderMap().GetHeaders() {
+		if !strings.EqualFold(h.GetKey(), key) {
+			continue
+		}
+		if v := h.GetValue(); v != "" {
+			return v
+		}
+		return string(h.GetRawValue())
+	}
+	return ""
+}
+
+// Set is never called: the server extracts, it does not inject.
+func (checkHeaders) Set(string, string) {}
+
+// Keys is not needed by the W3C and B3 propagators.
+func (checkHeaders) Keys() []string { return nil }
+
+// metadataCarrier reads trace headers from incoming gRPC metadata.
+type metadataCarrier metadata.MD
+
+func (m metadataCarrier) Get(key string) string {
+	if v := metadata.MD(m).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (metadataCarrier) Set(string, string) {}
+
+func (m metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}

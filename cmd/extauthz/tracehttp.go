@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/extauthz/extauthz/authz"
+)
+
+// httpEndpoint is one deciding endpoint of the HTTP listener: its span
+// name, route and protocol attribute (the decision log's names).
+type httpEndpoint struct {
+	span, route, protocol string
+	api                   bool // the capability API: the answer is in the JSON body
+}
+
+var (
+	endpointForward = httpEndpoint{"extauthz forward-auth", authz.ForwardPath, "http-forward", false}
+	endpointEnvoy   = httpEndpoint{"extauthz envoy http_service", authz.EnvoyPathPrefix + "/*", "http-envoy", false}
+	endpointIssue   = httpEndpoint{"extauthz issue", authz.IssuePath, "api-issue", true}
+	endpointRedeem  = httpEndpoint{"extauthz redeem", authz.RedeemPath, "api-redeem", true}
+)
+
+// endpointOf is the endpoint a request is for, matched on the raw target as
+// the handlers match it; nil for a path that decides nothing (a 404), which
+// gets no span.
+func endpointOf(r *http.Request) *httpEndpoint {
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	switch path, _, _ := strings.Cut(target, "?"); {
+	case path == authz.ForwardPath:
+		return &endpointForward
+	case path == authz.IssuePath:
+		return &endpointIssue
+	case path == authz.RedeemPath:
+		return &endpointRedeem
+	case strings.HasPrefix(target, authz.EnvoyPathPrefix):
+		return &endpointEnvoy
+	}
+	return nil
+}
+
+// knownMethods keeps http.request.method bounded, as the OpenTelemetry
+// HTTP conventions ask: anything else is _OTHER.
+var httpMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+	http.MethodConnect: true, http.MethodTrace: true,
+}
+
+// middleware wraps the HTTP listener's handler: a server span per decision,
+// child of the W3C or B3 context the request carries. The decision comes
+// from the answer: its status code, X-Extauthz-Reason and
+// X-Extauthz-Route-Class, or for the capability API the error slug or
+// routeClass of its JSON body. The query, Authorization, the capability
+// header and the request body are never read.
+func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ep := endpointOf(r)
+		if ep == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		method := r.Method
+		if !httpMethods[method] {
+			method = "_OTHER"
+		}
+		attrs := t.commonAttrs(ep.protocol, attribute.String("http.route", ep.route), attribute.String("http.request.method", method))
+		if identityHeader != "" && !ep.api {
+			if v := r.Header.Values(identityHeader); len(v) == 1 {
+				if kv, ok := containerIDAttr(v[0]); ok {
+					attrs = append(attrs, kv)
+				}
+			}
+		}
+		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := t.tr.Start(ctx, ep.span, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		defer span.End()
+		rw := &spanWriter{ResponseWriter: w, api: ep.api}
+		next.ServeHTTP(rw, r.WithContext(ctx))
+		rw.record(span)
+	})
+}
+
+// maxCapturedBody bounds the part of an API answer kept to find its slug.
+const maxCapturedBody = 8 << 10
+
+// spanWriter notes what the decision span needs from an answer: the
+// status, the decision headers, and for the API the start of the JSON body.
+// The body is parsed for two slug members and dropped; it is never
+// recorded.
+type spanWriter struct {
+	http.ResponseWriter
+	api                bool
+	status             int
+	reason, routeClass string
+	body               bytes.Buffer
+}
+
+func (w *spanWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+		hd := w.ResponseWriter.Header()
+		w.reason, w.routeClass = hd.Get(authz.HeaderReason), hd.Get(authz.HeaderRouteClass)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *spanWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.api && w.body.Len() < maxCapturedBody {
+		w.body.Write(p[:min(len(p), maxCapturedBody-w.body.Len())])
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (the API sets
+// a read deadline).
+func (w *spanWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// record sets the decision attributes on span.
+func (w *spanWriter) record(span trace.Span) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if w.api {
+		var b struct {
+			Error      string `json:"error"`
+			RouteClass string `json:"routeClass"`
+		}
+		// Unknown members (the credential, the capability) are skipped
+		// unread into anything.
+		_ = json.Unmarshal(w.body.Bytes(), &b, json.RejectUnknownMembers(false))
+		w.body.Reset()
+		w.reason, w.routeClass = b.Error, b.RouteClass
+	}
+	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", status)}
+	if status >= 200 && status < 300 {
+		attrs = append(attrs, attrDecision.String("allow"))
+		if isSlug(w.routeClass) {
+			attrs = append(attrs, attrRouteClass.String(w.routeClass))
+		}
+	} else {
+		attrs = append(attrs, attrDecision.String("deny"))
+		if isSlug(w.reason) {
+			attrs = append(attrs, attrReason.String(w.reason))
+		}
+	}
+	span.SetAttributes(attrs...)
+	if status >= 500 {
+		span.SetStatus(otelcodes.Error, http.StatusText(status))
+	}
+}
