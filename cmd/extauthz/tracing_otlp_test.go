@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+// otlpCollector is a minimal OTLP trace receiver: every exported request is
+// sent on got.
+type otlpCollector struct {
+	collectorpb.UnimplementedTraceServiceServer
+	got chan *collectorpb.ExportTraceServiceRequest
+}
+
+func (c *otlpCollector) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	c.got <- req
+	return &collectorpb.ExportTraceServiceResponse{}, nil
+}
+
+// ServeHTTP is the OTLP/HTTP binary-protobuf receiver (POST /v1/traces).
+func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	req := &collectorpb.ExportTraceServiceRequest{}
+	if err != nil || r.URL.Path != "/v1/traces" || proto.Unmarshal(body, req) != nil {
+		http.Error(w, "bad export", http.StatusBadRequest)
+		return
+	}
+	c.got <- req
+	b, _ := proto.Marshal(&collectorpb.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(b)
+}
+
+// startCollector serves the receiver on 127.0.0.1:0 over protocol (grpc
+// or http/protobuf) and returns it with its endpoint URL.
+func startCollector(t *testing.T, protocol string) (*otlpCollector, string) {
+	t.Helper()
+	c := &otlpCollector{got: make(chan *collectorpb.ExportTraceServiceRequest, 64)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protocol == "grpc" {
+		s := grpc.NewServer()
+		collectorpb.RegisterTraceServiceServer(s, c)
+		go s.Serve(ln)
+		t.Cleanup(s.Stop)
+	} else {
+		s := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}
+		go s.Serve(ln)
+		t.Cleanup(func() { s.Close() })
+	}
+	return c, "http://" + ln.Addr().String()
+}
+
+// TestTracingExportsOTLP runs `extauthz serve --tracing` as a process with
+// the standard OTEL_* variables pointing at a receiver written here, over
+// OTLP/gRPC and OTLP/HTTP: a Check carrying a traceparent yields a span
+// that leaves the process as a child of that parent, named and attributed
+// as the decision it was, under the configured service name. With a batch
+// delay longer than the test, the span leaves at SIGTERM: queued spans are
+// flushed at exit.
+func TestTracingExportsOTLP(t *testing.T) {
+	for _, tc := range []struct {
+		name, protocol, delay string
+		flushAtExit           bool
+	}{
+		{"grpc", "grpc", "50", false},
+		{"http", "http/protobuf", "50", false},
+		{"flush at exit", "grpc", "600000", true},
+	} {
+		protocol := tc.protocol
+		t.Run(tc.name, func(t *testing.T) {
+			col, endpoint := startCollector(t, protocol)
+			key := newKey(t)
+			keyFile := filepath.Join(t.TempDir(), "keys")
+			writeKeys(t, keyFile, key)
+			p := startServeWith(t, nil, []string{
+				"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
+				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=",
+				"OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol,
+				"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=",
+				"OTEL_EXPORTER_OTLP_INSECURE=true",
+				"OTEL_SERVICE_NAME=extauthz-otlp-test",
+				"OTEL_TRACES_SAMPLER=parentbased_always_on",
+				"OTEL_BSP_SCHEDULE_DELAY=" + tc.delay,
+			}, "--tracing", "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
+			grpcAddr := p.addr(t, "grpc")
+			p.waitLog(t, "ready", msg("ready"))
+
+			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req := checkRequest(sealFor(t, key))
+			req.Attributes.Request.Http.Headers["traceparent"] = traceparent
+			resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
+			if err != nil || resp.GetOkResponse() == nil {
+				t.Fatalf("Check = %v, %v; want an allow", resp.GetStatus(), err)
+			}
+
+			if tc.flushAtExit {
+				stopServe(t, p)
+			}
+			span, service := waitSpan(t, col, checkSpanName)
+			if got := hex.EncodeToString(span.GetTraceId()); got != w3cTraceID {
+				t.Errorf("exported trace id = %s; want %s", got, w3cTraceID)
+			}
+			if got := hex.EncodeToString(span.GetParentSpanId()); got != w3cSpanID {
+				t.Errorf("exported parent span id = %s; want %s", got, w3cSpanID)
+			}
+			if bytes.Equal(span.GetSpanId(), mustHex(t, w3cSpanID)) {
+				t.Error("the exported span reuses its parent's id")
+			}
+			if service != "extauthz-otlp-test" {
+				t.Errorf("service.name = %q; want OTEL_SERVICE_NAME's extauthz-otlp-test", service)
+			}
+			attrs := map[string]string{}
+			for _, kv := range span.GetAttributes() {
+				attrs[kv.GetKey()] = kv.GetValue().GetStringValue()
+			}
+			if attrs[string(attrDecision)] != "allow" || attrs[string(attrRouteClass)] != "provider_model" ||
+				attrs[string(attrContainerID)] != devSubject().OutboundContainerID {
+				t.Errorf("exported attributes = %v; want an allow of provider_model for %s", attrs, devSubject().OutboundContainerID)
+			}
+			if !tc.flushAtExit {
+				stopServe(t, p)
+			}
+		})
+	}
+}
+
+// stopServe sends SIGTERM and waits for a clean exit.
+func stopServe(t *testing.T, p *proc) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of SIGTERM")
+	}
+}
+
+// waitSpan waits for the collector to receive a span named name and
+// returns it with its resource's service.name.
+func waitSpan(t *testing.T, c *otlpCollector, name string) (*tracepb.Span, string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case req := <-c.got:
+			for _, rs := range req.GetResourceSpans() {
+				service := ""
+				for _, kv := range rs.GetResource().GetAttributes() {
+					if kv.GetKey() == "service.name" {
+						service = kv.GetValue().GetStringValue()
+					}
+				}
+				for _, ss := range rs.GetScopeSpans() {
+					for _, s := range ss.GetSpans() {
+						if s.GetName() == name {
+							return s, service
+						}
+					}
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no span %q reached the collector within 20s", name)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
