@@ -189,6 +189,22 @@ func (p *proc) waitLogFrom(t *testing.T, from int, what string, match func(map[s
 	}
 }
 
+// stopServe sends SIGTERM and waits for a clean exit.
+func stopServe(t *testing.T, p *proc) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of SIGTERM")
+	}
+}
+
 func (p *proc) log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -335,17 +351,7 @@ func TestServeProcess(t *testing.T) {
 		}
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; want 0", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20s of SIGTERM")
-	}
+	stopServe(t, p)
 	log := p.log()
 	if !strings.Contains(log, `"message":"draining"`) || !strings.Contains(log, `"message":"stopped"`) {
 		t.Errorf("shutdown not logged:\n%s", log)

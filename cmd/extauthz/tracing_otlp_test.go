@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,22 +144,6 @@ func TestTracingExportsOTLP(t *testing.T) {
 				stopServe(t, p)
 			}
 		})
-	}
-}
-
-// stopServe sends SIGTERM and waits for a clean exit.
-func stopServe(t *testing.T, p *proc) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; want 0", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20s of SIGTERM")
 	}
 }
 
