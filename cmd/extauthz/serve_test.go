@@ -77,7 +77,7 @@ func newKey(t *testing.T) []byte {
 	return k
 }
 
-func writeKeys(t *testing.T, path string, keys ...[]byte) {
+func writeKeys(t testing.TB, path string, keys ...[]byte) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("# test keys; the first seals\n")

@@ -32,13 +32,16 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		md, _ := metadata.FromIncomingContext(ctx)
 		parent = t.prop.Extract(ctx, metadataCarrier(md))
 	}
-	ctx, span := t.tr.Start(parent, checkSpanName, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(t.commonAttrs(protocolGRPCName,
-			attribute.String("rpc.system", "grpc"),
-			attribute.String("rpc.service", "envoy.service.auth.v3.Authorization"),
-			attribute.String("rpc.method", "Check"))...))
+	ctx, span := t.tr.Start(parent, checkSpanName, trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	resp, err := handler(ctx, req)
+	if !span.IsRecording() {
+		return resp, err // not sampled: no attributes to build
+	}
+	span.SetAttributes(t.commonAttrs(protocolGRPCName,
+		attribute.String("rpc.system", "grpc"),
+		attribute.String("rpc.service", "envoy.service.auth.v3.Authorization"),
+		attribute.String("rpc.method", "Check"))...)
 	code := status.Code(err)
 	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
 	if err != nil {

@@ -70,6 +70,13 @@ func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handl
 			next.ServeHTTP(w, r)
 			return
 		}
+		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := t.tr.Start(ctx, ep.span, trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		if !span.IsRecording() {
+			next.ServeHTTP(w, r.WithContext(ctx)) // not sampled: nothing to note
+			return
+		}
 		method := r.Method
 		if !httpMethods[method] {
 			method = "_OTHER"
@@ -82,9 +89,7 @@ func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handl
 				}
 			}
 		}
-		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := t.tr.Start(ctx, ep.span, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-		defer span.End()
+		span.SetAttributes(attrs...)
 		rw := &spanWriter{ResponseWriter: w, api: ep.api}
 		next.ServeHTTP(rw, r.WithContext(ctx))
 		rw.record(span)

@@ -53,7 +53,7 @@ type traceFixture struct {
 	apiTok string
 }
 
-func newTraceFixture(t *testing.T) *traceFixture {
+func newTraceFixture(t testing.TB) *traceFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &traceFixture{key: bytes.Repeat([]byte{9}, capability.KeySize), apiTok: "SENTINEL-admin-token-5e1d0c"}
@@ -92,7 +92,7 @@ func newTraceFixture(t *testing.T) *traceFixture {
 }
 
 // check runs a Check through the interceptor, as the gRPC server would.
-func (f *traceFixture) check(t *testing.T, ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
+func (f *traceFixture) check(t testing.TB, ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
 	t.Helper()
 	resp, err := f.tr.unary(ctx, req, &grpc.UnaryServerInfo{FullMethod: checkMethod}, func(ctx context.Context, req any) (any, error) {
 		return f.grpc.Check(ctx, req.(*authv3.CheckRequest))
