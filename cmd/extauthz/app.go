@@ -207,7 +207,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.log.Info().Strs("key_fingerprints", a.codec.KeyRing().Fingerprints()).
-		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Msg("ready")
+		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Bool("tracing", a.tracing != nil).Msg("ready")
 	if a.opts.dev {
 		a.printDevHelp(stdout, lns)
 	}

@@ -62,7 +62,7 @@ type ringFingerprint struct {
 func newTracer(tp trace.TracerProvider, ring func() *capability.KeyRing) *tracer {
 	return &tracer{
 		tr:   tp.Tracer("github.com/extauthz/extauthz"),
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New(b3.WithInjectEncoding(b3.B3SingleHeader))),
+		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New()),
 		ring: ring,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/extauthz/extauthz/authz"
 )
 
 // otlpCollector is a minimal OTLP trace receiver: every exported request is
@@ -98,8 +101,9 @@ func TestTracingExportsOTLP(t *testing.T) {
 				"OTEL_SERVICE_NAME=extauthz-otlp-test",
 				"OTEL_TRACES_SAMPLER=parentbased_always_on",
 				"OTEL_BSP_SCHEDULE_DELAY=" + tc.delay,
-			}, "--tracing", "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
-			grpcAddr := p.addr(t, "grpc")
+			}, "--tracing", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id",
+				"--admin-addr", "", "--key-file", keyFile)
+			grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")
 			p.waitLog(t, "ready", msg("ready"))
 
 			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -116,10 +120,27 @@ func TestTracingExportsOTLP(t *testing.T) {
 				t.Fatalf("Check = %v, %v; want an allow", resp.GetStatus(), err)
 			}
 
+			// A forward-auth deny with a B3 parent, through the listener's
+			// middleware as newApp installs it.
+			fwd, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+authz.ForwardPath, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fwd.Header.Set("B3", b3TraceID+"-"+b3SpanID+"-1")
+			if resp, err := http.DefaultClient.Do(fwd); err != nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("forward = %v, %v; want 403", resp, err)
+			} else {
+				resp.Body.Close()
+			}
+
 			if tc.flushAtExit {
 				stopServe(t, p)
 			}
-			span, service := waitSpan(t, col, checkSpanName)
+			spans, service := waitSpans(t, col, checkSpanName, endpointForward.span)
+			if fs := spans[endpointForward.span]; hex.EncodeToString(fs.GetTraceId()) != b3TraceID || hex.EncodeToString(fs.GetParentSpanId()) != b3SpanID {
+				t.Errorf("forward span trace %x parent %x; want %s %s", fs.GetTraceId(), fs.GetParentSpanId(), b3TraceID, b3SpanID)
+			}
+			span := spans[checkSpanName]
 			if got := hex.EncodeToString(span.GetTraceId()); got != w3cTraceID {
 				t.Errorf("exported trace id = %s; want %s", got, w3cTraceID)
 			}
@@ -147,16 +168,17 @@ func TestTracingExportsOTLP(t *testing.T) {
 	}
 }
 
-// waitSpan waits for the collector to receive a span named name and
-// returns it with its resource's service.name.
-func waitSpan(t *testing.T, c *otlpCollector, name string) (*tracepb.Span, string) {
+// waitSpans waits for the collector to receive a span of each name and
+// returns them by name, with the service.name of their resource.
+func waitSpans(t *testing.T, c *otlpCollector, names ...string) (map[string]*tracepb.Span, string) {
 	t.Helper()
+	got := map[string]*tracepb.Span{}
+	service := ""
 	timeout := time.After(20 * time.Second)
-	for {
+	for len(got) < len(names) {
 		select {
 		case req := <-c.got:
 			for _, rs := range req.GetResourceSpans() {
-				service := ""
 				for _, kv := range rs.GetResource().GetAttributes() {
 					if kv.GetKey() == "service.name" {
 						service = kv.GetValue().GetStringValue()
@@ -164,16 +186,17 @@ func waitSpan(t *testing.T, c *otlpCollector, name string) (*tracepb.Span, strin
 				}
 				for _, ss := range rs.GetScopeSpans() {
 					for _, s := range ss.GetSpans() {
-						if s.GetName() == name {
-							return s, service
+						if slices.Contains(names, s.GetName()) {
+							got[s.GetName()] = s
 						}
 					}
 				}
 			}
 		case <-timeout:
-			t.Fatalf("no span %q reached the collector within 20s", name)
+			t.Fatalf("spans %q did not all reach the collector within 20s; got %d", names, len(got))
 		}
 	}
+	return got, service
 }
 
 func mustHex(t *testing.T, s string) []byte {
