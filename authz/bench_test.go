@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rs/zerolog"
@@ -113,5 +114,33 @@ func BenchmarkForward(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("forward = %d %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkCheckNewCapability is BenchmarkCheck with a capability the
+// server has not seen before on every call: more distinct capabilities than
+// the cache holds, in turn, so every Check misses, decrypts and evicts.
+func BenchmarkCheckNewCapability(b *testing.B) {
+	codec := newCodec(b, testClock, testKey)
+	toks := make([]string, 4*testCacheSize)
+	for i := range toks {
+		toks[i] = seal(b, codec, testSubject(), time.Hour)
+	}
+	srv := newTestServer(b, serverSetup{codec: codec})
+	req := loadCheckRequest(b, capabilities{"CAP": toks[0]}, "allow_provider_model")
+	headers := req.GetAttributes().GetRequest().GetHttp().GetHeaders()
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		headers["authorization"] = "Bearer " + toks[i%len(toks)]
+		i++
+		resp, err := srv.Check(ctx, req)
+		if err != nil || resp.GetOkResponse() == nil {
+			b.Fatalf("Check = %v, %v", resp, err)
+		}
+	}
+	if s := codec.CacheStats(); s.Hits != 0 {
+		b.Fatalf("cache stats %+v; want only misses", s)
 	}
 }

@@ -37,18 +37,22 @@ func TestCheckFixtures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.fixture, func(t *testing.T) {
 			srv := newTestServer(t, serverSetup{identity: tc.identity})
-			resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
-			if err != nil {
-				t.Fatalf("Check returned an error for a decision: %v", err)
-			}
-			if tc.reason == ReasonNone {
-				assertAllow(t, srv, resp, tc)
-			} else {
-				assertDeny(t, resp, tc.reason)
-			}
-			js, _ := protojson.Marshal(resp)
-			if tc.reason != ReasonNone {
-				assertNoSecrets(t, "deny response", string(js), caps)
+			// Twice: the second Check finds the capability in the cache
+			// and must decide the same.
+			for range 2 {
+				resp, err := srv.Check(context.Background(), loadCheckRequest(t, caps, tc.fixture))
+				if err != nil {
+					t.Fatalf("Check returned an error for a decision: %v", err)
+				}
+				if tc.reason == ReasonNone {
+					assertAllow(t, srv, resp, tc)
+				} else {
+					assertDeny(t, resp, tc.reason)
+				}
+				js, _ := protojson.Marshal(resp)
+				if tc.reason != ReasonNone {
+					assertNoSecrets(t, "deny response", string(js), caps)
+				}
 			}
 		})
 	}
@@ -241,4 +245,44 @@ func TestCredentialMustBeAHeaderValue(t *testing.T) {
 			t.Errorf("token %q: redeem allows", bad)
 		}
 	}
+}
+
+// TestCheckCacheInvisible: a capability allowed once, and so cached, is
+// refused as expired the moment the clock reaches its expiry, and refused
+// as invalid straight after its key is rotated out.
+func TestCheckCacheInvisible(t *testing.T) {
+	now := testNow
+	codec := newCodec(t, func() time.Time { return now }, testKey)
+	caps := capabilities{"CAP": seal(t, codec, testSubject(), time.Minute)}
+	srv := newTestServer(t, serverSetup{codec: codec})
+	req := loadCheckRequest(t, caps, "allow_provider_model")
+	check := func() *authv3.CheckResponse {
+		t.Helper()
+		resp, err := srv.Check(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for range 2 {
+		if resp := check(); resp.GetOkResponse() == nil {
+			t.Fatalf("Check = %v; want an allow", resp)
+		}
+	}
+	if s := codec.CacheStats(); s.Hits == 0 {
+		t.Fatalf("cache stats %+v; want a hit", s)
+	}
+	now = testNow.Add(time.Minute)
+	assertDeny(t, check(), ReasonExpiredCapability)
+
+	now = testNow
+	if resp := check(); resp.GetOkResponse() == nil {
+		t.Fatalf("Check = %v; want an allow", resp)
+	}
+	ring, err := capability.NewKeyRing(otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec.SetKeyRing(ring)
+	assertDeny(t, check(), ReasonInvalidCapability)
 }

@@ -48,8 +48,13 @@ func newCodec(t testing.TB, now func() time.Time, keys ...[]byte) *capability.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	return capability.NewCodec(ring, capability.WithClock(now))
+	return capability.NewCodec(ring, capability.WithClock(now), capability.WithCache(testCacheSize))
 }
+
+// testCacheSize is the capability cache of the tests' codecs: every test
+// runs with the cache on, as the server does, so that it is shown to change
+// no outcome.
+const testCacheSize = 100
 
 func seal(t testing.TB, c *capability.Codec, s capability.Subject, ttl time.Duration) string {
 	t.Helper()

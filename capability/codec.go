@@ -18,6 +18,9 @@ type Codec struct {
 	ring     atomic.Pointer[KeyRing]
 	now      func() time.Time
 	validate func(policy.Targets) error
+
+	cacheSize int
+	cache     *cache // nil: no cache
 }
 
 // Option configures a Codec.
@@ -35,6 +38,15 @@ func WithTargetValidator(v func(policy.Targets) error) Option {
 	return func(c *Codec) { c.validate = v }
 }
 
+// WithCache keeps the claims of up to size opened capabilities (0: none),
+// so that a capability presented again is not decrypted and decoded again.
+// The cache is invisible except in speed: entries are keyed by the SHA-256
+// of the capability, their time window is checked on every hit, and a key
+// ring change empties it (see cache).
+func WithCache(size int) Option {
+	return func(c *Codec) { c.cacheSize = max(size, 0) }
+}
+
 // NewCodec returns a codec. ring may be nil: Open and Seal then fail with
 // ErrConfig until SetKeyRing provides keys.
 func NewCodec(ring *KeyRing, opts ...Option) *Codec {
@@ -46,12 +58,28 @@ func NewCodec(ring *KeyRing, opts ...Option) *Codec {
 		o(c)
 	}
 	c.ring.Store(ring)
+	if c.cacheSize > 0 {
+		c.cache = newCache(c.cacheSize, ring)
+	}
 	return c
 }
 
-// SetKeyRing atomically replaces the key ring (key reload). It is safe to
-// call while other goroutines Open and Seal.
-func (c *Codec) SetKeyRing(r *KeyRing) { c.ring.Store(r) }
+// SetKeyRing atomically replaces the key ring (key reload) and empties the
+// cache. It is safe to call while other goroutines Open and Seal.
+func (c *Codec) SetKeyRing(r *KeyRing) {
+	c.ring.Store(r)
+	if c.cache != nil {
+		c.cache.reset(r)
+	}
+}
+
+// CacheStats returns the cache's counters; zero without a cache.
+func (c *Codec) CacheStats() CacheStats {
+	if c.cache == nil {
+		return CacheStats{}
+	}
+	return c.cache.stats()
+}
 
 // KeyRing returns the current key ring, possibly nil.
 func (c *Codec) KeyRing() *KeyRing { return c.ring.Load() }
@@ -135,11 +163,35 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 // Open checks a capability's format, decrypts it with the first key that
 // authenticates it, decodes and checks its claims, then checks its time
 // window against the clock. Errors wrap ErrInvalid, ErrExpired or ErrConfig.
+//
+// With a cache, the claims of a capability opened before with the current
+// key ring are taken from it instead of decrypting again; the time window
+// is checked all the same.
 func (c *Codec) Open(token string) (Claims, error) {
 	r, err := c.keys()
 	if err != nil {
 		return Claims{}, err
 	}
+	if c.cache == nil || len(token) > MaxCachedTokenLen {
+		return c.open(r, token)
+	}
+	d := digestOf(token)
+	if cl, ok := c.cache.get(r, d); ok {
+		if err := c.checkWindow(cl); err != nil {
+			return Claims{}, err
+		}
+		return *cl, nil
+	}
+	claims, err := c.open(r, token)
+	if err == nil {
+		cl := claims
+		c.cache.put(r, d, &cl)
+	}
+	return claims, err
+}
+
+// open is Open without the cache.
+func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 	iv, sealed, err := parseToken(token)
 	if err != nil {
 		return Claims{}, err
@@ -160,14 +212,23 @@ func (c *Codec) Open(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	now := c.now().UnixMilli()
-	if claims.IssuedAt > now+ClockSkew.Milliseconds() {
-		return Claims{}, fmt.Errorf("%w: issued more than %s in the future", ErrInvalid, ClockSkew)
-	}
-	if claims.ExpiresAt <= now {
-		return Claims{}, fmt.Errorf("%w: expired", ErrExpired)
+	if err := c.checkWindow(&claims); err != nil {
+		return Claims{}, err
 	}
 	return claims, nil
+}
+
+// checkWindow is the time rule of Open: issuedAt at most ClockSkew in the
+// future, expiresAt strictly in the future.
+func (c *Codec) checkWindow(claims *Claims) error {
+	now := c.now().UnixMilli()
+	if claims.IssuedAt > now+ClockSkew.Milliseconds() {
+		return fmt.Errorf("%w: issued more than %s in the future", ErrInvalid, ClockSkew)
+	}
+	if claims.ExpiresAt <= now {
+		return fmt.Errorf("%w: expired", ErrExpired)
+	}
+	return nil
 }
 
 // parseToken checks a capability's format before anything is decrypted

@@ -30,7 +30,13 @@
 //     Keys are identified by their fingerprint only.
 //   - Time comes from an injected clock. Only issuedAt gets the [ClockSkew]
 //     tolerance; expiry is exact.
+//   - The optional cache of opened capabilities ([WithCache]) changes nothing
+//     but speed: it is keyed by the SHA-256 of the exact capability string
+//     (never the string), checks the time window on every hit, holds only
+//     claims opened with the current key ring (SetKeyRing empties it), is
+//     bounded in entries and in the size of what it keeps, and lives in
+//     memory only.
 //
 // The package does no logging. Its only global state is a pool of JSON
-// decoders; a Codec holds its keys and clock.
+// decoders; a Codec holds its keys, clock and cache.
 package capability

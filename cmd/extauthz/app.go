@@ -57,8 +57,9 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	a.codec = newCodec(ring, a.policy, nil)
+	a.codec = newCodec(ring, a.policy, nil, capability.WithCache(o.capabilityCacheSize))
 	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(cacheCollectors(a.codec)...)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "extauthz", Name: "ready",
@@ -316,4 +317,25 @@ func (a *app) adminHandler() http.Handler {
 // draining, and a key ring loaded.
 func (a *app) isReady() bool {
 	return a.ready.Load() && a.codec.KeyRing() != nil
+}
+
+// cacheCollectors export the capability cache's counters as
+// extauthz_capability_cache_{hits,misses,evictions}_total and its size as
+// extauthz_capability_cache_entries.
+func cacheCollectors(c *capability.Codec) []prometheus.Collector {
+	counter := func(name, help string, v func(capability.CacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "extauthz", Subsystem: "capability_cache", Name: name, Help: help},
+			func() float64 { return float64(v(c.CacheStats())) })
+	}
+	return []prometheus.Collector{
+		counter("hits_total", "Capabilities served from the cache of opened capabilities (time window still checked).",
+			func(s capability.CacheStats) uint64 { return s.Hits }),
+		counter("misses_total", "Capabilities not in the cache, decrypted and decoded.",
+			func(s capability.CacheStats) uint64 { return s.Misses }),
+		counter("evictions_total", "Cache entries dropped, oldest first, to stay within --capability-cache-size.",
+			func(s capability.CacheStats) uint64 { return s.Evictions }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "extauthz", Subsystem: "capability_cache", Name: "entries",
+			Help: "Opened capabilities held in the cache (emptied on key reload)."},
+			func() float64 { return float64(c.CacheStats().Entries) }),
+	}
 }

@@ -210,9 +210,10 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 // newCodec is the codec every subcommand uses: the clock now (nil: the
 // system clock), and Seal checks targets against pol (nil: the default
 // policy).
-func newCodec(ring *capability.KeyRing, pol *policy.Policy, now func() time.Time) *capability.Codec {
+func newCodec(ring *capability.KeyRing, pol *policy.Policy, now func() time.Time, extra ...capability.Option) *capability.Codec {
 	if now == nil {
 		now = time.Now
 	}
-	return capability.NewCodec(ring, capability.WithClock(now), capability.WithTargetValidator(pol.ValidateTargets))
+	opts := append([]capability.Option{capability.WithClock(now), capability.WithTargetValidator(pol.ValidateTargets)}, extra...)
+	return capability.NewCodec(ring, opts...)
 }

@@ -38,6 +38,7 @@ type serveOptions struct {
 	keyReloadInterval             time.Duration
 	shutdownTimeout               time.Duration
 	drainDelay                    time.Duration
+	capabilityCacheSize           int
 	limits                        limitOptions
 
 	// derived by validate
@@ -47,6 +48,13 @@ type serveOptions struct {
 	policy   *policy.Policy
 	level    zerolog.Level
 }
+
+// The capability cache's default and upper bound: each entry is at most
+// capability.MaxCachedTokenLen of claims plus about 200 bytes of overhead.
+const (
+	defaultCapabilityCacheSize = 10000
+	maxCapabilityCacheSize     = 1000000
+)
 
 func parseServeFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*serveOptions, error) {
 	o := &serveOptions{}
@@ -74,6 +82,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")
 	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)")
+	fs.IntVar(&o.capabilityCacheSize, "capability-cache-size", defaultCapabilityCacheSize, "opened capabilities kept in memory (keyed by SHA-256, expiry checked on every use, emptied on key reload) so that a repeated capability is not decrypted again; 0 disables")
 	o.limits.register(fs)
 	usageWithEnv(fs, "extauthz "+name+" [flags]")
 	if err := applyEnv(fs, getenv); err != nil {
@@ -147,6 +156,9 @@ func (o *serveOptions) validate() error {
 		case d.v < 0:
 			return fmt.Errorf("--%s (or %s) must not be negative, got %v (0 turns it off)", d.flag, envName(d.flag), d.v)
 		}
+	}
+	if o.capabilityCacheSize < 0 || o.capabilityCacheSize > maxCapabilityCacheSize {
+		return fmt.Errorf("--capability-cache-size (or %s): want 0 to %d, got %d", envName("capability-cache-size"), maxCapabilityCacheSize, o.capabilityCacheSize)
 	}
 	return o.limits.validate()
 }
