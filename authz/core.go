@@ -74,6 +74,7 @@ func (d Decision) Credential() string {
 type Authorizer struct {
 	codec   *capability.Codec
 	policy  *policy.Policy
+	targets *preparedTargets
 	log     zerolog.Logger
 	metrics *Metrics
 	now     func() time.Time
@@ -106,7 +107,7 @@ func NewAuthorizer(cfg Config) (*Authorizer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authorizer{codec: cfg.Codec, policy: p, log: cfg.Logger, metrics: cfg.Metrics, now: now}, nil
+	return &Authorizer{codec: cfg.Codec, policy: p, targets: newPreparedTargets(p), log: cfg.Logger, metrics: cfg.Metrics, now: now}, nil
 }
 
 // Decide answers one authorization question, logs one line and records the
@@ -145,7 +146,7 @@ func (a *Authorizer) decide(in Input) Decision {
 		d.Reason = ReasonContainerMismatch
 		return d
 	}
-	route, err := a.policy.Classify(policy.Request{Scheme: in.Scheme, Authority: in.Authority, Path: in.Path}, claims.Targets, claims.KiloSessionID)
+	route, err := a.policy.ClassifyPrepared(policy.Request{Scheme: in.Scheme, Authority: in.Authority, Path: in.Path}, a.targets.get(claims.Targets), claims.KiloSessionID)
 	if err != nil {
 		d.Reason = ReasonOf(err)
 		if d.Reason != ReasonInvalidUpstreamURL && d.Reason != ReasonUpstreamNotAllowed {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -318,4 +319,34 @@ var ruleCases = []classifyCase{
 	{name: "dotted own session", shape: "distinct", authority: ing, path: "/api/session/a.b/ingest", session: "a.b", want: "session_ingest"},
 
 	{name: "session id with slash cannot be routed", shape: "distinct", authority: "ingest.example.com", path: "/api/session/a%2Fb/export", session: "a/b", want: badURL},
+}
+
+// TestClassifyPrepared: targets prepared once classify every rule and attack
+// case as Classify does; targets another policy prepared are refused.
+func TestClassifyPrepared(t *testing.T) {
+	for _, tc := range slices.Concat(ruleCases, attackCases) {
+		scheme := tc.scheme
+		if scheme == "" {
+			scheme = "https"
+		}
+		sess := tc.session
+		if sess == "" {
+			sess = sessionID
+		}
+		req := Request{Scheme: scheme, Authority: tc.authority, Path: tc.path}
+		r, err := Classify(req, shapes[tc.shape], sess)
+		pr, perr := defaultPolicy.ClassifyPrepared(req, defaultPolicy.Prepare(shapes[tc.shape]), sess)
+		if pr != r || !sameError(perr, err) {
+			t.Errorf("ClassifyPrepared(%+v) = %v, %v; Classify = %v, %v", req, pr, perr, r, err)
+		}
+	}
+	other, err := New("dev.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Scheme: "https", Authority: "api.kilo.example", Path: "/api/openrouter/x"}
+	targets := Targets{BackendBaseURL: "https://api.kilo.example", ProviderBaseURL: "https://api.kilo.example", SessionIngestBaseURL: "https://ingest.kilo.example"}
+	if _, err := defaultPolicy.ClassifyPrepared(req, other.Prepare(targets), "s"); !errors.Is(err, ErrInvalidUpstreamURL) {
+		t.Errorf("ClassifyPrepared with another policy's targets = %v; want ErrInvalidUpstreamURL", err)
+	}
 }

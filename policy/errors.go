@@ -52,9 +52,12 @@ var (
 
 // Reasons for ErrUpstreamNotAllowed.
 var (
-	errNoRoute        = notAllowed("no target route matches")
-	errProviderShaped = notAllowed("provider-shaped path on the backend")
-	errIngestShaped   = notAllowed("session-ingest-shaped path on the backend")
+	errNoRoute = notAllowed("no target route matches")
+	// errForeignPrepared: ClassifyPrepared got targets another policy
+	// prepared (a programming error; fail closed).
+	errForeignPrepared = invalidURL("targets prepared by another policy")
+	errProviderShaped  = notAllowed("provider-shaped path on the backend")
+	errIngestShaped    = notAllowed("session-ingest-shaped path on the backend")
 )
 
 // targetError reports which target failed. It wraps kind (ErrInvalidTargets

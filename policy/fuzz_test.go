@@ -62,6 +62,10 @@ func FuzzClassify(f *testing.F) {
 		targets := fuzzTargets(sel, target)
 		req := Request{Scheme: scheme, Authority: authority, Path: path}
 		r, err := Classify(req, targets, sess)
+		// Targets prepared once classify the same.
+		if pr, perr := defaultPolicy.ClassifyPrepared(req, defaultPolicy.Prepare(targets), sess); pr != r || !sameError(perr, err) {
+			t.Fatalf("ClassifyPrepared(%+v) = %v, %v; Classify = %v, %v", req, pr, perr, r, err)
+		}
 		if err != nil {
 			if r != (Route{}) {
 				t.Fatalf("Classify(%+v) = %v, %v; want zero Route on error", req, r, err)
@@ -289,4 +293,11 @@ func TestJSEncodeURIComponent(t *testing.T) {
 	if matchURIComponent("%FF", "\xff") || matchURIComponent("", "") {
 		t.Errorf("matchURIComponent accepted an invalid or empty id")
 	}
+}
+
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Error() == b.Error()
 }

@@ -141,15 +141,48 @@ func (t Targets) Validate() error {
 // target) or ErrUpstreamNotAllowed.
 func (p *Policy) Classify(req Request, t Targets, kiloSessionID string) (Route, error) {
 	p = p.orDefault()
+	pt, err := p.parseTargets(t, ErrInvalidUpstreamURL)
+	return p.classifyParsed(req, pt, err, kiloSessionID)
+}
+
+// classifyParsed is Classify once the targets are parsed (targetsErr: they
+// did not parse): the request's error comes first.
+func (p *Policy) classifyParsed(req Request, pt parsedTargets, targetsErr error, kiloSessionID string) (Route, error) {
 	r, err := p.parseRequest(req)
 	if err != nil {
 		return Route{}, err
 	}
-	pt, err := p.parseTargets(t, ErrInvalidUpstreamURL)
-	if err != nil {
-		return Route{}, err
+	if targetsErr != nil {
+		return Route{}, targetsErr
 	}
 	return classify(r, pt, kiloSessionID)
+}
+
+// Prepared are targets parsed once by Prepare, so that requests under the
+// same targets are classified without parsing them again. A Prepared is
+// immutable and safe for concurrent use.
+type Prepared struct {
+	policy  *Policy
+	targets parsedTargets
+	err     error // what Classify would report for the targets
+}
+
+// Prepare parses t for ClassifyPrepared. Bad targets are not an error here:
+// ClassifyPrepared reports them, after the request, exactly as Classify.
+func (p *Policy) Prepare(t Targets) *Prepared {
+	p = p.orDefault()
+	pt, err := p.parseTargets(t, ErrInvalidUpstreamURL)
+	return &Prepared{policy: p, targets: pt, err: err}
+}
+
+// ClassifyPrepared is Classify with targets from Prepare: the same answer
+// for every request. t must come from this policy's Prepare.
+func (p *Policy) ClassifyPrepared(req Request, t *Prepared, kiloSessionID string) (Route, error) {
+	p = p.orDefault()
+	if t.policy != p {
+		return Route{}, errForeignPrepared
+	}
+	return p.classifyParsed(req, t.targets, t.err, kiloSessionID)
 }
 
 // Classify is Policy.Classify with the default policy.
