@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,12 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}))
+	// Stream workers: RPCs run on long-lived goroutines whose stacks have
+	// already grown, instead of a fresh goroutine per RPC that grows its
+	// stack during the decision (runtime.newstack was ~8-13 % of the live
+	// server's CPU).
+	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	if o.tracing {
 		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {
 			return nil, err

@@ -172,10 +172,13 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
 		return 2
 	}
-	log := zerolog.New(stderr).Level(o.level).With().Timestamp().Logger()
+	logw := newLogBuffer(stderr, logFlushInterval)
+	defer logw.Close() // every line logged before exit is written
+	log := zerolog.New(logw).Level(o.level).With().Timestamp().Logger()
 	setGRPCLogger(log)
 	a, err := newApp(o, os.Getenv, log)
 	if err != nil {
+		logw.Flush()
 		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
 		return 1
 	}

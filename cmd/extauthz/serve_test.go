@@ -345,6 +345,8 @@ func TestServeProcess(t *testing.T) {
 		`extauthz_decision_duration_seconds_count`,
 		"extauthz_ready 1\n",
 		`extauthz_grpc_requests_total{code="OK",method="/envoy.service.auth.v3.Authorization/Check"}`,
+		"extauthz_capability_cache_hits_total ", "extauthz_capability_cache_misses_total ",
+		"extauthz_capability_cache_evictions_total ", "extauthz_capability_cache_entries ",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
