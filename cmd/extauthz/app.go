@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -94,9 +93,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	// Stream workers: RPCs run on long-lived goroutines whose stacks have
 	// already grown, instead of a fresh goroutine per RPC that grows its
 	// stack during the decision (runtime.newstack was ~8-13 % of the live
-	// server's CPU).
+	// server's CPU). grpc-go starts a fresh goroutine whenever every worker
+	// is busy, so there are as many as the requests a proxy typically has in
+	// flight, not one per CPU.
 	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}),
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+		grpc.NumStreamWorkers(grpcStreamWorkers))
 	if o.tracing {
 		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {
 			return nil, err

@@ -32,6 +32,7 @@ type limitOptions struct {
 // Fixed limits: generous for what the listeners carry (an ext_authz request
 // is a few KiB, an API body at most 64 KiB), so not worth a flag.
 const (
+	grpcStreamWorkers   = 64      // goroutines that serve RPCs; idle ones cost a few KiB each
 	grpcMaxRecvMsgSize  = 4 << 20 // grpc-go's default, stated: a larger Check fails (see errlog.go)
 	grpcKeepaliveTime   = time.Minute
 	grpcKeepaliveWait   = 20 * time.Second
