@@ -116,7 +116,9 @@ func (r *Report) write(w io.Writer) {
 	fmt.Fprintf(w, "\nextauthz / do-nothing: throughput %.3f (goal >= 0.95), p99 %.3f (goal <= 1.1), p50 %.3f, RSS %.2f\n",
 		r.Ratio(), r.Ratio99(), r.ratioOf(func(m Measurement) float64 { return float64(m.Percentile(0.50)) }),
 		float64(r.Servers[1].PeakRSS)/float64(max(r.Servers[0].PeakRSS, 1)))
-	cpu := func(i int) float64 { return median(r.Servers[i].Rounds, func(m Measurement) float64 { return m.CPUPerRequest() }) }
+	cpu := func(i int) float64 {
+		return median(r.Servers[i].Rounds, func(m Measurement) float64 { return m.CPUPerRequest() })
+	}
 	if c1 := cpu(1); c1 > 0 {
 		fmt.Fprintf(w, "do-nothing / extauthz server CPU per request: %.3f (steadier than throughput on a shared machine)\n", cpu(0)/c1)
 	}
