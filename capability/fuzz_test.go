@@ -3,6 +3,7 @@ package capability
 import (
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,16 @@ func FuzzOpen(f *testing.F) {
 		"kka1.AAAAAAAAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA:AAAA", "kka1.-_-_:AA==:AA==", "Bearer kka1.x"} {
 		f.Add(s)
 	}
+	cached, _ := newCachingCodec(f, 64, key)
 	f.Fuzz(func(t *testing.T, tok string) {
 		cl, err := c.Open(tok)
+		// A caching codec answers the same, the first time and from its cache.
+		for range 2 {
+			ccl, cerr := cached.Open(tok)
+			if !reflect.DeepEqual(ccl, cl) || (cerr == nil) != (err == nil) || (err != nil && cerr.Error() != err.Error()) {
+				t.Fatalf("cached Open = %v, %v; uncached %v, %v", ccl, cerr, cl, err)
+			}
+		}
 		if err != nil {
 			if n := len(sentinels(err)); n != 1 || errors.Is(err, ErrConfig) {
 				t.Fatalf("Open error wraps %d sentinels (or ErrConfig with a key): %v", n, err)
