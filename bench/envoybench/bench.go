@@ -16,6 +16,7 @@ import (
 
 	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/loadgen"
+	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/internal/envoyproc"
 )
 
@@ -110,11 +111,11 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	defer ext.Stop()
 	// The provider route sends the provider token: the do-nothing server
 	// overwrites authorization with a value of the same length.
-	nop, err := startNop(len(subject.ProviderToken), c.BareNop, filepath.Join(c.Dir, "nopauthz.log"))
+	nop, err := nopauthz.StartProcess(capHeader, len(subject.ProviderToken), c.BareNop, filepath.Join(c.Dir, "nopauthz.log"))
 	if err != nil {
 		return nil, err
 	}
-	defer nop.stop()
+	defer nop.Stop()
 
 	var cases []*benchCase
 	defer func() {
@@ -128,8 +129,8 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		authzPID  int
 		noFilter  bool
 	}{
-		{caseNone, nop.addr, 0, true},
-		{caseNop, nop.addr, nop.pid(), false},
+		{caseNone, nop.Addr, 0, true},
+		{caseNop, nop.Addr, nop.PID(), false},
 		{caseExtauth, ext.GRPCAddr, ext.PID(), false},
 	} {
 		cfg, err := envoyConfig(c.EnvoyConfig, upstream, caFile, spec.authzAddr)
@@ -181,7 +182,7 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	body := []byte(`{"model":"bench/model","messages":[{"role":"user","content":"hi"}]}`)
 	measure := func(bc *benchCase, d time.Duration) (Measurement, error) {
 		pids := []int{bc.envoy.PID(), bc.authzPID, os.Getpid()}
-		ours := []int{os.Getpid(), ext.PID(), nop.pid()}
+		ours := []int{os.Getpid(), ext.PID(), nop.PID()}
 		for _, o := range cases {
 			ours = append(ours, o.envoy.PID())
 		}

@@ -25,17 +25,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/internal/envoyproc"
 )
 
 func main() {
-	if os.Getenv(roleEnv) == "nopauthz" {
-		if err := serveNop(); err != nil {
-			fmt.Fprintln(os.Stderr, "nopauthz:", err)
-			os.Exit(1)
-		}
-		return
-	}
+	nopauthz.ServeIfChild() // the do-nothing server, when run re-executes this binary
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

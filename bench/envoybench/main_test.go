@@ -8,19 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/internal/envoyproc"
 )
 
 // TestMain lets the test binary stand in for the benchmark binary when run
 // re-executes itself as the do-nothing server.
 func TestMain(m *testing.M) {
-	if os.Getenv(roleEnv) == "nopauthz" {
-		if err := serveNop(); err != nil {
-			os.Stderr.WriteString("nopauthz: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	nopauthz.ServeIfChild()
 	os.Exit(m.Run())
 }
 

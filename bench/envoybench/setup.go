@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,16 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/extauthz/extauthz/bench/extauthzproc"
-	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/internal/envoyproc"
 )
 
@@ -36,101 +28,6 @@ const (
 	requestPath   = "/api/openrouter/chat/completions"
 	upstreamReply = `{"id":"bench","choices":[]}`
 )
-
-// roleEnv makes the benchmark binary (or its test binary) run the do-nothing
-// ext_authz server instead, so that it is a process of its own like extauthz.
-const roleEnv = "ENVOYBENCH_ROLE"
-
-// serveNop runs the do-nothing server on a free loopback port, writes its
-// address as the first line of stdout, and serves until SIGTERM or stdin
-// closes (the parent died). The response mirrors extauthz's allow for a
-// token of $ENVOYBENCH_TOKEN_LEN bytes, or is bare with ENVOYBENCH_BARE=1.
-func serveNop() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	resp := nopauthz.Bare()
-	if os.Getenv("ENVOYBENCH_BARE") != "1" {
-		n, err := strconv.Atoi(os.Getenv("ENVOYBENCH_TOKEN_LEN"))
-		if err != nil {
-			return fmt.Errorf("ENVOYBENCH_TOKEN_LEN: %w", err)
-		}
-		resp = nopauthz.Mirror(capHeader, n)
-	}
-	fmt.Println(ln.Addr())
-	ctx, stop := signalOrEOF()
-	defer stop()
-	return nopauthz.Serve(ctx, ln, nopauthz.New(resp))
-}
-
-// signalOrEOF is a context done on SIGTERM or when stdin reaches EOF.
-func signalOrEOF() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	sig := make(chan os.Signal, 1)
-	go func() {
-		<-sig
-		cancel()
-	}()
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	return ctx, cancel
-}
-
-// nopProcess is the do-nothing server started as a child of this binary.
-type nopProcess struct {
-	cmd  *exec.Cmd
-	in   io.Closer
-	addr string
-}
-
-func startNop(tokenLen int, bare bool, logFile string) (*nopProcess, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), roleEnv+"=nopauthz", "ENVOYBENCH_TOKEN_LEN="+strconv.Itoa(tokenLen))
-	if bare {
-		cmd.Env = append(cmd.Env, "ENVOYBENCH_BARE=1")
-	}
-	log, err := os.Create(logFile)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd.Stderr = log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("do-nothing server: %w\n%s", err, extauthzproc.Tail(logFile, 4096))
-	}
-	return &nopProcess{cmd: cmd, in: in, addr: strings.TrimSpace(line)}, nil
-}
-
-func (n *nopProcess) pid() int { return n.cmd.Process.Pid }
-
-func (n *nopProcess) stop() {
-	_ = n.in.Close()
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	_ = n.cmd.Wait()
-}
 
 // startUpstream serves HTTPS on a free loopback port with cert: 200 and a
 // short JSON body for every request, after reading the request body.

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -37,10 +33,6 @@ const (
 	requestPath = "/api/openrouter/chat/completions"
 	capHeader   = "x-kilo-capability"
 )
-
-// roleEnv makes the benchmark binary (or its test binary) run the do-nothing
-// server instead, in a process of its own like extauthz.
-const roleEnv = "GRPCBENCH_ROLE"
 
 // Config is one benchmark run.
 type Config struct {
@@ -116,14 +108,14 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		return nil, err
 	}
 	defer ext.Stop()
-	nop, err := startNop(len(subject.ProviderToken), filepath.Join(c.Dir, "nopauthz.log"))
+	nop, err := nopauthz.StartProcess(capHeader, len(subject.ProviderToken), false, filepath.Join(c.Dir, "nopauthz.log"))
 	if err != nil {
 		return nil, err
 	}
-	defer nop.stop()
+	defer nop.Stop()
 
-	servers := []*server{{name: "do-nothing", pid: nop.cmd.Process.Pid}, {name: "extauthz", pid: ext.PID()}}
-	for i, addr := range []string{nop.addr, ext.GRPCAddr} {
+	servers := []*server{{name: "do-nothing", pid: nop.PID()}, {name: "extauthz", pid: ext.PID()}}
+	for i, addr := range []string{nop.Addr, ext.GRPCAddr} {
 		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return nil, err
@@ -215,74 +207,6 @@ func checkRequest(tok string) *authv3.CheckRequest {
 			},
 		}},
 	}}
-}
-
-// serveNop runs the do-nothing server on a free loopback port, writes its
-// address as the first line of stdout, and serves until stdin closes (the
-// parent stopped or died).
-func serveNop() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(os.Getenv("GRPCBENCH_TOKEN_LEN"))
-	if err != nil {
-		return fmt.Errorf("GRPCBENCH_TOKEN_LEN: %w", err)
-	}
-	fmt.Println(ln.Addr())
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	return nopauthz.Serve(ctx, ln, nopauthz.New(nopauthz.Mirror(capHeader, n)))
-}
-
-type nopProcess struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	addr string
-}
-
-// startNop re-executes this binary as the do-nothing server, answering an
-// allow shaped like extauthz's for a token of tokenLen bytes.
-func startNop(tokenLen int, logFile string) (*nopProcess, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), roleEnv+"=nopauthz", "GRPCBENCH_TOKEN_LEN="+strconv.Itoa(tokenLen))
-	log, err := os.Create(logFile)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd.Stderr = log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("do-nothing server: %w\n%s", err, extauthzproc.Tail(logFile, 4096))
-	}
-	return &nopProcess{cmd: cmd, in: in, addr: strings.TrimSpace(line)}, nil
-}
-
-func (n *nopProcess) stop() {
-	_ = n.in.Close()
-	_ = n.cmd.Wait()
 }
 
 // cpuTime is a process's user+system CPU time from /proc/PID/stat (clock

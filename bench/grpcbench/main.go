@@ -26,16 +26,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/extauthz/extauthz/bench/nopauthz"
 )
 
 func main() {
-	if os.Getenv(roleEnv) == "nopauthz" {
-		if err := serveNop(); err != nil {
-			fmt.Fprintln(os.Stderr, "nopauthz:", err)
-			os.Exit(1)
-		}
-		return
-	}
+	nopauthz.ServeIfChild() // the do-nothing server, when run re-executes this binary
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

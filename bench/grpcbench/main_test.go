@@ -7,18 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/bench/nopauthz"
 )
 
 // TestMain lets the test binary stand in for the benchmark binary when run
 // re-executes itself as the do-nothing server.
 func TestMain(m *testing.M) {
-	if os.Getenv(roleEnv) == "nopauthz" {
-		if err := serveNop(); err != nil {
-			os.Stderr.WriteString("nopauthz: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	nopauthz.ServeIfChild()
 	os.Exit(m.Run())
 }
 
