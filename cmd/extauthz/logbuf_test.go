@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,17 +86,7 @@ func TestServeLogsEveryDecisionBeforeExit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM; want 0", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20s of SIGTERM")
-	}
+	stopServe(t, p) // lines are complete once it has exited
 	log := p.log()
 	if got := strings.Count(log, `"message":"decision"`); got != workers*each {
 		t.Errorf("%d decision lines after SIGTERM; want %d", got, workers*each)
