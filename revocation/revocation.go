@@ -1,0 +1,166 @@
+package revocation
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/extauthz/extauthz/capability"
+)
+
+// Sentinels that Set.Check returns; authz maps them to deny reasons.
+var (
+	// ErrRevoked: the capability matches a revocation.
+	ErrRevoked = errors.New("revocation: capability revoked")
+	// ErrUnavailable: the set is too stale to trust (fail closed).
+	ErrUnavailable = errors.New("revocation: revocation set unavailable")
+	// ErrInvalid: a revocation request is malformed.
+	ErrInvalid = errors.New("revocation: invalid revocation")
+)
+
+// EntryLifetime is how long an entry is kept after its revocation time: a
+// capability lives at most capability.MaxLifetime, and its issuedAt may lie
+// capability.ClockSkew ahead of this server's clock.
+const EntryLifetime = capability.MaxLifetime + capability.ClockSkew
+
+// Kind names what an entry revokes. The names are those of the API body
+// members and of the claims.
+type Kind string
+
+// Kinds.
+const (
+	KindCapability        Kind = "capability"
+	KindKiloSession       Kind = "kiloSessionId"
+	KindCloudAgentSession Kind = "cloudAgentSessionId"
+	KindOutboundContainer Kind = "outboundContainerId"
+	KindUser              Kind = "userId"
+	maxValueLen                = 1024
+	maxReasonLen               = 1024
+	maxActorLen                = 256
+	capabilityIDLen            = 32 // hex of 16 bytes
+	tagB64Len                  = 24 // standard base64 of 16 bytes
+)
+
+// Kinds lists every kind, in API order.
+var Kinds = []Kind{KindCapability, KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser}
+
+// subjectKinds index Set.ids.
+var subjectKinds = [...]Kind{KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser}
+
+// Entry is one revocation. Value is the capability id for KindCapability,
+// else the claim value. Times are milliseconds since the Unix epoch.
+type Entry struct {
+	Kind      Kind   `json:"kind"`
+	Value     string `json:"value"`
+	RevokedAt int64  `json:"revokedAt"`
+	ExpiresAt int64  `json:"expiresAt"`
+	Reason    string `json:"reason,omitempty"`
+	Actor     string `json:"actor,omitempty"`
+}
+
+// key orders and identifies entries: one per kind and value.
+func (e Entry) key() string { return string(e.Kind) + "\x00" + e.Value }
+
+// Subject is what Check needs from an opened capability.
+type Subject struct {
+	Token               string // the capability, trimmed, as it opened; only its tag is used
+	UserID              string
+	CloudAgentSessionID string
+	KiloSessionID       string
+	OutboundContainerID string
+	IssuedAt            int64 // milliseconds since the Unix epoch
+}
+
+// NewEntry builds the entry that revokes value of kind at now, for the API
+// and the stores. For KindCapability, value is the capability string and the
+// entry keeps only its id. Errors wrap ErrInvalid and never quote value.
+func NewEntry(kind Kind, value, reason, actor string, now time.Time) (Entry, error) {
+	e := Entry{Kind: kind, Reason: reason, Actor: truncate(actor, maxActorLen)}
+	switch kind {
+	case KindCapability:
+		id, ok := CapabilityID(value)
+		if !ok {
+			return Entry{}, fmt.Errorf("%w: capability is not a well-formed kka1 capability", ErrInvalid)
+		}
+		e.Value = id
+	case KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser:
+		if value == "" || len(value) > maxValueLen || !utf8.ValidString(value) || strings.Contains(value, capability.Prefix) {
+			return Entry{}, fmt.Errorf("%w: %s must be a non-empty UTF-8 string of at most %d bytes", ErrInvalid, kind, maxValueLen)
+		}
+		e.Value = value
+	default:
+		return Entry{}, fmt.Errorf("%w: unknown kind", ErrInvalid)
+	}
+	if len(reason) > maxReasonLen || !utf8.ValidString(reason) || strings.Contains(reason, capability.Prefix) {
+		return Entry{}, fmt.Errorf("%w: reason must be UTF-8, at most %d bytes, and quote no capability", ErrInvalid, maxReasonLen)
+	}
+	e.RevokedAt = now.UnixMilli()
+	e.ExpiresAt = e.RevokedAt + EntryLifetime.Milliseconds()
+	return e, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// valid checks an entry read back from a store.
+func (e Entry) valid() bool {
+	switch e.Kind {
+	case KindCapability:
+		_, err := hex.DecodeString(e.Value)
+		return err == nil && len(e.Value) == capabilityIDLen
+	case KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser:
+		return e.Value != "" && len(e.Value) <= maxValueLen
+	}
+	return false
+}
+
+// CapabilityID is the id of a capability: the lower-case hex of the 16-byte
+// GCM tag it carries. The tag is a keyed digest of the capability's content
+// that Open verifies, so two capabilities share an id with probability
+// 2^-128 and nobody without the key can make one that matches; reading it
+// costs a few nanoseconds, where a SHA-256 of a kilobyte string costs ten
+// times the lookup budget. ok is false when token is not shaped like a
+// capability.
+func CapabilityID(token string) (string, bool) {
+	tag, ok := capabilityTag(token)
+	if !ok {
+		return "", false
+	}
+	return hex.EncodeToString(tag[:]), true
+}
+
+// capabilityTag decodes the tag of kka1.<iv>:<tag>:<ct>.
+func capabilityTag(token string) (tag [16]byte, ok bool) {
+	part, ok := tagPart(strings.TrimSpace(token))
+	if !ok {
+		return tag, false
+	}
+	var buf [18]byte
+	n, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(part))
+	if err != nil || n != 16 || base64.StdEncoding.EncodeToString(buf[:16]) != part {
+		return tag, false
+	}
+	copy(tag[:], buf[:16])
+	return tag, true
+}
+
+// tagPart is the base64 tag of a trimmed kka1.<iv>:<tag>:<ct>, undecoded.
+func tagPart(token string) (string, bool) {
+	body, ok := strings.CutPrefix(token, capability.Prefix)
+	if !ok {
+		return "", false
+	}
+	i := strings.IndexByte(body, ':')
+	if i < 0 || len(body) < i+1+tagB64Len+2 || body[i+1+tagB64Len] != ':' {
+		return "", false
+	}
+	return body[i+1 : i+1+tagB64Len], true
+}

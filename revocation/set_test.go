@@ -1,0 +1,228 @@
+package revocation
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/policy"
+)
+
+var testNow = time.UnixMilli(1_780_000_000_000)
+
+func sealed(t testing.TB, issued time.Time) (string, capability.Claims) {
+	t.Helper()
+	ring, err := capability.NewKeyRing(make([]byte, capability.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := capability.NewCodec(ring, capability.WithClock(func() time.Time { return issued }))
+	tok, err := codec.Seal(testsupport.Subject("ctr-1", policy.Targets{
+		BackendBaseURL: "https://api.example", ProviderBaseURL: "https://llm.example", SessionIngestBaseURL: "https://ingest.example",
+	}), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := codec.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, c
+}
+
+func subjectOf(tok string, c capability.Claims) Subject {
+	return Subject{Token: tok, UserID: c.UserID, CloudAgentSessionID: c.CloudAgentSessionID,
+		KiloSessionID: c.KiloSessionID, OutboundContainerID: c.OutboundContainerID, IssuedAt: c.IssuedAt}
+}
+
+func mustEntry(t testing.TB, k Kind, v string, at time.Time) Entry {
+	t.Helper()
+	e, err := NewEntry(k, v, "test", "tester", at)
+	if err != nil {
+		t.Fatalf("NewEntry(%s): %v", k, err)
+	}
+	return e
+}
+
+func TestCheck(t *testing.T) {
+	tok, c := sealed(t, testNow)
+	other, _ := sealed(t, testNow)
+	tests := []struct {
+		name  string
+		kind  Kind
+		value string
+		at    time.Time
+		want  error
+	}{
+		{"capability", KindCapability, tok, testNow, ErrRevoked},
+		{"capability with spaces", KindCapability, " " + tok + "\n", testNow, ErrRevoked},
+		{"another capability", KindCapability, other, testNow, nil},
+		{"kilo session", KindKiloSession, c.KiloSessionID, testNow, ErrRevoked},
+		{"cloud agent session", KindCloudAgentSession, c.CloudAgentSessionID, testNow, ErrRevoked},
+		{"container", KindOutboundContainer, c.OutboundContainerID, testNow, ErrRevoked},
+		{"user", KindUser, c.UserID, testNow, ErrRevoked},
+		{"user, revoked later", KindUser, c.UserID, testNow.Add(time.Hour), ErrRevoked},
+		{"user, issued afterwards", KindUser, c.UserID, testNow.Add(-time.Millisecond), nil},
+		{"other user", KindUser, "someone-else", testNow, nil},
+		{"value of another kind", KindUser, c.KiloSessionID, testNow, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSet()
+			s.Add(mustEntry(t, tc.kind, tc.value, tc.at))
+			if got := s.Check(subjectOf(tok, c)); !errors.Is(got, tc.want) {
+				t.Errorf("Check after revoking %s = %v; want %v", tc.kind, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckUnavailable(t *testing.T) {
+	tok, c := sealed(t, testNow)
+	s := NewSet()
+	s.SetUnavailable(true)
+	if err := s.Check(subjectOf(tok, c)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Check on an unavailable set = %v; want ErrUnavailable", err)
+	}
+	s.SetUnavailable(false)
+	if err := s.Check(subjectOf(tok, c)); err != nil {
+		t.Fatalf("Check = %v; want nil", err)
+	}
+}
+
+func TestNewEntry(t *testing.T) {
+	tok, _ := sealed(t, testNow)
+	id, _ := CapabilityID(tok)
+	e := mustEntry(t, KindCapability, tok, testNow)
+	if e.Value != id || strings.Contains(fmt.Sprint(e), tok) || len(id) != 32 {
+		t.Errorf("capability entry value = %q; want the id %q and never the capability", e.Value, id)
+	}
+	if got, want := e.ExpiresAt-e.RevokedAt, (4*time.Hour + time.Minute).Milliseconds(); got != want {
+		t.Errorf("entry lifetime = %dms; want %dms", got, want)
+	}
+	for _, tc := range []struct {
+		name         string
+		kind         Kind
+		value, cause string
+	}{
+		{"not a capability", KindCapability, "kka1.nope", ""},
+		{"empty user", KindUser, "", ""},
+		{"long user", KindUser, strings.Repeat("u", maxValueLen+1), ""},
+		{"invalid utf-8", KindKiloSession, "\xff", ""},
+		{"capability as user", KindUser, tok, ""},
+		{"capability in reason", KindUser, "u", "see " + tok},
+		{"unknown kind", Kind("email"), "x", ""},
+	} {
+		if _, err := NewEntry(tc.kind, tc.value, tc.cause, "", testNow); !errors.Is(err, ErrInvalid) {
+			t.Errorf("NewEntry(%s) = %v; want ErrInvalid", tc.name, err)
+		} else if strings.Contains(err.Error(), tok) {
+			t.Errorf("NewEntry(%s) error quotes the capability", tc.name)
+		}
+	}
+}
+
+func TestPrune(t *testing.T) {
+	s := NewSet()
+	tok, c := sealed(t, testNow)
+	s.Add(mustEntry(t, KindUser, c.UserID, testNow), mustEntry(t, KindCapability, tok, testNow))
+	if n := s.Prune(testNow.Add(EntryLifetime - time.Millisecond).UnixMilli()); n != 0 {
+		t.Fatalf("Prune before expiry dropped %d", n)
+	}
+	if n := s.Prune(testNow.Add(EntryLifetime).UnixMilli()); n != 2 || s.Len() != 0 {
+		t.Fatalf("Prune at expiry dropped %d, left %d; want 2, 0", n, s.Len())
+	}
+	if err := s.Check(subjectOf(tok, c)); err != nil {
+		t.Fatalf("Check after prune = %v", err)
+	}
+}
+
+func TestPage(t *testing.T) {
+	s := NewSet()
+	for i := range 25 {
+		s.Add(mustEntry(t, KindUser, fmt.Sprintf("u%02d", i), testNow))
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		page, next := s.Page(cursor, 10)
+		for _, e := range page {
+			got = append(got, e.Value)
+		}
+		if next == "" {
+			if pages != 2 {
+				t.Errorf("pages = %d; want 3", pages+1)
+			}
+			break
+		}
+		var ok bool
+		if cursor, ok = DecodeCursor(next); !ok {
+			t.Fatalf("DecodeCursor(%q) failed", next)
+		}
+	}
+	if len(got) != 25 || got[0] != "u00" || got[24] != "u24" {
+		t.Errorf("paged values = %v", got)
+	}
+}
+
+// TestCheckAllocs: the hot path allocates nothing.
+func TestCheckAllocs(t *testing.T) {
+	tok, c := sealed(t, testNow)
+	s := fullSet(t, 1000)
+	sub := subjectOf(tok, c)
+	if n := testing.AllocsPerRun(100, func() { _ = s.Check(sub) }); n != 0 {
+		t.Errorf("Check allocates %v times", n)
+	}
+}
+
+// fullSet holds n entries spread over every kind.
+func fullSet(t testing.TB, n int) *Set {
+	s := NewSet()
+	entries := make([]Entry, 0, n)
+	for i := range n {
+		k := Kinds[i%len(Kinds)]
+		v := fmt.Sprintf("value-%d", i)
+		if k == KindCapability {
+			v = fmt.Sprintf("%032x", i)
+			entries = append(entries, Entry{Kind: k, Value: v, RevokedAt: testNow.UnixMilli(), ExpiresAt: testNow.Add(EntryLifetime).UnixMilli()})
+			continue
+		}
+		entries = append(entries, mustEntry(t, k, v, testNow))
+	}
+	s.Add(entries...)
+	return s
+}
+
+// BenchmarkCheck measures the revocation lookup of one decision with up to
+// 1,000,000 live entries, spread over every kind: the budget is
+// 100 ns.
+func BenchmarkCheck(b *testing.B) {
+	tok, c := sealed(b, testNow)
+	sub := subjectOf(tok, c)
+	for _, n := range []int{0, 1000, 1_000_000} {
+		s := fullSet(b, n)
+		runtime.GC() // the set's construction, not the lookup, made the garbage
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if s.Check(sub) != nil {
+					b.Fatal("revoked")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("entries=%d/parallel", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if s.Check(sub) != nil {
+						b.Error("revoked")
+					}
+				}
+			})
+		})
+	}
+}
