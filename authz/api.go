@@ -15,6 +15,7 @@ import (
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/strictjson"
 	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/revocation"
 )
 
 // MaxAPIBodyBytes bounds an issue or redeem request body.
@@ -50,6 +51,8 @@ type APIOptions struct {
 	// Token is the bearer token that guards the API. It must be at least
 	// MinAPITokenLen bytes of visible ASCII.
 	Token string
+	// Revocations serves RevokePath and RevocationsPath; nil: they are 404.
+	Revocations revocation.Store
 }
 
 // APIHandler serves the capability API: issue (Authorizer.Issue) and redeem
@@ -59,6 +62,8 @@ type APIOptions struct {
 type APIHandler struct {
 	core      *Authorizer
 	tokenHash [sha256.Size]byte
+	store     revocation.Store
+	now       func() time.Time
 }
 
 // NewAPIHandler returns the capability API. Errors never contain the token.
@@ -69,7 +74,7 @@ func NewAPIHandler(core *Authorizer, opts APIOptions) (*APIHandler, error) {
 	if err := checkAPIToken(opts.Token); err != nil {
 		return nil, err
 	}
-	return &APIHandler{core: core, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
+	return &APIHandler{core: core, tokenHash: sha256.Sum256([]byte(opts.Token)), store: opts.Revocations, now: time.Now}, nil
 }
 
 // checkAPIToken rejects admin tokens that are too short or that cannot travel
@@ -86,7 +91,7 @@ func checkAPIToken(tok string) error {
 	return nil
 }
 
-// ServeHTTP serves IssuePath and RedeemPath, matched exactly on the raw
+// ServeHTTP serves IssuePath, RedeemPath, RevokePath and RevocationsPath, matched exactly on the raw
 // request path; anything else is 404. A panic is recovered into a
 // capability_configuration_error answer.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,19 +100,32 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case IssuePath:
 		defer h.core.recoverHTTP(w, protocolIssue, writeAPIDeny)
 		startJSON(w)
-		h.serve(w, r, h.issue)
+		h.serve(w, r, http.MethodPost, h.issue)
 	case RedeemPath:
 		defer h.core.recoverHTTP(w, protocolRedeem, writeAPIDeny)
 		startJSON(w)
-		h.serve(w, r, h.redeem)
+		h.serve(w, r, http.MethodPost, h.redeem)
+	case RevokePath, RevocationsPath:
+		if h.store == nil {
+			startJSON(w)
+			writeJSONError(w, http.StatusNotFound, apiErrNotFound)
+			return
+		}
+		defer h.core.recoverHTTP(w, protocolRevoke, writeAPIDeny)
+		startJSON(w)
+		if path == RevokePath {
+			h.serve(w, r, http.MethodPost, func(w http.ResponseWriter, body []byte) { h.revoke(w, r, body) })
+		} else {
+			h.serve(w, r, http.MethodGet, func(w http.ResponseWriter, _ []byte) { h.list(w, r) })
+		}
 	default:
 		startJSON(w)
 		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
 	}
 }
 
-// serve guards an API endpoint: authorised, POST, body within bounds.
-func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, []byte)) {
+// serve guards an API endpoint: authorised, the method, body within bounds.
+func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, []byte)) {
 	// The server has no ReadTimeout (the authorization endpoints serve
 	// long-lived proxy connections): bound the body read here, including
 	// the discard of an unread body after an early answer. Not every
@@ -124,8 +142,8 @@ func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, serve func(ht
 		writeJSONError(w, http.StatusUnauthorized, apiErrUnauthorized)
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	if r.Method != method {
+		w.Header().Set("Allow", method)
 		writeJSONError(w, http.StatusMethodNotAllowed, apiErrMethod)
 		return
 	}

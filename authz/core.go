@@ -11,6 +11,7 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/revocation"
 )
 
 // Protocol names recorded in logs and metrics, one per adapter endpoint.
@@ -20,6 +21,7 @@ const (
 	protocolEnvoy   = "http-envoy"
 	protocolIssue   = "api-issue"
 	protocolRedeem  = "api-redeem"
+	protocolRevoke  = "api-revoke"
 )
 
 // Input is one authorization question, already extracted from the proxy's
@@ -78,6 +80,7 @@ type Authorizer struct {
 	log     zerolog.Logger
 	metrics *Metrics
 	now     func() time.Time
+	revoked Revocations // nil: nothing is ever revoked
 }
 
 // Config configures an Authorizer.
@@ -89,6 +92,16 @@ type Config struct {
 	Metrics *Metrics
 	// Now is used to measure decision latency; nil means time.Now.
 	Now func() time.Time
+	// Revocations may be nil: nothing is revoked.
+	Revocations Revocations
+}
+
+// Revocations says whether an opened capability has been revoked
+// (revocation.ErrRevoked) or cannot be checked now
+// (revocation.ErrUnavailable). Check runs on every decision: it must be an
+// in-memory lookup (*revocation.Set is one).
+type Revocations interface {
+	Check(revocation.Subject) error
 }
 
 // NewAuthorizer returns a decision core.
@@ -107,7 +120,8 @@ func NewAuthorizer(cfg Config) (*Authorizer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authorizer{codec: cfg.Codec, policy: p, targets: newPreparedTargets(p), log: cfg.Logger, metrics: cfg.Metrics, now: now}, nil
+	return &Authorizer{codec: cfg.Codec, policy: p, targets: newPreparedTargets(p), log: cfg.Logger, metrics: cfg.Metrics, now: now,
+		revoked: cfg.Revocations}, nil
 }
 
 // Decide answers one authorization question, logs one line and records the
@@ -142,6 +156,10 @@ func (a *Authorizer) decide(in Input) Decision {
 		KiloSessionID:       claims.KiloSessionID,
 		OutboundContainerID: claims.OutboundContainerID,
 	}
+	if r := a.revocation(token, &claims); r != ReasonNone {
+		d.Reason = r
+		return d
+	}
 	if in.CallerID == "" || in.CallerID != claims.OutboundContainerID {
 		d.Reason = ReasonContainerMismatch
 		return d
@@ -172,6 +190,18 @@ func (a *Authorizer) decide(in Input) Decision {
 		d.Reason = ReasonInvalidCapability
 	}
 	return d
+}
+
+// revocation is the revocation check of docs/decisions.md section 5, step
+// 4: after the capability opens, before the caller and the route.
+func (a *Authorizer) revocation(token string, c *capability.Claims) Reason {
+	if a.revoked == nil {
+		return ReasonNone
+	}
+	return ReasonOf(a.revoked.Check(revocation.Subject{
+		Token: token, UserID: c.UserID, CloudAgentSessionID: c.CloudAgentSessionID,
+		KiloSessionID: c.KiloSessionID, OutboundContainerID: c.OutboundContainerID, IssuedAt: c.IssuedAt,
+	}))
 }
 
 // validCredential reports whether a credential can travel as a header field

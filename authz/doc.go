@@ -4,8 +4,9 @@
 //
 // The decision core (Authorizer, core.go) is protocol independent. Decide
 // runs the checks in the order docs/decisions.md fixes — request attributes
-// present, capability presented, capability opens, caller is the bound
-// container, upstream URL classified — and the first failure decides. Issue
+// present, capability presented, capability opens, capability not revoked
+// (Config.Revocations, one in-memory lookup), caller is the bound container,
+// upstream URL classified — and the first failure decides. Issue
 // (issue.go) is the one issuance sequence. The adapters sit side by side on
 // the core, each in its own file with its own type, and none uses another:
 //
@@ -13,7 +14,8 @@
 //     grpc.Server);
 //   - http.go: HTTPHandler, the forward-auth and Envoy http_service
 //     endpoints;
-//   - api.go: APIHandler, the admin capability API (issue, redeem).
+//   - api.go: APIHandler, the admin capability API (issue, redeem), with
+//     the revocation endpoints in revoke.go.
 //
 // What they share lives in one file each: header rules (headers.go), the
 // reason table (reason.go), caller identity sources (identity.go), JSON

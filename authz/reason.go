@@ -8,6 +8,7 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/revocation"
 )
 
 // Reason is the slug that names why a request was denied. The empty Reason
@@ -25,6 +26,12 @@ const (
 	ReasonUpstreamNotAllowed Reason = "upstream_not_allowed"
 	ReasonConfigurationError Reason = "capability_configuration_error"
 	ReasonInvalidTargets     Reason = "invalid_targets"
+	// ReasonRevokedCapability: the capability, its session, container or
+	// user was revoked (revocation package).
+	ReasonRevokedCapability Reason = "revoked_capability"
+	// ReasonRevocationUnavailable: the revocation set is too stale to
+	// trust; fail closed until it is fresh again.
+	ReasonRevocationUnavailable Reason = "revocation_unavailable"
 )
 
 // reasonInfo is the one table that maps a reason to what clients see.
@@ -41,6 +48,9 @@ var reasons = map[Reason]reasonInfo{
 	ReasonInvalidUpstreamURL: {http.StatusForbidden, codes.PermissionDenied},
 	ReasonUpstreamNotAllowed: {http.StatusForbidden, codes.PermissionDenied},
 	ReasonConfigurationError: {http.StatusServiceUnavailable, codes.Unavailable},
+	ReasonRevokedCapability:  {http.StatusUnauthorized, codes.Unauthenticated},
+	// A server-side condition that heals: 503, retried by clients.
+	ReasonRevocationUnavailable: {http.StatusServiceUnavailable, codes.Unavailable},
 	// invalid_targets only arises when issuing; it is the caller's fault.
 	ReasonInvalidTargets: {http.StatusBadRequest, codes.InvalidArgument},
 }
@@ -107,6 +117,10 @@ func ReasonOf(err error) Reason {
 	switch {
 	case err == nil:
 		return ReasonNone
+	case errors.Is(err, revocation.ErrRevoked):
+		return ReasonRevokedCapability
+	case errors.Is(err, revocation.ErrUnavailable):
+		return ReasonRevocationUnavailable
 	case errors.Is(err, capability.ErrExpired):
 		return ReasonExpiredCapability
 	case errors.Is(err, capability.ErrConfig):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/revocation"
 )
 
 func TestReasonTable(t *testing.T) {
@@ -30,6 +31,8 @@ func TestReasonTable(t *testing.T) {
 		{ReasonUpstreamNotAllowed, 403, codes.PermissionDenied, ""},
 		{ReasonConfigurationError, 503, codes.Unavailable, ""},
 		{ReasonInvalidTargets, 400, codes.InvalidArgument, ""},
+		{ReasonRevokedCapability, 401, codes.Unauthenticated, `Bearer realm="extauthz", error="invalid_token"`},
+		{ReasonRevocationUnavailable, 503, codes.Unavailable, ""},
 		{Reason("something_new"), 503, codes.Unavailable, ""},
 	}
 	for _, tc := range tests {
@@ -63,6 +66,8 @@ func TestReasonOf(t *testing.T) {
 		{wrap(policy.ErrInvalidUpstreamURL), ReasonInvalidUpstreamURL},
 		{wrap(policy.ErrUpstreamNotAllowed), ReasonUpstreamNotAllowed},
 		{wrap(policy.ErrInvalidTargets), ReasonInvalidTargets},
+		{wrap(revocation.ErrRevoked), ReasonRevokedCapability},
+		{wrap(revocation.ErrUnavailable), ReasonRevocationUnavailable},
 		{errors.New("unexpected"), ReasonConfigurationError},
 	}
 	for _, tc := range tests {
