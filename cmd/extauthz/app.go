@@ -26,6 +26,7 @@ import (
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/revocation"
 )
 
 // app is one running server: the decision core and everything that serves it.
@@ -45,6 +46,8 @@ type app struct {
 	ready   atomic.Bool
 	keys    *reloadable[*capability.KeyRing] // nil: no key file to reload
 	tracing *tracingSetup                    // nil: --tracing off
+	// revocations is the revocation store (memory, or --revocation-file).
+	revocations revocation.Store
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
@@ -73,7 +76,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.metrics, err = authz.NewMetrics(a.reg); err != nil {
 		return nil, err
 	}
-	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics}); err != nil {
+	if err := a.openRevocations(); err != nil {
+		return nil, err
+	}
+	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics,
+		Revocations: a.revocations.Set()}); err != nil {
 		return nil, err
 	}
 	srv, err := authz.NewGRPCServer(a.core, authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
@@ -226,6 +233,8 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 		defer t.Stop()
 		tick = t.C
 	}
+	prune := time.NewTicker(revocationPruneInterval)
+	defer prune.Stop()
 	var serveErr error
 loop:
 	for {
@@ -238,6 +247,8 @@ loop:
 		case <-tick:
 			a.reloadKeys(false, "file_changed")
 			a.reloadTLS(false, "file_changed")
+		case <-prune.C:
+			a.pruneRevocations()
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				serveErr = err

@@ -44,7 +44,7 @@ func (a *app) newHTTPHandler() (http.Handler, error) {
 	if token == "" {
 		return proxy, nil
 	}
-	api, err := authz.NewAPIHandler(a.core, authz.APIOptions{Token: token})
+	api, err := authz.NewAPIHandler(a.core, authz.APIOptions{Token: token, Revocations: a.revocations})
 	if err != nil {
 		return nil, fmt.Errorf("--api-token-file: %w", err)
 	}
@@ -62,7 +62,7 @@ func withAPI(proxy, api http.Handler) http.Handler {
 			target = r.URL.RequestURI()
 		}
 		switch path, _, _ := strings.Cut(target, "?"); path {
-		case authz.IssuePath, authz.RedeemPath:
+		case authz.IssuePath, authz.RedeemPath, authz.RevokePath, authz.RevocationsPath:
 			api.ServeHTTP(w, r)
 		default:
 			proxy.ServeHTTP(w, r)

@@ -1,7 +1,7 @@
 // Command extauthz is an Envoy external authorization server that swaps kka1
 // capabilities for real upstream credentials.
 //
-// Subcommands: serve, issue, open, keygen, check-config, version.
+// Subcommands: serve, issue, open, revoke, keygen, check-config, version.
 package main
 
 import (
@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "run the authorization server (gRPC ext_authz, HTTP, admin)", runServe},
 		{"issue", "seal a capability from a subject JSON on stdin", runIssue},
 		{"open", "open a capability from stdin and print its claims, tokens redacted", runOpen},
+		{"revoke", "revoke a capability, session, container or user through a server's API", runRevoke},
 		{"keygen", "print a fresh base64 AES-256 key", runKeygen},
 		{"check-config", "validate serve flags and the key file, then exit", runCheckConfig},
 		{"version", "print the version", runVersion},

@@ -28,6 +28,7 @@ type serveOptions struct {
 	upstreamScheme                string
 	devHTTPHosts                  string
 	apiTokenFile                  string
+	revocationFile                string
 	tlsCertFile, tlsKeyFile       string
 	tlsClientCAFile               string
 	tlsClientIdentities           string
@@ -70,6 +71,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.upstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension")
 	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
+	fs.StringVar(&o.revocationFile, "revocation-file", "", "file that keeps revocations across restarts (appended and fsynced before a revocation is acknowledged); unset, revocations live in memory only")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
 	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners; needs --tls-client-identities")

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/capability"
+)
+
+const revokeSynopsis = `extauthz revoke --api-url URL --api-token-file FILE [--reason TEXT]
+                (--user-id ID | --kilo-session-id ID | --cloud-agent-session-id ID |
+                 --outbound-container-id ID | --capability-stdin < capability)
+       extauthz revoke --api-url URL --api-token-file FILE --list
+
+Revokes, through a running server's API (POST ` + authz.RevokePath + `), one
+capability (read from stdin, never from the command line, where ps would show
+it) or every capability of a user, session or container issued until now. It
+prints the stored entry (a capability by its id, never itself) once the server
+has made it durable. --list prints every live revocation, one JSON object a
+line (GET ` + authz.RevocationsPath + `).`
+
+// revokeSelectors are the flag names of the selectors, in the order of
+// revocation.Kinds after "capability".
+var revokeSelectors = [...]struct{ flag, member string }{
+	{"kilo-session-id", "kiloSessionId"},
+	{"cloud-agent-session-id", "cloudAgentSessionId"},
+	{"outbound-container-id", "outboundContainerId"},
+	{"user-id", "userId"},
+}
+
+// runRevoke implements `extauthz revoke`.
+func runRevoke(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return revokeCmd(args, stdin, stdout, stderr, os.Getenv)
+}
+
+func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("api-url", "", "base URL of the server's --http-addr listener, e.g. http://127.0.0.1:8181")
+	tokenFile := fs.String("api-token-file", "", "file holding the admin token (the server's --api-token-file)")
+	reason := fs.String("reason", "", "why, free text, logged and stored with the revocation")
+	capStdin := fs.Bool("capability-stdin", false, "revoke the one capability read from stdin")
+	list := fs.Bool("list", false, "list the live revocations instead of revoking")
+	timeout := fs.Duration("timeout", 10*time.Second, "time limit of each API call")
+	var values [len(revokeSelectors)]string
+	for i, s := range revokeSelectors {
+		fs.StringVar(&values[i], s.flag, "", "revoke every capability with this "+s.member+" issued until now")
+	}
+	usageWithEnv(fs, revokeSynopsis)
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "extauthz revoke: "+format+"\n", a...)
+		return code
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return fail(2, "%v", err)
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	base, err := url.Parse(strings.TrimRight(*apiURL, "/"))
+	if *apiURL == "" || err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fail(2, "--api-url: want the http(s) URL of the server's --http-addr listener")
+	}
+	token, err := readAPIToken(*tokenFile)
+	if err != nil || token == "" {
+		return fail(2, "--api-token-file: %v", orErr(err, errors.New("required")))
+	}
+	client := &http.Client{Timeout: *timeout}
+	if *list {
+		return listRevocations(client, base.String(), token, stdout, stderr)
+	}
+	body := map[string]string{}
+	for i, s := range revokeSelectors {
+		if values[i] != "" {
+			body[s.member] = values[i]
+		}
+	}
+	if *capStdin {
+		data, err := io.ReadAll(io.LimitReader(stdin, 2*capability.MaxTokenLen))
+		if err != nil {
+			return fail(1, "reading the capability from stdin: %v", err)
+		}
+		body["capability"] = strings.TrimSpace(string(data))
+	}
+	if len(body) != 1 {
+		return fail(2, "name exactly one of --capability-stdin, --user-id, --kilo-session-id, --cloud-agent-session-id, --outbound-container-id")
+	}
+	if *reason != "" {
+		body["reason"] = *reason
+	}
+	data, _ := json.Marshal(body)
+	out, err := callAPI(client, http.MethodPost, base.String()+authz.RevokePath, token, data)
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(out))
+	return 0
+}
+
+func orErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// listRevocations prints every page of GET /v1/revocations, one entry a line.
+func listRevocations(client *http.Client, base, token string, stdout, stderr io.Writer) int {
+	next := ""
+	for {
+		target := base + authz.RevocationsPath + "?limit=1000"
+		if next != "" {
+			target += "&after=" + url.QueryEscape(next)
+		}
+		out, err := callAPI(client, http.MethodGet, target, token, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "extauthz revoke: %v\n", err)
+			return 1
+		}
+		var page struct {
+			Revocations []json.RawMessage `json:"revocations"`
+			Next        string            `json:"next"`
+		}
+		if err := json.Unmarshal(out, &page); err != nil {
+			fmt.Fprintf(stderr, "extauthz revoke: unexpected answer: %v\n", err)
+			return 1
+		}
+		for _, e := range page.Revocations {
+			fmt.Fprintf(stdout, "%s\n", e)
+		}
+		if page.Next == "" {
+			return 0
+		}
+		next = page.Next
+	}
+}
+
+// callAPI makes one admin API call and returns the body of a 200. Errors
+// carry the status and the API's error slug, never the token.
+func callAPI(client *http.Client, method, target, token string, body []byte) ([]byte, error) {
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("User-Agent", "extauthz-revoke/"+version+" (user="+os.Getenv("USER")+")")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(out, &e)
+		return nil, fmt.Errorf("%s %s: %s (%s)", method, authzPath(target), resp.Status, e.Error)
+	}
+	return out, nil
+}
+
+// authzPath is target without its scheme, host and query, for messages.
+func authzPath(target string) string {
+	if u, err := url.Parse(target); err == nil {
+		return u.Path
+	}
+	return ""
+}
