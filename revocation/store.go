@@ -223,3 +223,17 @@ func (s *FileStore) Close() error {
 	s.f = nil
 	return err
 }
+
+// readSmallFile reads a configuration file of at most 1 MiB.
+func readSmallFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err == nil && len(data) > 1<<20 {
+		err = fmt.Errorf("%s is larger than 1 MiB", name)
+	}
+	return data, err
+}

@@ -1,0 +1,321 @@
+package revocation
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis keys: a sorted set of JSON entries scored by expiry, and the channel
+// that announces each new entry.
+const (
+	redisKey     = "extauthz:revocations"
+	redisChannel = "extauthz:revocations"
+)
+
+// RedisOptions configure a RedisStore.
+type RedisOptions struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss://… for TLS.
+	URL string
+	// Password, when set, replaces the URL's (AUTH from a mounted secret).
+	Password string
+	// CAFile, when set, is the PEM bundle that verifies the server (rediss).
+	CAFile string
+	// MaxStaleness is how long Check goes on deciding with the last known
+	// set after losing Redis; then it fails closed. 0 means 60 s.
+	MaxStaleness time.Duration
+	// ResyncInterval is the period of the full resync that heals missed
+	// messages. 0 means 30 s.
+	ResyncInterval time.Duration
+	// Heartbeat is how often the subscription is probed. 0 means 250 ms.
+	Heartbeat time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// OnError is told of each failure to reach Redis (for logs); may be nil.
+	OnError func(what string, err error)
+}
+
+// RedisStore shares revocations between replicas through Redis. Every
+// replica holds the full set in memory: Revoke writes the entry (a sorted
+// set member scored by its expiry) and publishes it in one transaction;
+// every replica adds what it hears on the channel, reloads the full set each
+// time its subscription is (re)established and every ResyncInterval, and
+// counts as fresh while its subscription answers. A replica that has not
+// been fresh for MaxStaleness fails closed (Check returns ErrUnavailable)
+// until it is again; it is not Ready before its first full load.
+type RedisStore struct {
+	set    *Set
+	client *redis.Client
+	opts   RedisOptions
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	loaded    atomic.Bool
+	lastFresh atomic.Int64 // unix nanoseconds; 0: never
+	subEpoch  atomic.Int64 // subscriptions established
+	synced    atomic.Int64 // the epoch a full load completed for
+}
+
+// OpenRedisStore starts a store on Redis. It does not wait for Redis: a
+// replica started while Redis is down runs, not Ready and failing closed,
+// and loads the set once Redis answers. Errors name the setting, never the
+// URL (it may hold a password).
+func OpenRedisStore(opts RedisOptions) (*RedisStore, error) {
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, errors.New("revocation store: not a redis:// or rediss:// URL")
+	}
+	if opts.Password != "" {
+		ro.Password = opts.Password
+	}
+	if opts.CAFile != "" {
+		if ro.TLSConfig == nil {
+			return nil, errors.New("revocation store: a CA file needs a rediss:// URL")
+		}
+		pool, err := loadCAs(opts.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		ro.TLSConfig.RootCAs = pool
+	}
+	if opts.MaxStaleness <= 0 {
+		opts.MaxStaleness = 60 * time.Second
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 30 * time.Second
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 250 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnError == nil {
+		opts.OnError = func(string, error) {}
+	}
+	quietClient.Do(func() { redis.SetLogger(quietLogger{}) })
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
+	ro.MaxRetries = 1
+	s := &RedisStore{set: NewSet(), client: redis.NewClient(ro), opts: opts}
+	s.set.SetUnavailable(true) // nothing is known yet: fail closed
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go s.subscribe(ctx)
+	go s.resyncLoop(ctx)
+	go s.watch(ctx)
+	return s, nil
+}
+
+// quietLogger silences go-redis's own log lines (a dial failure every
+// heartbeat while Redis is down); the store reports through OnError.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+var quietClient sync.Once
+
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := readSmallFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("revocation store CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("revocation store CA file %s: no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+
+// Set implements Store.
+func (s *RedisStore) Set() *Set { return s.set }
+
+// Ready reports whether the full set has been loaded at least once and the
+// store is not failing closed.
+func (s *RedisStore) Ready() bool { return s.loaded.Load() && !s.stale() }
+
+// Staleness is how long ago the set was last known to be complete.
+func (s *RedisStore) Staleness() time.Duration {
+	last := s.lastFresh.Load()
+	if last == 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return max(0, s.opts.Now().Sub(time.Unix(0, last)))
+}
+
+// MaxStaleness is the staleness beyond which Check fails closed.
+func (s *RedisStore) MaxStaleness() time.Duration { return s.opts.MaxStaleness }
+
+func (s *RedisStore) stale() bool { return s.Staleness() > s.opts.MaxStaleness }
+
+// Revoke implements Store: the entry is in Redis (and announced) before it
+// returns, and in this replica's set.
+func (s *RedisStore) Revoke(e Entry) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, redisKey, redis.Z{Score: float64(e.ExpiresAt), Member: string(data)})
+		p.ZRemRangeByScore(ctx, redisKey, "-inf", strconv.FormatInt(s.opts.Now().UnixMilli(), 10))
+		p.Publish(ctx, redisChannel, string(data))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("revocation store: %w", err)
+	}
+	s.set.Add(e)
+	return nil
+}
+
+// fresh records that the set is complete now, if a full load has completed
+// for the current subscription.
+func (s *RedisStore) fresh() {
+	if s.synced.Load() == s.subEpoch.Load() && s.loaded.Load() {
+		s.lastFresh.Store(s.opts.Now().UnixNano())
+		s.set.SetUnavailable(false)
+	}
+}
+
+// subscribe receives the channel, probing it every Heartbeat; go-redis
+// reconnects and resubscribes after an error, and each (re)subscription
+// starts a full load, since messages may have been missed meanwhile.
+func (s *RedisStore) subscribe(ctx context.Context) {
+	defer s.wg.Done()
+	ps := s.client.Subscribe(ctx, redisChannel)
+	defer ps.Close()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, s.opts.Heartbeat)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				if err := ps.Ping(ctx); err != nil {
+					s.opts.OnError("ping", err)
+				}
+				continue
+			}
+			s.opts.OnError("subscription", err)
+			select { // go-redis reconnects on the next receive
+			case <-ctx.Done():
+			case <-time.After(s.opts.Heartbeat):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			epoch := s.subEpoch.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.load(ctx, epoch)
+			}()
+		case *redis.Message:
+			var e Entry
+			if json.Unmarshal([]byte(m.Payload), &e) == nil {
+				s.set.Add(e)
+			}
+			s.fresh()
+		case *redis.Pong:
+			s.fresh()
+		}
+	}
+}
+
+// load reads the full set and merges it in (revocations are only ever
+// added; expiry prunes), retrying until it succeeds or a newer subscription
+// takes over.
+func (s *RedisStore) load(ctx context.Context, epoch int64) {
+	for ctx.Err() == nil && s.subEpoch.Load() == epoch {
+		if err := s.resync(ctx); err != nil {
+			s.opts.OnError("full load", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.opts.Heartbeat):
+			}
+			continue
+		}
+		s.loaded.Store(true)
+		if s.subEpoch.Load() == epoch {
+			s.synced.Store(epoch)
+			s.fresh()
+		}
+		return
+	}
+}
+
+// resync merges every live entry in Redis into the set and prunes.
+func (s *RedisStore) resync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	now := s.opts.Now().UnixMilli()
+	members, err := s.client.ZRangeByScore(ctx, redisKey, &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"}).Result()
+	if err != nil {
+		return err
+	}
+	entries := make([]Entry, 0, len(members))
+	for _, m := range members {
+		var e Entry
+		if json.Unmarshal([]byte(m), &e) == nil {
+			entries = append(entries, e)
+		}
+	}
+	s.set.Add(entries...)
+	s.set.Prune(now)
+	return nil
+}
+
+// resyncLoop heals missed messages every ResyncInterval.
+func (s *RedisStore) resyncLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ResyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.resync(ctx); err != nil {
+				s.opts.OnError("resync", err)
+			}
+		}
+	}
+}
+
+// watch makes Check fail closed while the set is staler than MaxStaleness
+// (or was never loaded), and decide again once it is fresh.
+func (s *RedisStore) watch(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.Heartbeat / 2)
+	defer t.Stop()
+	for {
+		s.set.SetUnavailable(!s.loaded.Load() || s.stale())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close implements Store.
+func (s *RedisStore) Close() error {
+	s.cancel()
+	err := s.client.Close()
+	s.wg.Wait()
+	return err
+}
