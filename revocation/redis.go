@@ -136,7 +136,6 @@ func loadCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-
 // Set implements Store.
 func (s *RedisStore) Set() *Set { return s.set }
 
