@@ -3,10 +3,7 @@ package revocation
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,64 +13,6 @@ import (
 
 	"github.com/extauthz/extauthz/internal/testprog"
 )
-
-// redisServer is a redis-server the test started on a free loopback port,
-// with its data (an fsync-always append-only file) in a temp dir.
-type redisServer struct {
-	bin, dir string
-	port     int
-	cmd      *exec.Cmd
-}
-
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	r := &redisServer{bin: testprog.Require(t, "redis-server", "/usr/bin/redis-server"), dir: t.TempDir()}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r.start(t)
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) }
-
-// start runs redis-server and waits until it accepts connections.
-func (r *redisServer) start(t testing.TB) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", filepath.Join(r.dir, "log"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go r.cmd.Wait()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port)); err == nil {
-			c.Close()
-			return
-		}
-	}
-	log, _ := os.ReadFile(filepath.Join(r.dir, "log"))
-	t.Fatalf("redis-server did not start on port %d:\n%s", r.port, log)
-}
-
-// kill stops redis-server with SIGKILL.
-func (r *redisServer) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Kill()
-		for i := 0; i < 200; i++ { // until the port is free again
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
-			if err != nil {
-				break
-			}
-			c.Close()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
 
 func openRedis(t testing.TB, url string, maxStale time.Duration) *RedisStore {
 	t.Helper()
@@ -95,9 +34,9 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 }
 
 // replicas are three stores on one Redis, as three extauthz replicas hold.
-func replicas(t testing.TB, r *redisServer, maxStale time.Duration) []*RedisStore {
+func replicas(t testing.TB, r *testprog.Redis, maxStale time.Duration) []*RedisStore {
 	t.Helper()
-	rs := []*RedisStore{openRedis(t, r.url(), maxStale), openRedis(t, r.url(), maxStale), openRedis(t, r.url(), maxStale)}
+	rs := []*RedisStore{openRedis(t, r.URL(), maxStale), openRedis(t, r.URL(), maxStale), openRedis(t, r.URL(), maxStale)}
 	for i, s := range rs {
 		waitFor(t, fmt.Sprintf("replica %d ready", i), 10*time.Second, s.Ready)
 	}
@@ -139,7 +78,7 @@ func TestRedisPropagation(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("EXTAUTHZ_PROPAGATION_N")); err == nil && v > 0 {
 		n = v
 	}
-	r := startRedis(t)
+	r := testprog.StartRedis(t)
 	rs := replicas(t, r, time.Minute)
 	p50, p99, worst := propagation(t, rs, n)
 	t.Logf("propagation to 3 replicas over %d revocations: p50 %v, p99 %v, max %v", n, p50, p99, worst)
@@ -153,7 +92,7 @@ func TestRedisPropagation(t *testing.T) {
 // fail closed after the maximum staleness, and recover, without a restart,
 // once Redis is back: a revocation made after the restart reaches all three.
 func TestRedisKilledAndRestarted(t *testing.T) {
-	r := startRedis(t)
+	r := testprog.StartRedis(t)
 	const maxStale = 500 * time.Millisecond
 	rs := replicas(t, r, maxStale)
 	revoked := Subject{UserID: "victim", IssuedAt: time.Now().UnixMilli() - 1000}
@@ -195,7 +134,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		}()
 	}
 
-	r.kill()
+	r.Kill()
 	if err := rs[1].Revoke(mustEntry(t, KindUser, "during-outage", time.Now())); err == nil {
 		t.Errorf("Revoke with Redis down succeeded; want an error (nothing is durable)")
 	}
@@ -207,7 +146,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		}
 		return unavailable.Load() > 0
 	})
-	r.start(t)
+	r.Start(t)
 	waitFor(t, "recovery without restart", 20*time.Second, func() bool {
 		for _, s := range rs {
 			if !s.Ready() || s.Set().Check(Subject{UserID: "innocent", IssuedAt: time.Now().UnixMilli()}) != nil {
@@ -239,22 +178,22 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 // ready and fails closed; it loads the set and becomes ready once Redis
 // starts, without a restart.
 func TestRedisDownNotReady(t *testing.T) {
-	r := startRedis(t)
-	seed := openRedis(t, r.url(), time.Minute)
+	r := testprog.StartRedis(t)
+	seed := openRedis(t, r.URL(), time.Minute)
 	waitFor(t, "seed ready", 10*time.Second, seed.Ready)
 	if err := seed.Revoke(mustEntry(t, KindUser, "old", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	seed.Close()
-	r.kill()
+	r.Kill()
 
-	s := openRedis(t, r.url(), time.Minute)
+	s := openRedis(t, r.URL(), time.Minute)
 	time.Sleep(300 * time.Millisecond) // several heartbeats: it must stay not ready
 	sub := Subject{UserID: "someone", IssuedAt: time.Now().UnixMilli()}
 	if s.Ready() || !errors.Is(s.Set().Check(sub), ErrUnavailable) {
 		t.Fatalf("with Redis down: Ready %v, Check %v; want not ready, ErrUnavailable", s.Ready(), s.Set().Check(sub))
 	}
-	r.start(t) // the append-only file brings "old" back
+	r.Start(t) // the append-only file brings "old" back
 	waitFor(t, "ready once Redis is up", 20*time.Second, s.Ready)
 	old := Subject{UserID: "old", IssuedAt: time.Now().UnixMilli() - 60_000}
 	waitFor(t, "the entry written before the outage enforced", 5*time.Second, func() bool {
@@ -265,7 +204,7 @@ func TestRedisDownNotReady(t *testing.T) {
 // BenchmarkRedisPropagation reports the p50/p99 time until three replicas
 // deny a revocation made through one, over b.N revocations.
 func BenchmarkRedisPropagation(b *testing.B) {
-	r := startRedis(b)
+	r := testprog.StartRedis(b)
 	rs := replicas(b, r, time.Minute)
 	b.ResetTimer()
 	p50, p99, _ := propagation(b, rs, max(b.N, 2))

@@ -48,6 +48,8 @@ type app struct {
 	tracing *tracingSetup                    // nil: --tracing off
 	// revocations is the revocation store (memory, or --revocation-file).
 	revocations revocation.Store
+	// revocationRecovered logs the end of a store outage (Redis only).
+	revocationRecovered func()
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
@@ -219,8 +221,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 	errc := make(chan error, len(lns))
 	httpServers := a.serve(lns, errc)
 	a.ready.Store(true)
-	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.updateHealth()
 	a.log.Info().Strs("key_fingerprints", a.codec.KeyRing().Fingerprints()).
 		Str("container_id_from", a.opts.identity.String()).Bool("dev", a.opts.dev).Bool("tracing", a.tracing != nil).Msg("ready")
 	if a.opts.dev {
@@ -235,6 +236,10 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) e
 	}
 	prune := time.NewTicker(revocationPruneInterval)
 	defer prune.Stop()
+	// gRPC health follows readiness, which the revocation store can change
+	// (loaded, stale, fresh again).
+	healthTick := time.NewTicker(healthInterval)
+	defer healthTick.Stop()
 	var serveErr error
 loop:
 	for {
@@ -249,6 +254,8 @@ loop:
 			a.reloadTLS(false, "file_changed")
 		case <-prune.C:
 			a.pruneRevocations()
+		case <-healthTick.C:
+			a.updateHealth()
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				serveErr = err
@@ -257,6 +264,9 @@ loop:
 		}
 	}
 	a.drain(httpServers)
+	if err := a.revocations.Close(); err != nil {
+		a.log.Error().Err(err).Msg("closing the revocation store")
+	}
 	return serveErr
 }
 
@@ -321,20 +331,37 @@ func (a *app) adminHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !a.isReady() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n"+a.revocationDetails())
 			return
 		}
-		io.WriteString(w, "ready\n")
+		io.WriteString(w, "ready\n"+a.revocationDetails())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	return mux
 }
 
-// isReady is what /readyz and the extauthz_ready gauge report: started, not
-// draining, and a key ring loaded.
+// isReady is what /readyz, gRPC health and the extauthz_ready gauge report:
+// started, not draining, a key ring loaded, and a revocation set that can be
+// trusted (loaded, not staler than --revocation-max-staleness).
 func (a *app) isReady() bool {
-	return a.ready.Load() && a.codec.KeyRing() != nil
+	return a.ready.Load() && a.codec.KeyRing() != nil && a.revocationsReady()
+}
+
+// healthInterval is how often gRPC health is brought in line with isReady.
+const healthInterval = 250 * time.Millisecond
+
+// updateHealth sets gRPC health from isReady. The drain sets NOT_SERVING
+// itself after clearing ready, so this never undoes it.
+func (a *app) updateHealth() {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if a.isReady() {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	a.health.SetServingStatus("", st)
+	a.health.SetServingStatus(authz.ServiceName, st)
 }
 
 // cacheCollectors export the capability cache's counters as

@@ -29,6 +29,11 @@ type serveOptions struct {
 	devHTTPHosts                  string
 	apiTokenFile                  string
 	revocationFile                string
+	revocationStore               string
+	revocationStorePasswordFile   string
+	revocationStoreCAFile         string
+	revocationMaxStaleness        time.Duration
+	revocationResyncInterval      time.Duration
 	tlsCertFile, tlsKeyFile       string
 	tlsClientCAFile               string
 	tlsClientIdentities           string
@@ -72,6 +77,11 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
 	fs.StringVar(&o.revocationFile, "revocation-file", "", "file that keeps revocations across restarts (appended and fsynced before a revocation is acknowledged); unset, revocations live in memory only")
+	fs.StringVar(&o.revocationStore, "revocation-store", "", "shared revocation store for many replicas: redis://[user:password@]host:port[/db] or rediss://… (TLS); excludes --revocation-file")
+	fs.StringVar(&o.revocationStorePasswordFile, "revocation-store-password-file", "", "file holding the Redis AUTH password (replaces one in the URL)")
+	fs.StringVar(&o.revocationStoreCAFile, "revocation-store-ca-file", "", "PEM CA bundle that verifies a rediss:// server")
+	fs.DurationVar(&o.revocationMaxStaleness, "revocation-max-staleness", 60*time.Second, "with --revocation-store: how long to go on deciding with the last known revocations after losing Redis; then deny with revocation_unavailable (503)")
+	fs.DurationVar(&o.revocationResyncInterval, "revocation-resync-interval", 30*time.Second, "with --revocation-store: period of the full reload that heals missed announcements")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
 	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners; needs --tls-client-identities")
@@ -144,6 +154,12 @@ func (o *serveOptions) validate() error {
 	if o.grpcAddr == "" {
 		return errors.New("--grpc-addr: must not be empty")
 	}
+	if o.revocationStore != "" && o.revocationFile != "" {
+		return errors.New("--revocation-store and --revocation-file exclude each other: Redis keeps the shared set, a file one replica's")
+	}
+	if o.revocationStore == "" && (o.revocationStorePasswordFile != "" || o.revocationStoreCAFile != "") {
+		return errors.New("--revocation-store-password-file and --revocation-store-ca-file need --revocation-store")
+	}
 	if err := checkListenAddrs(map[string]string{"grpc-addr": o.grpcAddr, "http-addr": o.httpAddr, "admin-addr": o.adminAddr}); err != nil {
 		return err
 	}
@@ -151,7 +167,8 @@ func (o *serveOptions) validate() error {
 		flag     string
 		v        time.Duration
 		positive bool
-	}{{"key-reload-interval", o.keyReloadInterval, false}, {"drain-delay", o.drainDelay, false}, {"shutdown-timeout", o.shutdownTimeout, true}} {
+	}{{"key-reload-interval", o.keyReloadInterval, false}, {"drain-delay", o.drainDelay, false}, {"shutdown-timeout", o.shutdownTimeout, true},
+		{"revocation-max-staleness", o.revocationMaxStaleness, true}, {"revocation-resync-interval", o.revocationResyncInterval, true}} {
 		switch {
 		case d.positive && d.v <= 0:
 			return fmt.Errorf("--%s (or %s) must be more than 0, got %v", d.flag, envName(d.flag), d.v)
