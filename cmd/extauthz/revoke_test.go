@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,19 +106,7 @@ func TestRevocationFileSurvivesKill9(t *testing.T) {
 		p.waitLog(t, "ready", msg("ready"))
 		return p, "http://" + addr
 	}
-	redeem := func(base string) (int, string) {
-		body, _ := json.Marshal(map[string]string{"capability": tok, "outboundContainerId": devSubject().OutboundContainerID,
-			"requestMethod": "POST", "requestUrl": "http://localhost:8080/api/openrouter/v1/chat/completions"})
-		req, _ := http.NewRequest("POST", base+authz.RedeemPath, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testAdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	redeem := func(base string) (int, string) { return replica{api: base}.redeem(t, tok) }
 
 	p, base := start()
 	if code, body := redeem(base); code != 200 {
