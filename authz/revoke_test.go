@@ -265,3 +265,29 @@ func TestRevocationAPIOff(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRevoke: any body is answered 200 (one entry stored) or 400
+// invalid_request (nothing stored); never another status, a panic, or an
+// answer or log line that quotes the capability.
+func FuzzRevoke(f *testing.F) {
+	for _, seed := range []string{`{"userId":"u"}`, `{"capability":"$CAP","reason":"r"}`, `{"kiloSessionId":"k","userId":"u"}`,
+		`{"reason":"x"}`, `{"userId":"u","userId":"u"}`, `{"userId":"\u0000"}`, `[]`, `{"userId":"u"`, `{"capability":"kka1.$CAP"}`} {
+		f.Add(seed)
+	}
+	caps := newCapabilities(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		var log testsupport.LockedBuffer
+		store := revocation.NewMemoryStore()
+		h := newRevocationAPI(t, store, &log)
+		body = strings.ReplaceAll(body, "$CAP", caps["CAP"])
+		w := doHTTP(t, h, caps, httpRequest{method: "POST", target: RevokePath, header: apiHeader(testAPIToken), body: body})
+		switch {
+		case w.Code == 200 && store.Set().Len() == 1:
+		case w.Code == 400 && store.Set().Len() == 0:
+		default:
+			t.Fatalf("body %q: status %d with %d entries stored", body, w.Code, store.Set().Len())
+		}
+		assertNoSecrets(t, "response", w.Body.String(), caps)
+		assertNoSecrets(t, "log", log.String(), caps)
+	})
+}

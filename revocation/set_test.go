@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +226,43 @@ func BenchmarkCheck(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestSetConcurrent: readers check while writers add, the table grows and
+// Prune rebuilds it; a revoked subject, once added, is never missed (run
+// with -race).
+func TestSetConcurrent(t *testing.T) {
+	s := NewSet()
+	victim := mustEntry(t, KindUser, "victim", testNow.Add(2*time.Hour)) // outlives every Prune below
+	s.Add(victim)
+	sub := Subject{UserID: "victim", IssuedAt: testNow.UnixMilli()}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var missed atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if s.Check(sub) == nil {
+					missed.Add(1)
+				}
+			}
+		})
+	}
+	for i := range 20_000 {
+		s.Add(mustEntry(t, Kinds[1+i%4], fmt.Sprintf("v-%d", i), testNow.Add(time.Duration(i%3)*time.Hour)))
+		if i%5000 == 0 {
+			s.Prune(testNow.Add(EntryLifetime).UnixMilli()) // drops the first third, never the victim
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := missed.Load(); n != 0 {
+		t.Fatalf("a revoked subject was allowed %d times during growth and pruning", n)
 	}
 }

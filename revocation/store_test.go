@@ -95,3 +95,29 @@ func TestFileStoreCompacts(t *testing.T) {
 		t.Fatalf("reopened after compaction: %d entries; want 2", s2.Set().Len())
 	}
 }
+
+// FuzzReadFile: any file content loads (entries that are valid) or is
+// refused with an error that quotes nothing of it; never a panic.
+func FuzzReadFile(f *testing.F) {
+	f.Add([]byte(`{"kind":"userId","value":"u","revokedAt":1,"expiresAt":2}` + "\n"))
+	f.Add([]byte(`{"kind":"capability","value":"00112233445566778899aabbccddeeff","revokedAt":1,"expiresAt":2}` + "\n{\"kind\""))
+	f.Add([]byte("\n\n{}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "revocations")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := readFile(path)
+		if err != nil {
+			if len(data) >= 8 && strings.Contains(err.Error(), string(data)) {
+				t.Fatalf("error quotes the content: %v", err)
+			}
+			return
+		}
+		for _, e := range entries {
+			if !e.valid() {
+				t.Fatalf("loaded an invalid entry %+v", e)
+			}
+		}
+	})
+}
