@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,14 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/internal/testprog"
 )
 
 // replica is one `extauthz serve` on the shared Redis.
 type replica struct {
-	p          *proc
-	api, admin string
+	p                    *proc
+	api, admin, grpcAddr string
 }
 
 func startReplica(t *testing.T, keyFile, tokenFile, redisURL string) replica {
@@ -29,7 +34,23 @@ func startReplica(t *testing.T, keyFile, tokenFile, redisURL string) replica {
 	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--api-token-file", tokenFile, "--dev-http-hosts", "localhost",
 		"--revocation-store", redisURL, "--revocation-max-staleness", "1s")
-	return replica{p: p, api: "http://" + p.addr(t, "http"), admin: "http://" + p.addr(t, "admin")}
+	return replica{p: p, api: "http://" + p.addr(t, "http"), admin: "http://" + p.addr(t, "admin"), grpcAddr: p.addr(t, "grpc")}
+}
+
+func (r replica) health(t *testing.T) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: authz.ServiceName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.GetStatus()
 }
 
 func (r replica) readyz(t *testing.T) (int, string) {
@@ -165,6 +186,12 @@ func TestServeReplicasOnRedis(t *testing.T) {
 	if c, body := late.readyz(t); c != 503 || !strings.Contains(body, "never loaded") {
 		t.Errorf("replica started with Redis down: /readyz %d %q; want 503, never loaded", c, body)
 	}
+	if st := late.health(t); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("replica started with Redis down: gRPC health %v; want NOT_SERVING", st)
+	}
+	if m := httpBody(t, late.admin+"/metrics"); !strings.Contains(m, "\nextauthz_ready 0\n") || !strings.Contains(m, "extauthz_revocation_staleness_seconds") {
+		t.Errorf("replica started with Redis down: metrics lack extauthz_ready 0 or the staleness gauge")
+	}
 
 	redis.Start(t)
 	for i, r := range append(rs, late) {
@@ -174,6 +201,9 @@ func TestServeReplicasOnRedis(t *testing.T) {
 		}
 	}
 	rs = append(rs, late)
+	waitUntil(t, "gRPC health SERVING after recovery", 5*time.Second, func() bool {
+		return late.health(t) == healthpb.HealthCheckResponse_SERVING
+	})
 	neverAllowed("after recovery")
 	for _, r := range rs {
 		if strings.Contains(r.p.log(), revoked[0][5:30]) {
