@@ -15,5 +15,13 @@
 //   - Set.Check is an in-memory lookup, allocation-free, with no I/O: the
 //     decision path never waits on a store;
 //   - a Store reports a revocation only once it is durable (fsynced to the
-//     file), and loads everything durable before it is used.
+//     file, acknowledged by Redis), and loads everything durable before it
+//     is used;
+//   - a set that cannot be trusted fails closed: a RedisStore's set answers
+//     ErrUnavailable until its first full load and whenever it has not been
+//     known complete for MaxStaleness.
+//
+// Stores: MemoryStore (tests, or accepting that a restart forgets),
+// FileStore (one replica, --revocation-file), RedisStore (many replicas,
+// --revocation-store).
 package revocation
