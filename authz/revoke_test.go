@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/revocation"
 )
@@ -290,4 +291,43 @@ func FuzzRevoke(f *testing.F) {
 		assertNoSecrets(t, "response", w.Body.String(), caps)
 		assertNoSecrets(t, "log", log.String(), caps)
 	})
+}
+
+// TestRevokedCachedCapability: a capability served from the codec's cache of
+// opened capabilities is refused by the very next decision after its
+// revocation (the check runs after Open, cached or not).
+func TestRevokedCachedCapability(t *testing.T) {
+	caps := newCapabilities(t)
+	ring, err := capability.NewKeyRing(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := capability.NewCodec(ring, capability.WithClock(testClock), capability.WithCache(16))
+	store := revocation.NewMemoryStore()
+	core, err := NewAuthorizer(Config{Codec: codec, Logger: zerolog.Nop(), Revocations: store.Set()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if d := decideCap(core, caps["CAP"], "ctr-1"); !d.Allowed() {
+			t.Fatalf("before revocation: %q", d.Reason)
+		}
+	}
+	if st := codec.CacheStats(); st.Hits == 0 {
+		t.Fatalf("the capability was not served from the cache: %+v", st)
+	}
+	e, err := revocation.NewEntry(revocation.KindCapability, caps["CAP"], "leaked", "tester", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Revoke(e); err != nil {
+		t.Fatal(err)
+	}
+	hits := codec.CacheStats().Hits
+	if d := decideCap(core, caps["CAP"], "ctr-1"); d.Reason != ReasonRevokedCapability {
+		t.Fatalf("cached capability after revocation: %q; want revoked_capability", d.Reason)
+	}
+	if codec.CacheStats().Hits == hits {
+		t.Errorf("the decision after the revocation did not come from the cache; the test proves nothing")
+	}
 }
