@@ -26,6 +26,7 @@ var (
 	endpointEnvoy   = httpEndpoint{"extauthz envoy http_service", authz.EnvoyPathPrefix + "/*", "http-envoy", false}
 	endpointIssue   = httpEndpoint{"extauthz issue", authz.IssuePath, "api-issue", true}
 	endpointRedeem  = httpEndpoint{"extauthz redeem", authz.RedeemPath, "api-redeem", true}
+	endpointRevoke  = httpEndpoint{"extauthz revoke", authz.RevokePath, "api-revoke", true}
 )
 
 // endpointOf is the endpoint a request is for, matched on the raw target as
@@ -43,6 +44,8 @@ func endpointOf(r *http.Request) *httpEndpoint {
 		return &endpointIssue
 	case path == authz.RedeemPath:
 		return &endpointRedeem
+	case path == authz.RevokePath:
+		return &endpointRevoke
 	case strings.HasPrefix(target, authz.EnvoyPathPrefix):
 		return &endpointEnvoy
 	}

@@ -66,7 +66,7 @@ func newTraceFixture(t testing.TB) *traceFixture {
 	getenv := func(string) string { return "" }
 	o, err := parseServeFlags("serve", []string{"--key-file", keyFile, "--dev-http-hosts", "up.test",
 		"--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id",
-		"--api-token-file", tokenFile}, getenv, io.Discard)
+		"--api-token-file", tokenFile, "--revocation-file", filepath.Join(dir, "revocations")}, getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +317,8 @@ func TestTraceHTTP(t *testing.T) {
 			"extauthz redeem", "", "", map[attribute.Key]string{attrDecision: "deny", attrReason: "container_mismatch", attrProtocol: "api-redeem"}},
 		{"issue", "POST", authz.IssuePath, api, subject, 200,
 			"extauthz issue", "", "", map[attribute.Key]string{attrDecision: "allow", attrProtocol: "api-issue"}},
+		{"revoke", "POST", authz.RevokePath, map[string]string{"Authorization": "Bearer " + f.apiTok, "Traceparent": traceparent}, `{"userId":"user-9","reason":"offboarded"}`, 200,
+			"extauthz revoke", w3cTraceID, w3cSpanID, map[attribute.Key]string{attrProtocol: "api-revoke", "http.route": authz.RevokePath}},
 		{"issue unauthorized", "POST", authz.IssuePath, map[string]string{"Authorization": "Bearer wrong-token-0123456789"}, subject, 401,
 			"extauthz issue", "", "", map[attribute.Key]string{attrDecision: "deny", attrReason: "unauthorized", attrProtocol: "api-issue"}},
 	} {
