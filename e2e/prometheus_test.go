@@ -159,7 +159,11 @@ func eventually(d time.Duration, cond func() bool) bool {
 func TestPrometheusScrapesExtauthz(t *testing.T) {
 	promBin := testprog.Require(t, "prometheus")
 	keyFile, codec := newKey(t)
-	ext := startServe(t, extauthzBin(t), keyFile, false, "--admin-addr", "127.0.0.1:0")
+	// A revocation store, so that the revocation panels and alert have their
+	// series.
+	redis := testprog.StartRedis(t)
+	ext := startServe(t, extauthzBin(t), keyFile, false, "--admin-addr", "127.0.0.1:0",
+		"--revocation-store", fmt.Sprintf("redis://127.0.0.1:%d", redis.Port))
 	if ext.admin == "" {
 		t.Fatal("no admin address")
 	}
@@ -249,7 +253,7 @@ scrape_configs:
 	if p.firing(t, "ExtauthzDenyRatioHigh") {
 		t.Errorf("deny-ratio alert fires with 25%% denies")
 	}
-	for _, quiet := range []string{"ExtauthzDown", "ExtauthzNotReady", "ExtauthzErrorDecisions", "ExtauthzKeyReloadFailed", "ExtauthzSlowDecisions"} {
+	for _, quiet := range []string{"ExtauthzDown", "ExtauthzNotReady", "ExtauthzErrorDecisions", "ExtauthzKeyReloadFailed", "ExtauthzSlowDecisions", "ExtauthzRevocationsStale"} {
 		if p.firing(t, quiet) {
 			t.Errorf("%s fires on a healthy server", quiet)
 		}
