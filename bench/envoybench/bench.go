@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -324,20 +323,4 @@ func sum(ds []time.Duration) time.Duration {
 		t += d
 	}
 	return t
-}
-
-// median returns the median of the values f picks from ms.
-func median[T int64 | float64 | time.Duration](ms []Measurement, f func(Measurement) T) T {
-	v := make([]T, len(ms))
-	for i, m := range ms {
-		v[i] = f(m)
-	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }

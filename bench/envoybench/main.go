@@ -25,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/loadgen"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/internal/envoyproc"
 )
@@ -104,17 +105,17 @@ func (r *Report) write(w io.Writer, envoy string) {
 		ms := cr.Rounds
 		authz := "-"
 		if cr.Name != caseNone {
-			authz = fmt.Sprintf("%.0f µs", median(ms, func(m Measurement) float64 { return perReq(m.AuthzCPU, m) }))
+			authz = fmt.Sprintf("%.0f µs", loadgen.Median(ms, func(m Measurement) float64 { return perReq(m.AuthzCPU, m) }))
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f µs\t%s\t%.0f µs\t%.0f µs\t%.2f CPU\t\n", cr.Name,
-			median(ms, func(m Measurement) float64 { return m.RPS() }),
-			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
-			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
-			median(ms, func(m Measurement) float64 { return perReq(m.EnvoyCPU, m) }),
+			loadgen.Median(ms, func(m Measurement) float64 { return m.RPS() }),
+			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
+			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
+			loadgen.Median(ms, func(m Measurement) float64 { return perReq(m.EnvoyCPU, m) }),
 			authz,
-			median(ms, func(m Measurement) float64 { return perReq(m.SelfCPU, m) }),
+			loadgen.Median(ms, func(m Measurement) float64 { return perReq(m.SelfCPU, m) }),
 			r.CPUPerRequest(cr.Name),
-			median(ms, func(m Measurement) float64 { return m.OtherCPU.Seconds() / m.Elapsed.Seconds() }))
+			loadgen.Median(ms, func(m Measurement) float64 { return m.OtherCPU.Seconds() / m.Elapsed.Seconds() }))
 	}
 	tw.Flush()
 	for _, cr := range r.Cases {
@@ -148,7 +149,7 @@ func (r *Report) Ratio(a, b string) float64 {
 	rps := func(name string) float64 {
 		for _, cr := range r.Cases {
 			if cr.Name == name {
-				return median(cr.Rounds, func(m Measurement) float64 { return m.RPS() })
+				return loadgen.Median(cr.Rounds, func(m Measurement) float64 { return m.RPS() })
 			}
 		}
 		return 0
@@ -165,7 +166,7 @@ func (r *Report) Ratio(a, b string) float64 {
 func (r *Report) CPUPerRequest(name string) float64 {
 	for _, cr := range r.Cases {
 		if cr.Name == name {
-			return median(cr.Rounds, func(m Measurement) float64 {
+			return loadgen.Median(cr.Rounds, func(m Measurement) float64 {
 				ok := m.Requests - m.Errors
 				if ok == 0 {
 					return 0

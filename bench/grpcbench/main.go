@@ -22,11 +22,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/loadgen"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 )
 
@@ -91,10 +91,10 @@ func (r *Report) write(w io.Writer) {
 			errs += m.Errors
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.1f µs\t%.1f MiB\t%.1f MiB\t%d\t\n", s.Name,
-			median(ms, func(m Measurement) float64 { return m.RPS() }),
-			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
-			round(median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
-			median(ms, func(m Measurement) float64 { return m.CPUPerRequest() }),
+			loadgen.Median(ms, func(m Measurement) float64 { return m.RPS() }),
+			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
+			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
+			loadgen.Median(ms, func(m Measurement) float64 { return m.CPUPerRequest() }),
 			float64(ms[len(ms)-1].RSS)/(1<<20), float64(s.PeakRSS)/(1<<20), errs)
 	}
 	tw.Flush()
@@ -113,7 +113,7 @@ func (r *Report) write(w io.Writer) {
 		r.Ratio(), r.Ratio99(), r.ratioOf(func(m Measurement) float64 { return float64(m.Percentile(0.50)) }),
 		float64(r.Servers[1].PeakRSS)/float64(max(r.Servers[0].PeakRSS, 1)))
 	cpu := func(i int) float64 {
-		return median(r.Servers[i].Rounds, func(m Measurement) float64 { return m.CPUPerRequest() })
+		return loadgen.Median(r.Servers[i].Rounds, func(m Measurement) float64 { return m.CPUPerRequest() })
 	}
 	if c1 := cpu(1); c1 > 0 {
 		fmt.Fprintf(w, "do-nothing / extauthz server CPU per request: %.3f (steadier than throughput on a shared machine)\n", cpu(0)/c1)
@@ -134,8 +134,8 @@ func (r *Report) Ratio99() float64 {
 }
 
 func (r *Report) ratioOf(f func(Measurement) float64) float64 {
-	if d := median(r.Servers[0].Rounds, f); d > 0 {
-		return median(r.Servers[1].Rounds, f) / d
+	if d := loadgen.Median(r.Servers[0].Rounds, f); d > 0 {
+		return loadgen.Median(r.Servers[1].Rounds, f) / d
 	}
 	return 0
 }
@@ -151,21 +151,6 @@ func (r *Report) RoundRatios() []float64 {
 		}
 	}
 	return out
-}
-
-func median[T int64 | float64 | time.Duration](ms []Measurement, f func(Measurement) T) T {
-	v := make([]T, len(ms))
-	for i, m := range ms {
-		v[i] = f(m)
-	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func round(d time.Duration) time.Duration {

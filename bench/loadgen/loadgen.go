@@ -123,3 +123,21 @@ func (r Result) String() string {
 	return fmt.Sprintf("%d requests (%d errors) in %v: %.0f req/s, p50 %v, p99 %v",
 		r.Requests, r.Errors, r.Elapsed, r.RPS(), r.Percentile(0.50), r.Percentile(0.99))
 }
+
+// Median returns the median of the values f picks from xs (the mean of the
+// middle two for an even count; 0 for none): each benchmark command reports
+// medians over its rounds.
+func Median[X any, T int64 | float64 | time.Duration](xs []X, f func(X) T) T {
+	v := make([]T, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}

@@ -59,3 +59,15 @@ func TestRunRejectsNonPositive(t *testing.T) {
 		t.Fatal("Run with zero options: want an error")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	id := func(v int64) int64 { return v }
+	for _, c := range []struct {
+		in   []int64
+		want int64
+	}{{nil, 0}, {[]int64{5}, 5}, {[]int64{9, 1, 5}, 5}, {[]int64{4, 1, 3, 2}, 2}} {
+		if got := Median(c.in, id); got != c.want {
+			t.Errorf("Median(%v) = %d; want %d", c.in, got, c.want)
+		}
+	}
+}
