@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -10,8 +9,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 )
 
 // BenchmarkCheck is the hot path: an allowed provider_model Check, in-process,
@@ -66,30 +65,33 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // BenchmarkCheckGRPC is an allowed Check through the real gRPC stack over an
-// in-memory connection: protobuf encoding, HTTP/2 framing and the handler.
+// in-memory connection: protobuf encoding, HTTP/2 framing and the handler,
+// registered with Register (protobuf-go messages) and with RegisterWire (as
+// `extauthz serve` registers it).
 func BenchmarkCheckGRPC(b *testing.B) {
 	caps := newCapabilities(b)
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	Register(gs, newTestServer(b, serverSetup{}))
-	go gs.Serve(lis)
-	defer gs.Stop()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	client := authv3.NewAuthorizationClient(conn)
-	req := loadCheckRequest(b, caps, "allow_provider_model")
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, err := client.Check(ctx, req)
-		if err != nil || resp.GetOkResponse() == nil {
-			b.Fatalf("Check = %v, %v", resp, err)
-		}
+	for _, c := range []struct {
+		name     string
+		opts     []grpc.ServerOption
+		register func(*grpc.Server, *GRPCServer)
+	}{
+		{"register=proto", nil, Register},
+		{"register=wire", []grpc.ServerOption{WireServerOption()}, RegisterWire},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			gs := grpc.NewServer(c.opts...)
+			c.register(gs, newTestServer(b, serverSetup{}))
+			client := authv3.NewAuthorizationClient(serveBufconn(b, gs))
+			req := loadCheckRequest(b, caps, "allow_provider_model")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Check(ctx, req)
+				if err != nil || resp.GetOkResponse() == nil {
+					b.Fatalf("Check = %v, %v", resp, err)
+				}
+			}
+		})
 	}
 }
 
@@ -142,5 +144,30 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 	}
 	if s := codec.CacheStats(); s.Hits != 0 {
 		b.Fatalf("cache stats %+v; want only misses", s)
+	}
+}
+
+// BenchmarkCheckWire is BenchmarkCheck the way `extauthz serve` answers it
+// (RegisterWire): the request read from its encoding, the allow encoded.
+func BenchmarkCheckWire(b *testing.B) {
+	caps := newCapabilities(b)
+	srv := newTestServer(b, serverSetup{})
+	enc, err := proto.Marshal(loadCheckRequest(b, caps, "allow_provider_model"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := mem.BufferSlice{mem.SliceBuffer(enc)}
+	codec := wireCodec{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &wireCheck{s: srv}
+		if err := codec.Unmarshal(data, w); err != nil {
+			b.Fatal(err)
+		}
+		out, err := srv.wireCheck(ctx, w)
+		if err != nil || out != any(w) {
+			b.Fatalf("wireCheck = %v, %v", out, err)
+		}
 	}
 }

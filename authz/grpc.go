@@ -36,6 +36,9 @@ type GRPCServer struct {
 	// removeOnAllow is the headers_to_remove of every allow: the capability
 	// header, and the identity header when the identity comes from one.
 	removeOnAllow []string
+	// slotNames are the headers the adapter reads, by slot (wire.go); the
+	// identity slot is "" unless the identity comes from a header.
+	slotNames [numSlots]string
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -81,8 +84,14 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 	if opts.Identity.Kind == IdentityHeader {
 		remove = append(remove, opts.Identity.Key)
 	}
-	return &GRPCServer{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme,
-		removeOnAllow: slices.Clip(remove)}, nil
+	s := &GRPCServer{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme,
+		removeOnAllow: slices.Clip(remove)}
+	s.slotNames = [numSlots]string{slotAuthority: ":authority", slotPath: ":path", slotScheme: ":scheme",
+		slotAuthorization: "authorization", slotCapability: h}
+	if opts.Identity.Kind == IdentityHeader {
+		s.slotNames[slotIdentity] = opts.Identity.Key
+	}
+	return s, nil
 }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. Every decision,
@@ -91,67 +100,73 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 // A panic while deciding is recovered into a capability_configuration_error
 // deny: grpc-go does not recover handler panics, so one bad input would
 // otherwise take the whole server down.
-func (s *GRPCServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, grpcstatus.FromContextError(err).Err()
+func (s *GRPCServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	f := s.fieldsOf(req)
+	d, err := s.decide(ctx, &f)
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			s.core.recordPanic(protocolGRPC, p)
-			resp, err = deniedResponse(ReasonConfigurationError), nil
-		}
-	}()
-	d := s.core.Decide(s.input(req))
 	if !d.Allowed() {
 		return deniedResponse(d.Reason), nil
 	}
 	return s.okResponse(d), nil
 }
 
-// input extracts the decision input from a CheckRequest, reading headers from
-// both the headers map and the raw header_map.
-func (s *GRPCServer) input(req *authv3.CheckRequest) Input {
+// decide decides on what a Check carries, for both ways of reading it.
+func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, err error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, grpcstatus.FromContextError(err).Err()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.core.recordPanic(protocolGRPC, p)
+			d, err = Decision{Reason: ReasonConfigurationError}, nil
+		}
+	}()
+	return s.core.Decide(s.input(f)), nil
+}
+
+// input extracts the decision input from what a CheckRequest carries: the
+// attributes, with headers read from both the headers map and the raw
+// header_map.
+func (s *GRPCServer) input(f *checkFields) Input {
 	in := Input{Protocol: protocolGRPC}
-	attrs := req.GetAttributes()
-	http := attrs.GetRequest().GetHttp()
-	if http == nil {
+	if !f.hasHTTP {
 		return in
 	}
 	in.Complete = true
-	hv := func(name string) []string { return headerValues(http, name) }
-	in.Method = http.GetMethod()
+	in.Method = f.method
 	// The pseudo-header fallbacks must agree as whole values: splitting on
 	// commas would check "Q" while the proxy forwards "Q,Q". A disagreement
 	// leaves the attribute empty, which the policy refuses.
-	in.Authority = http.GetHost()
+	in.Authority = f.host
 	if in.Authority == "" {
-		in.Authority, _ = agree(wholeForm, nil, hv(":authority"))
+		in.Authority, _ = agree(wholeForm, nil, f.headers[slotAuthority])
 	}
-	in.Path = http.GetPath()
+	in.Path = f.path
 	if in.Path == "" {
-		in.Path, _ = agree(wholeForm, nil, hv(":path"))
+		in.Path, _ = agree(wholeForm, nil, f.headers[slotPath])
 	}
-	ext := attrs.GetContextExtensions()
 	switch {
-	case ext[ExtensionUpstreamScheme] != "":
-		in.Scheme = ext[ExtensionUpstreamScheme]
+	case f.extScheme != "":
+		in.Scheme = f.extScheme
 	case s.upstreamScheme != "":
 		in.Scheme = s.upstreamScheme
-	case http.GetScheme() != "":
-		in.Scheme = http.GetScheme()
+	case f.scheme != "":
+		in.Scheme = f.scheme
 	default:
-		in.Scheme, _ = agree(wholeForm, nil, hv(":scheme"))
+		in.Scheme, _ = agree(wholeForm, nil, f.headers[slotScheme])
 	}
-	in.Authorization = hv("authorization")
-	in.Capability = hv(s.capabilityHeader)
+	in.Authorization = f.headers[slotAuthorization]
+	in.Capability = f.headers[slotCapability]
 	switch s.identity.Kind {
 	case IdentityContextExtension:
-		in.CallerID = ext[s.identity.Key]
+		in.CallerID = f.extIdentity
 	case IdentityPrincipal:
-		in.CallerID = s.identity.fromPrincipal(attrs.GetSource().GetPrincipal())
+		in.CallerID = s.identity.fromPrincipal(f.principal)
 	case IdentityHeader:
 		// Absent or ambiguous: an unknown caller, container_mismatch.
-		in.CallerID, _ = agree(idForm, nil, hv(s.identity.Key))
+		in.CallerID, _ = agree(idForm, nil, f.headers[slotIdentity])
 	}
 	return in
 }
@@ -200,24 +215,18 @@ type okParts struct {
 func (s *GRPCServer) okResponse(d Decision) *authv3.CheckResponse {
 	p := new(okParts)
 	p.status.Code = int32(codes.OK)
-	p.header = corev3.HeaderValue{Key: "authorization", Value: "Bearer " + d.Credential()}
+	p.header = corev3.HeaderValue{Key: credentialHeader, Value: bearerPrefix + d.Credential()}
 	p.option.Header = &p.header
-	p.option.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	p.option.AppendAction = credentialAction
 	p.options[0] = &p.option
 	p.okHTTP.Headers = p.options[:]
 	p.okHTTP.HeadersToRemove = s.removeOnAllow // never modified by the proto runtime
 	p.ok.OkResponse = &p.okHTTP
 	p.meta.Fields = make(map[string]*structpb.Value, len(p.values))
-	for i, kv := range [len(p.values)]struct{ k, v string }{
-		{"route_class", string(d.Route.Class)},
-		{"user_id", d.UserID},
-		{"cloud_agent_session_id", d.CloudAgentSessionID},
-		{"kilo_session_id", d.KiloSessionID},
-		{"outbound_container_id", d.OutboundContainerID},
-	} {
-		p.strs[i].StringValue = kv.v
+	for i, kv := range d.metadata() {
+		p.strs[i].StringValue = kv[1]
 		p.values[i].Kind = &p.strs[i]
-		p.meta.Fields[kv.k] = &p.values[i]
+		p.meta.Fields[kv[0]] = &p.values[i]
 	}
 	p.resp.Status = &p.status
 	p.resp.HttpResponse = &p.ok

@@ -2,17 +2,14 @@ package authz
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/extauthz/extauthz/internal/testsupport"
 	"github.com/extauthz/extauthz/policy"
@@ -22,21 +19,11 @@ import (
 // denied Check, both successful RPCs.
 func TestGRPCOverBufconn(t *testing.T) {
 	caps := newCapabilities(t)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	Register(gs, newTestServer(t, serverSetup{}))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := serveBufconn(t, gs)
 	ctx := context.Background()
 
 	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})

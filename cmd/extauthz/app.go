@@ -120,8 +120,18 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
+	// Check is read straight from its encoding (authz.RegisterWire), except
+	// with tracing on: the tracing interceptor reads the trace headers from
+	// the decoded CheckRequest and the decision from the CheckResponse.
+	if !o.tracing {
+		grpcOpts = append(grpcOpts, authz.WireServerOption())
+	}
 	a.grpc = grpc.NewServer(grpcOpts...)
-	authz.Register(a.grpc, srv)
+	if o.tracing {
+		authz.Register(a.grpc, srv)
+	} else {
+		authz.RegisterWire(a.grpc, srv)
+	}
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)

@@ -1,0 +1,485 @@
+package authz
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// This file reads a CheckRequest straight from its protobuf encoding,
+// without building the message. protobuf-go decodes every header Envoy
+// sends into a Go map (through reflection, one allocation per key and
+// value); the adapter reads six headers and a few attributes, so decoding
+// the rest was most of the cost of a Check in the live server
+// (docs/BENCHMARKS.md: "Decoding the CheckRequest").
+//
+// The reader must never see a different request than protobuf-go would:
+// it accepts exactly the encodings proto.Unmarshal accepts, and for them
+// yields exactly what fieldsOf reads from the decoded message. That is
+// what FuzzWireFields checks on arbitrary bytes. In detail:
+//   - a message field seen twice is merged; a scalar seen twice keeps the
+//     last value; a map entry keeps the last value for its key, and an entry
+//     whose key or value is missing has "" there;
+//   - a field whose wire type does not fit its declaration is an unknown
+//     field, skipped;
+//   - every string field of every message, read or not, must be valid
+//     UTF-8 (the files are proto3), and every field must be well-formed
+//     wire format, down to unknown groups and packed numbers: the fields
+//     the adapter does not read are walked with their descriptors;
+//   - messages nest at most protoRecursionLimit deep, counted as
+//     protobuf-go counts them (a map entry is one level).
+
+// protoRecursionLimit is protobuf-go's default nesting limit, which the
+// gRPC codec uses.
+const protoRecursionLimit = 10000
+
+var errWire = errors.New("authz: CheckRequest: invalid wire format")
+
+// The headers the gRPC adapter reads, by slot.
+const (
+	slotAuthority = iota
+	slotPath
+	slotScheme
+	slotAuthorization
+	slotCapability
+	slotIdentity
+	numSlots
+)
+
+// checkFields is what the gRPC adapter reads of a CheckRequest, whichever
+// way it was decoded.
+type checkFields struct {
+	hasHTTP                           bool
+	method, host, path, scheme        string
+	principal, extScheme, extIdentity string
+	headers                           [numSlots][]string
+}
+
+// fieldsOf reads a decoded CheckRequest.
+func (s *GRPCServer) fieldsOf(req *authv3.CheckRequest) (f checkFields) {
+	attrs := req.GetAttributes()
+	http := attrs.GetRequest().GetHttp()
+	if http == nil {
+		return f
+	}
+	f.hasHTTP = true
+	f.method, f.host, f.path, f.scheme = http.GetMethod(), http.GetHost(), http.GetPath(), http.GetScheme()
+	f.principal = attrs.GetSource().GetPrincipal()
+	ext := attrs.GetContextExtensions()
+	f.extScheme = ext[ExtensionUpstreamScheme]
+	if s.identity.Kind == IdentityContextExtension {
+		f.extIdentity = ext[s.identity.Key]
+	}
+	for i, name := range s.slotNames {
+		if name != "" {
+			f.headers[i] = headerValues(http, name)
+		}
+	}
+	return f
+}
+
+// Descriptors of the messages the reader walks field by field; everything
+// else is walked generically (walkMessage).
+var (
+	descAttributes  = (*authv3.AttributeContext)(nil).ProtoReflect().Descriptor()
+	descPeer        = (*authv3.AttributeContext_Peer)(nil).ProtoReflect().Descriptor()
+	descRequest     = (*authv3.AttributeContext_Request)(nil).ProtoReflect().Descriptor()
+	descHTTP        = (*authv3.AttributeContext_HttpRequest)(nil).ProtoReflect().Descriptor()
+	descCheck       = (*authv3.CheckRequest)(nil).ProtoReflect().Descriptor()
+	descHeaderMap   = descHTTP.Fields().ByNumber(13).Message()
+	descHeaderValue = descHeaderMap.Fields().ByNumber(1).Message()
+	descStringEntry = descAttributes.Fields().ByNumber(10).Message()
+)
+
+// wireReader accumulates what one CheckRequest carries, as sub-slices of
+// its encoding; fields converts them to strings at the end.
+type wireReader struct {
+	names *[numSlots]string
+	// idExt is the context extension naming the caller, "" if none is read.
+	idExt string
+
+	hasHTTP                               bool
+	method, host, path, scheme, principal []byte
+	extScheme, extIdentity                []byte
+	mapValue                              [numSlots][]byte
+	mapHas                                [numSlots]bool
+	list                                  [numSlots][][]byte
+}
+
+// readCheckFields decodes b, a serialized CheckRequest, into the fields the
+// adapter reads. b is not retained.
+func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
+	r := wireReader{names: &s.slotNames}
+	if s.identity.Kind == IdentityContextExtension {
+		r.idExt = s.identity.Key
+	}
+	if err := walkMessage(b, protoRecursionLimit, descCheck, r.checkRequest); err != nil {
+		return checkFields{}, err
+	}
+	return r.fields(), nil
+}
+
+// field handles one field of a message: it returns the bytes it consumed,
+// or handled false to leave the field to the generic walk.
+type fieldFunc func(num protowire.Number, typ protowire.Type, b []byte, depth int) (n int, handled bool, err error)
+
+// consumeTag reads a field's tag as protobuf-go does: a field number out of
+// range or an end-group tag outside a group is an error (n < 0).
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	v, n := protowire.ConsumeVarint(b)
+	if n < 0 || v>>3 < uint64(protowire.MinValidNumber) || v>>3 > uint64(protowire.MaxValidNumber) {
+		return 0, 0, -1
+	}
+	typ := protowire.Type(v & 7)
+	if typ == protowire.EndGroupType {
+		return 0, 0, -1
+	}
+	return protowire.Number(v >> 3), typ, n
+}
+
+// sub reads a length-delimited field; ok is false when the wire type is not
+// length-delimited (an unknown field then).
+func sub(typ protowire.Type, b []byte) (v []byte, n int, ok bool, err error) {
+	if typ != protowire.BytesType {
+		return nil, 0, false, nil
+	}
+	v, n = protowire.ConsumeBytes(b)
+	if n < 0 {
+		return nil, 0, true, errWire
+	}
+	return v, n, true, nil
+}
+
+// str reads a string field into *dst, checking UTF-8.
+func str(dst *[]byte, typ protowire.Type, b []byte) (int, bool, error) {
+	v, n, ok, err := sub(typ, b)
+	if !ok || err != nil {
+		return n, ok, err
+	}
+	if !utf8.Valid(v) {
+		return 0, true, errWire
+	}
+	*dst = v
+	return n, true, nil
+}
+
+// nested reads a message field with fn.
+func nested(typ protowire.Type, b []byte, depth int, md protoreflect.MessageDescriptor, fn fieldFunc) (int, bool, error) {
+	v, n, ok, err := sub(typ, b)
+	if !ok || err != nil {
+		return n, ok, err
+	}
+	return n, true, walkMessage(v, depth, md, fn)
+}
+
+func (r *wireReader) checkRequest(num protowire.Number, typ protowire.Type, b []byte, depth int) (int, bool, error) {
+	if num == 1 { // attributes
+		return nested(typ, b, depth, descAttributes, r.attributes)
+	}
+	return 0, false, nil
+}
+
+func (r *wireReader) attributes(num protowire.Number, typ protowire.Type, b []byte, depth int) (int, bool, error) {
+	switch num {
+	case 1: // source
+		return nested(typ, b, depth, descPeer, r.source)
+	case 4: // request
+		return nested(typ, b, depth, descRequest, r.request)
+	case 10: // context_extensions
+		return r.entry(typ, b, depth, func(k, v []byte) {
+			if string(k) == ExtensionUpstreamScheme {
+				r.extScheme = v
+			}
+			if r.idExt != "" && string(k) == r.idExt {
+				r.extIdentity = v
+			}
+		})
+	}
+	return 0, false, nil
+}
+
+func (r *wireReader) source(num protowire.Number, typ protowire.Type, b []byte, _ int) (int, bool, error) {
+	if num == 4 { // principal
+		return str(&r.principal, typ, b)
+	}
+	return 0, false, nil
+}
+
+func (r *wireReader) request(num protowire.Number, typ protowire.Type, b []byte, depth int) (int, bool, error) {
+	if num == 2 { // http
+		n, ok, err := nested(typ, b, depth, descHTTP, r.http)
+		if ok && err == nil {
+			r.hasHTTP = true
+		}
+		return n, ok, err
+	}
+	return 0, false, nil
+}
+
+func (r *wireReader) http(num protowire.Number, typ protowire.Type, b []byte, depth int) (int, bool, error) {
+	switch num {
+	case 2:
+		return str(&r.method, typ, b)
+	case 3: // headers: the map, matched exactly; the last entry for a key wins
+		return r.entry(typ, b, depth, func(k, v []byte) {
+			for i, name := range r.names {
+				if name != "" && string(k) == name {
+					r.mapValue[i], r.mapHas[i] = v, true
+				}
+			}
+		})
+	case 4:
+		return str(&r.path, typ, b)
+	case 5:
+		return str(&r.host, typ, b)
+	case 6:
+		return str(&r.scheme, typ, b)
+	case 13: // header_map
+		return nested(typ, b, depth, descHeaderMap, r.headerMap)
+	}
+	return 0, false, nil
+}
+
+func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byte, depth int) (int, bool, error) {
+	if num != 1 { // headers: repeated HeaderValue, each a header of its own
+		return 0, false, nil
+	}
+	var key, value, raw []byte
+	n, ok, err := nested(typ, b, depth, descHeaderValue, func(num protowire.Number, typ protowire.Type, b []byte, _ int) (int, bool, error) {
+		switch num {
+		case 1:
+			return str(&key, typ, b)
+		case 2:
+			return str(&value, typ, b)
+		case 3: // raw_value: bytes, not checked for UTF-8
+			v, n, ok, err := sub(typ, b)
+			if ok && err == nil {
+				raw = v
+			}
+			return n, ok, err
+		}
+		return 0, false, nil
+	})
+	if !ok || err != nil {
+		return n, ok, err
+	}
+	for i, name := range r.names {
+		if name == "" || !strings.EqualFold(string(key), name) {
+			continue
+		}
+		// As headerValues: an entry carrying value and raw_value differently
+		// is two values.
+		switch {
+		case len(raw) == 0:
+			r.list[i] = append(r.list[i], value)
+		case len(value) == 0 || string(value) == string(raw):
+			r.list[i] = append(r.list[i], raw)
+		default:
+			r.list[i] = append(r.list[i], raw, value)
+		}
+	}
+	return n, true, nil
+}
+
+// entry reads one map<string, string> entry and gives it to set, as
+// protobuf-go reads it: a missing key or value is "", the last of each
+// wins, other fields are skipped (walked), and the entry is one level of
+// nesting.
+func (r *wireReader) entry(typ protowire.Type, b []byte, depth int, set func(k, v []byte)) (int, bool, error) {
+	var k, v []byte
+	n, ok, err := nested(typ, b, depth, descStringEntry, func(num protowire.Number, typ protowire.Type, b []byte, _ int) (int, bool, error) {
+		switch num {
+		case 1:
+			return str(&k, typ, b)
+		case 2:
+			return str(&v, typ, b)
+		}
+		return 0, false, nil
+	})
+	if ok && err == nil {
+		set(k, v)
+	}
+	return n, ok, err
+}
+
+// fields converts what was read to strings, with one allocation for all of
+// their bytes and one for all the header lists.
+func (r *wireReader) fields() checkFields {
+	if !r.hasHTTP {
+		return checkFields{}
+	}
+	size, values := 0, 0
+	scalars := [...][]byte{r.method, r.host, r.path, r.scheme, r.principal, r.extScheme, r.extIdentity}
+	for _, s := range scalars {
+		size += len(s)
+	}
+	for i := range numSlots {
+		if r.mapHas[i] {
+			size += len(r.mapValue[i])
+			values++
+		}
+		for _, v := range r.list[i] {
+			size += len(v)
+		}
+		values += len(r.list[i])
+	}
+	var buf strings.Builder
+	buf.Grow(size)
+	for _, s := range scalars {
+		buf.Write(s)
+	}
+	for i := range numSlots {
+		if r.mapHas[i] {
+			buf.Write(r.mapValue[i])
+		}
+		for _, v := range r.list[i] {
+			buf.Write(v)
+		}
+	}
+	all := buf.String()
+	next := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+	f := checkFields{hasHTTP: true}
+	for i, dst := range [...]*string{&f.method, &f.host, &f.path, &f.scheme, &f.principal, &f.extScheme, &f.extIdentity} {
+		*dst = next(len(scalars[i]))
+	}
+	if values == 0 {
+		return f
+	}
+	lists := make([]string, values)
+	for i := range numSlots {
+		start := len(lists) - values
+		if r.mapHas[i] {
+			lists[start+0] = next(len(r.mapValue[i]))
+			values--
+		}
+		for _, v := range r.list[i] {
+			lists[len(lists)-values] = next(len(v))
+			values--
+		}
+		if end := len(lists) - values; end > start {
+			f.headers[i] = lists[start:end:end]
+		}
+	}
+	return f
+}
+
+// walkMessage walks one message's fields (depth counts the levels above
+// it), giving each to fn, when not nil, and those fn leaves, and all when
+// fn is nil, to walkField: the fields the adapter does not read are
+// checked as protobuf-go would check them while decoding them.
+func walkMessage(b []byte, depth int, md protoreflect.MessageDescriptor, fn fieldFunc) error {
+	if depth--; depth < 0 {
+		return errWire
+	}
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		handled, err := false, error(nil)
+		if fn != nil {
+			n, handled, err = fn(num, typ, b, depth)
+		}
+		if err == nil && !handled {
+			n, err = walkField(md, num, typ, b, depth)
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// walkField consumes one field of a message md (depth counts md's level)
+// and checks it: a declared field with its declared wire type is checked
+// as its kind says; anything else is an unknown field, which must only be
+// well-formed.
+func walkField(md protoreflect.MessageDescriptor, num protowire.Number, typ protowire.Type, b []byte, depth int) (int, error) {
+	if fd := md.Fields().ByNumber(num); fd != nil {
+		if n, ok, err := walkKnown(fd, typ, b, depth); ok {
+			return n, err
+		}
+	}
+	n := protowire.ConsumeFieldValue(num, typ, b)
+	if n < 0 {
+		return 0, errWire
+	}
+	return n, nil
+}
+
+// walkKnown checks a declared field; ok is false when its wire type makes
+// it an unknown field.
+func walkKnown(fd protoreflect.FieldDescriptor, typ protowire.Type, b []byte, depth int) (n int, ok bool, err error) {
+	kind := fd.Kind()
+	switch kind {
+	case protoreflect.MessageKind: // map entries too: an entry is a level
+		v, n, ok, err := sub(typ, b)
+		if !ok || err != nil {
+			return n, ok, err
+		}
+		return n, true, walkMessage(v, depth, fd.Message(), nil)
+	case protoreflect.StringKind, protoreflect.BytesKind:
+		v, n, ok, err := sub(typ, b)
+		if !ok || err != nil {
+			return n, ok, err
+		}
+		if kind == protoreflect.StringKind && enforceUTF8(fd) && !utf8.Valid(v) {
+			return 0, true, errWire
+		}
+		return n, true, nil
+	case protoreflect.GroupKind:
+		// No proto3 message has one (TestWireDescriptors); refuse rather
+		// than guess how protobuf-go would read it.
+		return 0, true, errWire
+	}
+	want := scalarWireType(kind)
+	if typ != protowire.BytesType || !fd.IsList() {
+		// The declared wire type is checked by ConsumeFieldValue, as any
+		// other is an unknown field.
+		return 0, false, nil
+	}
+	v, n, _, err := sub(typ, b) // packed numbers: every one must parse
+	if err != nil {
+		return 0, true, err
+	}
+	for len(v) > 0 {
+		m := protowire.ConsumeFieldValue(1, want, v)
+		if m < 0 {
+			return 0, true, errWire
+		}
+		v = v[m:]
+	}
+	return n, true, nil
+}
+
+// scalarWireType is the wire type of a number kind.
+func scalarWireType(k protoreflect.Kind) protowire.Type {
+	switch k {
+	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+		return protowire.Fixed32Type
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+		return protowire.Fixed64Type
+	}
+	return protowire.VarintType
+}
+
+// enforceUTF8 says whether protobuf-go refuses invalid UTF-8 in a string
+// field: always in proto3, by feature in editions.
+func enforceUTF8(fd protoreflect.FieldDescriptor) bool {
+	if fd.Syntax() == protoreflect.Editions {
+		if e, ok := fd.(interface{ EnforceUTF8() bool }); ok {
+			return e.EnforceUTF8()
+		}
+	}
+	return fd.Syntax() == protoreflect.Proto3
+}
