@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,11 @@ import (
 // Metrics are the Prometheus series the server exports. A nil *Metrics
 // records nothing.
 type Metrics struct {
-	decisions  *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	// series caches decisions' counter for each label set seen, so that a
+	// decision does not hash its labels: a few dozen sets at most (results ×
+	// reasons × route classes), each stored once.
+	series     sync.Map // decisionLabels -> prometheus.Counter
 	latency    prometheus.Histogram
 	keyReloads *prometheus.CounterVec
 }
@@ -48,8 +53,19 @@ func (m *Metrics) observe(result string, reason Reason, class policy.RouteClass,
 	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(result, string(reason), string(class)).Inc()
+	key := decisionLabels{result, reason, class}
+	c, ok := m.series.Load(key)
+	if !ok {
+		c, _ = m.series.LoadOrStore(key, m.decisions.WithLabelValues(result, string(reason), string(class)))
+	}
+	c.(prometheus.Counter).Inc()
 	m.latency.Observe(elapsed.Seconds())
+}
+
+type decisionLabels struct {
+	result string
+	reason Reason
+	class  policy.RouteClass
 }
 
 // KeyReload records one key ring reload attempt.

@@ -95,7 +95,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile, o.tlsClientIdentities); err != nil {
 		return nil, err
 	}
-	gm, err := newGRPCMetrics(a.reg)
+	gm, err := newGRPCMetrics(a.reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	// server's CPU). grpc-go starts a fresh goroutine whenever every worker
 	// is busy, so there are as many as the requests a proxy typically has in
 	// flight, not one per CPU.
-	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm), grpc.StatsHandler(checkFailureLog{log}),
+	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm),
 		grpc.NumStreamWorkers(grpcStreamWorkers))
 	if o.tracing {
 		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {

@@ -103,17 +103,8 @@ type checkFailureLog struct{ log zerolog.Logger }
 
 var checkMethod = "/" + authv3.Authorization_ServiceDesc.ServiceName + "/Check"
 
-type checkMethodKey struct{}
-
-func (c checkFailureLog) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, checkMethodKey{}, info.FullMethodName == checkMethod)
-}
-
-func (c checkFailureLog) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	end, ok := s.(*stats.End)
-	if !ok || end.Error == nil || ctx.Value(checkMethodKey{}) != true {
-		return
-	}
+// record logs a Check that ended in err (not nil).
+func (c checkFailureLog) record(ctx context.Context, end *stats.End) {
 	st := status.Convert(end.Error)
 	reason := "request_unreadable"
 	switch st.Code() {
@@ -129,9 +120,3 @@ func (c checkFailureLog) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	}
 	ev.Msg("check failed")
 }
-
-func (c checkFailureLog) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return ctx
-}
-
-func (c checkFailureLog) HandleConn(context.Context, stats.ConnStats) {}

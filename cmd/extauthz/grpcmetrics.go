@@ -4,15 +4,23 @@ import (
 	"context"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
-// grpcMetrics counts finished RPCs by method and status code, so that
-// errors that never reach a decision (a request too large to read, a
-// cancelled stream, an unknown method) are visible beside the decisions.
+// grpcMetrics is the gRPC server's one stats handler (each one costs
+// every RPC a callback per event): it counts finished RPCs by method and
+// status code, so that errors that never reach a decision (a request too
+// large to read, a cancelled stream, an unknown method) are visible beside
+// the decisions, and logs the Check calls that fail (checkFailureLog).
 type grpcMetrics struct {
 	handled *prometheus.CounterVec
+	// checkOK is handled's series for a Check answered, every decision:
+	// resolved once instead of hashing its labels on every call.
+	checkOK  prometheus.Counter
+	failures checkFailureLog
 }
 
 type rpcMethodKey struct{}
@@ -28,7 +36,7 @@ var knownMethods = map[string]bool{
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": true,
 }
 
-func newGRPCMetrics(reg prometheus.Registerer) (*grpcMetrics, error) {
+func newGRPCMetrics(reg prometheus.Registerer, log zerolog.Logger) (*grpcMetrics, error) {
 	m := &grpcMetrics{handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "extauthz",
 		Name:      "grpc_requests_total",
@@ -37,6 +45,8 @@ func newGRPCMetrics(reg prometheus.Registerer) (*grpcMetrics, error) {
 	if err := reg.Register(m.handled); err != nil {
 		return nil, err
 	}
+	m.checkOK = m.handled.WithLabelValues(checkMethod, codes.OK.String())
+	m.failures = checkFailureLog{log}
 	return m, nil
 }
 
@@ -54,7 +64,14 @@ func (m *grpcMetrics) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		return
 	}
 	method, _ := ctx.Value(rpcMethodKey{}).(string)
+	if method == checkMethod && end.Error == nil {
+		m.checkOK.Inc()
+		return
+	}
 	m.handled.WithLabelValues(method, status.Code(end.Error).String()).Inc()
+	if method == checkMethod {
+		m.failures.record(ctx, end)
+	}
 }
 
 func (m *grpcMetrics) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -8,16 +9,19 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
 // TestGRPCMetricsBoundsMethods: a method name a client makes up is counted
-// as "other", and the status code of a failed call is recorded.
+// as "other", the status code of a failed call is recorded, and only the
+// failed Check is logged.
 func TestGRPCMetricsBoundsMethods(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := newGRPCMetrics(reg)
+	var logs bytes.Buffer
+	m, err := newGRPCMetrics(reg, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,5 +57,8 @@ func TestGRPCMetricsBoundsMethods(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("extauthz_grpc_requests_total = %v; want %v", got, want)
+	}
+	if lines := strings.Split(strings.TrimSpace(logs.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], `"reason":"request_too_large"`) {
+		t.Errorf("logged %q; want one check failed line, for the ResourceExhausted Check", lines)
 	}
 }
