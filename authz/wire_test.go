@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/extauthz/extauthz/policy"
 )
@@ -276,9 +277,9 @@ func TestWireDepth(t *testing.T) {
 }
 
 // TestWireDescriptors guards the reader's assumptions about the messages:
-// the field numbers it reads have the names and kinds it expects, and no
-// message a CheckRequest can carry has a group field (walkKnown refuses
-// them).
+// the field numbers it reads have the names and kinds it expects and are in
+// no oneof, and no message a CheckRequest can carry has a group field
+// (walkKnown refuses them) or a lazy one.
 func TestWireDescriptors(t *testing.T) {
 	for _, c := range []struct {
 		md   protoreflect.MessageDescriptor
@@ -306,7 +307,9 @@ func TestWireDescriptors(t *testing.T) {
 		{descStringEntry, 2, "value", protoreflect.StringKind},
 	} {
 		fd := c.md.Fields().ByNumber(c.num)
-		if fd == nil || string(fd.Name()) != c.name || fd.Kind() != c.kind || !enforceUTF8OrBytes(fd) {
+		// A field of a oneof would be cleared by another of its members,
+		// which the reader does not do.
+		if fd == nil || string(fd.Name()) != c.name || fd.Kind() != c.kind || !enforceUTF8OrBytes(fd) || fd.ContainingOneof() != nil {
 			t.Errorf("%s field %d = %v; want %s of kind %v", c.md.FullName(), c.num, fd, c.name, c.kind)
 		}
 	}
@@ -326,6 +329,11 @@ func TestWireDescriptors(t *testing.T) {
 			fd := md.Fields().Get(i)
 			if fd.Kind() == protoreflect.GroupKind {
 				t.Errorf("%s has a group field", fd.FullName())
+			}
+			// protobuf-go checks a lazy field only when it is read; the
+			// reader checks every field at once.
+			if o, ok := fd.Options().(*descriptorpb.FieldOptions); ok && (o.GetLazy() || o.GetUnverifiedLazy()) {
+				t.Errorf("%s is lazy", fd.FullName())
 			}
 			if fd.Message() != nil {
 				visit(fd.Message())
