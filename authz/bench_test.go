@@ -7,6 +7,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/extauthz/extauthz/internal/benchcpu"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
@@ -21,12 +22,14 @@ func BenchmarkCheck(b *testing.B) {
 	req := loadCheckRequest(b, caps, "allow_provider_model")
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		resp, err := srv.Check(ctx, req)
 		if err != nil || resp.GetOkResponse() == nil {
 			b.Fatalf("Check = %v, %v", resp, err)
 		}
 	}
+	benchcpu.Report(b, cpu)
 }
 
 // BenchmarkCheckLogged is BenchmarkCheck with the info line written (to a
@@ -38,11 +41,13 @@ func BenchmarkCheckLogged(b *testing.B) {
 	req := loadCheckRequest(b, caps, "allow_provider_model")
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		if _, err := srv.Check(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
+	benchcpu.Report(b, cpu)
 }
 
 // BenchmarkCheckDeny measures a deny after the capability opened (wrong
@@ -53,11 +58,13 @@ func BenchmarkCheckDeny(b *testing.B) {
 	req := loadCheckRequest(b, caps, "deny_container_mismatch")
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		if _, err := srv.Check(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
+	benchcpu.Report(b, cpu)
 }
 
 type discard struct{}
@@ -85,12 +92,14 @@ func BenchmarkCheckGRPC(b *testing.B) {
 			req := loadCheckRequest(b, caps, "allow_provider_model")
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu := benchcpu.Now()
 			for b.Loop() {
 				resp, err := client.Check(ctx, req)
 				if err != nil || resp.GetOkResponse() == nil {
 					b.Fatalf("Check = %v, %v", resp, err)
 				}
 			}
+			benchcpu.Report(b, cpu)
 		})
 	}
 }
@@ -110,6 +119,7 @@ func BenchmarkForward(b *testing.B) {
 	req.Header.Set("X-Forwarded-Uri", "/api/openrouter/v1/chat/completions")
 	req.Header.Set(DefaultHTTPIdentityHeader, "ctr-1")
 	b.ReportAllocs()
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -117,6 +127,7 @@ func BenchmarkForward(b *testing.B) {
 			b.Fatalf("forward = %d %s", w.Code, w.Body)
 		}
 	}
+	benchcpu.Report(b, cpu)
 }
 
 // BenchmarkCheckNewCapability is BenchmarkCheck with a capability the
@@ -134,6 +145,7 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		headers["authorization"] = "Bearer " + toks[i%len(toks)]
 		i++
@@ -142,6 +154,7 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 			b.Fatalf("Check = %v, %v", resp, err)
 		}
 	}
+	benchcpu.Report(b, cpu)
 	if s := codec.CacheStats(); s.Hits != 0 {
 		b.Fatalf("cache stats %+v; want only misses", s)
 	}
@@ -160,6 +173,7 @@ func BenchmarkCheckWire(b *testing.B) {
 	codec := wireCodec{}
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := benchcpu.Now()
 	for b.Loop() {
 		w := &wireCheck{s: srv}
 		if err := codec.Unmarshal(data, w); err != nil {
@@ -170,4 +184,5 @@ func BenchmarkCheckWire(b *testing.B) {
 			b.Fatalf("wireCheck = %v, %v", out, err)
 		}
 	}
+	benchcpu.Report(b, cpu)
 }
