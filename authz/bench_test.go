@@ -161,28 +161,34 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 }
 
 // BenchmarkCheckWire is BenchmarkCheck the way `extauthz serve` answers it
-// (RegisterWire): the request read from its encoding, the allow encoded.
+// (RegisterWire): the request read from its encoding, the allow encoded;
+// with the headers in the headers map, and in header_map as raw values (as
+// the shipped Envoy configs send them, encode_raw_headers).
 func BenchmarkCheckWire(b *testing.B) {
 	caps := newCapabilities(b)
 	srv := newTestServer(b, serverSetup{})
-	enc, err := proto.Marshal(loadCheckRequest(b, caps, "allow_provider_model"))
-	if err != nil {
-		b.Fatal(err)
+	for _, fixture := range []string{"allow_provider_model", "allow_header_map_raw"} {
+		b.Run("fixture="+fixture, func(b *testing.B) {
+			enc, err := proto.Marshal(loadCheckRequest(b, caps, fixture))
+			if err != nil {
+				b.Fatal(err)
+			}
+			data := mem.BufferSlice{mem.SliceBuffer(enc)}
+			codec := wireCodec{}
+			ctx := context.Background()
+			b.ReportAllocs()
+			cpu := benchcpu.Now()
+			for b.Loop() {
+				w := &wireCheck{s: srv}
+				if err := codec.Unmarshal(data, w); err != nil {
+					b.Fatal(err)
+				}
+				out, err := srv.wireCheck(ctx, w)
+				if err != nil || out != any(w) {
+					b.Fatalf("wireCheck = %v, %v", out, err)
+				}
+			}
+			benchcpu.Report(b, cpu)
+		})
 	}
-	data := mem.BufferSlice{mem.SliceBuffer(enc)}
-	codec := wireCodec{}
-	ctx := context.Background()
-	b.ReportAllocs()
-	cpu := benchcpu.Now()
-	for b.Loop() {
-		w := &wireCheck{s: srv}
-		if err := codec.Unmarshal(data, w); err != nil {
-			b.Fatal(err)
-		}
-		out, err := srv.wireCheck(ctx, w)
-		if err != nil || out != any(w) {
-			b.Fatalf("wireCheck = %v, %v", out, err)
-		}
-	}
-	benchcpu.Report(b, cpu)
 }

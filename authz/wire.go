@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"iter"
 	"strings"
 	"unicode/utf8"
 
@@ -107,7 +108,12 @@ type wireReader struct {
 	extScheme, extIdentity                []byte
 	mapValue                              [numSlots][]byte
 	mapHas                                [numSlots]bool
-	list                                  [numSlots][][]byte
+	// Every header_map value of each slot, in order: the first two in
+	// inline (a header arrives once or twice, and then nothing is
+	// allocated), the rest in more.
+	inline  [numSlots][2][]byte
+	inlineN [numSlots]int
+	more    [numSlots][][]byte
 }
 
 // readCheckFields decodes b, a serialized CheckRequest, into the fields the
@@ -275,14 +281,41 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 		// is two values.
 		switch {
 		case len(raw) == 0:
-			r.list[i] = append(r.list[i], value)
+			r.add(i, value)
 		case len(value) == 0 || string(value) == string(raw):
-			r.list[i] = append(r.list[i], raw)
+			r.add(i, raw)
 		default:
-			r.list[i] = append(r.list[i], raw, value)
+			r.add(i, raw)
+			r.add(i, value)
 		}
 	}
 	return n, true, nil
+}
+
+// add appends v to slot i's header_map values.
+func (r *wireReader) add(i int, v []byte) {
+	if n := r.inlineN[i]; n < len(r.inline[i]) {
+		r.inline[i][n] = v
+		r.inlineN[i]++
+		return
+	}
+	r.more[i] = append(r.more[i], v)
+}
+
+// values returns slot i's header_map values.
+func (r *wireReader) values(i int) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for _, v := range r.inline[i][:r.inlineN[i]] {
+			if !yield(v) {
+				return
+			}
+		}
+		for _, v := range r.more[i] {
+			if !yield(v) {
+				return
+			}
+		}
+	}
 }
 
 // entry reads one map<string, string> entry and gives it to set, as
@@ -322,10 +355,10 @@ func (r *wireReader) fields() checkFields {
 			size += len(r.mapValue[i])
 			values++
 		}
-		for _, v := range r.list[i] {
+		for v := range r.values(i) {
 			size += len(v)
 		}
-		values += len(r.list[i])
+		values += r.inlineN[i] + len(r.more[i])
 	}
 	var buf strings.Builder
 	buf.Grow(size)
@@ -336,7 +369,7 @@ func (r *wireReader) fields() checkFields {
 		if r.mapHas[i] {
 			buf.Write(r.mapValue[i])
 		}
-		for _, v := range r.list[i] {
+		for v := range r.values(i) {
 			buf.Write(v)
 		}
 	}
@@ -360,7 +393,7 @@ func (r *wireReader) fields() checkFields {
 			lists[start+0] = next(len(r.mapValue[i]))
 			values--
 		}
-		for _, v := range r.list[i] {
+		for v := range r.values(i) {
 			lists[len(lists)-values] = next(len(v))
 			values--
 		}
