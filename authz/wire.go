@@ -13,10 +13,11 @@ import (
 
 // This file reads a CheckRequest straight from its protobuf encoding,
 // without building the message. protobuf-go decodes every header Envoy
-// sends into a Go map (through reflection, one allocation per key and
-// value); the adapter reads six headers and a few attributes, so decoding
-// the rest was most of the cost of a Check in the live server
-// (docs/BENCHMARKS.md: "Decoding the CheckRequest").
+// sends into Go values (a map through reflection, or a message per raw
+// header, with an allocation per key and value); the adapter reads six
+// headers and a few attributes, and decoding the rest was a quarter of the
+// live server's CPU, more than the decision (BENCHMARKS.md, "Side by side
+// over gRPC").
 //
 // The reader must never see a different request than protobuf-go would:
 // it accepts exactly the encodings proto.Unmarshal accepts, and for them
