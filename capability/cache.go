@@ -35,16 +35,25 @@ func digestOf(token string) digest {
 // an entry is never served at or after expiresAt nor before issuedAt minus
 // ClockSkew. A key ring change empties it (reset), and an entry opened with
 // an older ring is never stored (put compares rings).
+//
+// The claims live by value in slots, a ring buffer in insertion order that
+// eviction overwrites, so that storing an entry allocates nothing once the
+// cache is full.
 type cache struct {
 	size int
 
 	mu      sync.RWMutex
-	ring    *KeyRing // the ring every entry was opened with
-	entries map[digest]*Claims
-	order   []digest // ring buffer of insertion order, for eviction
-	next    int      // where the next insertion goes in order
+	ring    *KeyRing       // the ring every entry was opened with
+	entries map[digest]int // where each entry is in slots
+	slots   []slot
+	next    int // where the next insertion goes in slots once it is full
 
 	hits, misses, evictions atomic.Uint64
+}
+
+type slot struct {
+	d      digest
+	claims Claims
 }
 
 func newCache(size int, ring *KeyRing) *cache {
@@ -58,16 +67,21 @@ func (c *cache) reset(ring *KeyRing) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ring = ring
-	c.entries = make(map[digest]*Claims, min(c.size, 1024))
-	c.order = c.order[:0]
+	c.entries = make(map[digest]int, min(c.size, 1024))
+	clear(c.slots) // drop the claims, tokens included
+	c.slots = c.slots[:0]
 	c.next = 0
 }
 
 // get returns the claims cached for d if they were opened with ring.
-func (c *cache) get(ring *KeyRing, d digest) (*Claims, bool) {
+func (c *cache) get(ring *KeyRing, d digest) (Claims, bool) {
+	var cl Claims
 	c.mu.RLock()
-	cl, ok := c.entries[d]
+	i, ok := c.entries[d]
 	ok = ok && c.ring == ring
+	if ok {
+		cl = c.slots[i].claims
+	}
 	c.mu.RUnlock()
 	if ok {
 		c.hits.Add(1)
@@ -77,7 +91,8 @@ func (c *cache) get(ring *KeyRing, d digest) (*Claims, bool) {
 	return cl, ok
 }
 
-// put stores claims opened with ring, unless the ring has changed since.
+// put stores a copy of claims opened with ring, unless the ring has changed
+// since.
 func (c *cache) put(ring *KeyRing, d digest, cl *Claims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -87,15 +102,17 @@ func (c *cache) put(ring *KeyRing, d digest, cl *Claims) {
 	if _, ok := c.entries[d]; ok {
 		return
 	}
-	if len(c.order) < c.size {
-		c.order = append(c.order, d)
+	i := len(c.slots)
+	if i < c.size {
+		c.slots = append(c.slots, slot{})
 	} else {
-		delete(c.entries, c.order[c.next])
+		i = c.next
+		delete(c.entries, c.slots[i].d)
 		c.evictions.Add(1)
-		c.order[c.next] = d
 		c.next = (c.next + 1) % c.size
 	}
-	c.entries[d] = cl
+	c.slots[i] = slot{d: d, claims: *cl}
+	c.entries[d] = i
 }
 
 func (c *cache) stats() CacheStats {

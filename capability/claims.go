@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -142,6 +143,9 @@ func checkString(name, v string) error {
 // absolute URL with a scheme and a host. The route policy is stricter and
 // fails closed at request time.
 func checkURL(name, v string) error {
+	if _, ok := knownURL(v); ok {
+		return nil
+	}
 	if err := checkString(name, v); err != nil {
 		return err
 	}
@@ -149,7 +153,35 @@ func checkURL(name, v string) error {
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("%w: %s is not an absolute URL", ErrInvalid, name)
 	}
+	rememberURL(v)
 	return nil
+}
+
+// knownURLs are the last few URLs checkURL accepted, so that the targets of
+// one deployment, which every capability repeats, are parsed once rather
+// than on each Open, and decodeClaims shares their strings instead of
+// allocating them. They are public configuration, never secrets, and
+// checkURL's answer depends on the string alone.
+var (
+	knownURLs    [8]atomic.Pointer[string]
+	nextKnownURL atomic.Uint32
+)
+
+// knownURL returns the known URL equal to v.
+func knownURL[T string | []byte](v T) (string, bool) {
+	for i := range knownURLs {
+		if u := knownURLs[i].Load(); u != nil && *u == string(v) {
+			return *u, true
+		}
+	}
+	return "", false
+}
+
+// rememberURL adds v, which checkURL accepted, to knownURLs in place of the
+// oldest. It keeps a copy: v may share memory with a capability's tokens.
+func rememberURL(v string) {
+	u := strings.Clone(v)
+	knownURLs[(nextKnownURL.Add(1)-1)%uint32(len(knownURLs))].Store(&u)
 }
 
 // String renders the subject without its tokens.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -177,30 +178,32 @@ func (c *Codec) Open(token string) (Claims, error) {
 	}
 	d := digestOf(token)
 	if cl, ok := c.cache.get(r, d); ok {
-		if err := c.checkWindow(cl); err != nil {
+		if err := c.checkWindow(&cl); err != nil {
 			return Claims{}, err
 		}
-		return *cl, nil
+		return cl, nil
 	}
 	claims, err := c.open(r, token)
 	if err == nil {
-		cl := claims
-		c.cache.put(r, d, &cl)
+		c.cache.put(r, d, &claims)
 	}
 	return claims, err
 }
 
 // open is Open without the cache.
 func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
-	iv, sealed, err := parseToken(token)
-	if err != nil {
+	b := openBuffers.Get().(*openBuffer)
+	defer b.release()
+	var err error
+	if b.sealed, err = parseToken(&b.iv, b.sealed[:0], token); err != nil {
 		return Claims{}, err
 	}
-	var plain []byte
 	opened := false
 	for _, aead := range r.aeads {
-		if p, err := aead.Open(nil, iv[:], sealed, nil); err == nil {
-			plain, opened = p, true
+		// On failure Open may write to b.plain, never to b.sealed: the
+		// next key gets the ciphertext intact.
+		if p, err := aead.Open(b.plain[:0], b.iv[:], b.sealed, nil); err == nil {
+			b.plain, opened = p, true
 			break
 		}
 	}
@@ -208,7 +211,7 @@ func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: does not authenticate with any configured key", ErrInvalid)
 	}
 
-	claims, err := decodeClaims(plain)
+	claims, err := decodeClaims(b.plain) // copies what it keeps
 	if err != nil {
 		return Claims{}, err
 	}
@@ -216,6 +219,28 @@ func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 		return Claims{}, err
 	}
 	return claims, nil
+}
+
+// maxPooledBuffer bounds the buffers kept for reuse (openBuffers, decoders):
+// a rare large capability does not pin its buffers' size.
+const maxPooledBuffer = 8 << 10
+
+// openBuffer holds open's working memory: the IV, the ciphertext with its
+// tag, and the plaintext, which holds tokens and is wiped before reuse.
+type openBuffer struct {
+	iv     [ivSize]byte
+	sealed []byte
+	plain  []byte
+}
+
+var openBuffers = sync.Pool{New: func() any { return new(openBuffer) }}
+
+func (b *openBuffer) release() {
+	clear(b.plain)
+	b.plain = b.plain[:0]
+	if cap(b.sealed) <= maxPooledBuffer && cap(b.plain) <= maxPooledBuffer {
+		openBuffers.Put(b)
+	}
 }
 
 // checkWindow is the time rule of Open: issuedAt at most ClockSkew in the
@@ -232,57 +257,123 @@ func (c *Codec) checkWindow(claims *Claims) error {
 }
 
 // parseToken checks a capability's format before anything is decrypted
-// (docs/decisions.md, section 1) and returns its IV and its ciphertext with
-// the tag appended, as cipher.AEAD.Open wants them.
-func parseToken(token string) (iv [ivSize]byte, sealed []byte, err error) {
+// (docs/decisions.md, section 1). It stores the IV in iv and returns the
+// ciphertext with the tag appended, as cipher.AEAD.Open wants them, in dst
+// (grown if need be).
+func parseToken(iv *[ivSize]byte, dst []byte, token string) (sealed []byte, err error) {
 	token = strings.TrimSpace(token)
 	if len(token) > MaxTokenLen {
-		return iv, nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+		return dst, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
 	}
 	body, ok := strings.CutPrefix(token, Prefix)
 	if !ok {
-		return iv, nil, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
+		return dst, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
 	}
 	ivPart, rest, ok1 := strings.Cut(body, ":")
 	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
 	if !ok1 || !ok2 || strings.IndexByte(ctPart, ':') >= 0 {
-		return iv, nil, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
+		return dst, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
 	}
 	if ivPart == "" || tagPart == "" || ctPart == "" {
-		return iv, nil, fmt.Errorf("%w: empty part", ErrInvalid)
+		return dst, fmt.Errorf("%w: empty part", ErrInvalid)
 	}
 
 	// One buffer: ciphertext then tag.
-	enc := base64.StdEncoding
-	buf := make([]byte, enc.DecodedLen(len(ctPart))+enc.DecodedLen(len(tagPart)))
+	if n := len(ctPart)/4*3 + len(tagPart)/4*3; cap(dst) < n {
+		dst = make([]byte, n)
+	} else {
+		dst = dst[:n]
+	}
 	var ivBuf [ivSize + 2]byte // room for the decoder's worst case; checked below
 	ivLen, ok := decodeCanonical(ivBuf[:], ivPart)
 	if !ok || ivLen != ivSize {
-		return iv, nil, fmt.Errorf("%w: iv is not 16 bytes of canonical base64", ErrInvalid)
+		return dst, fmt.Errorf("%w: iv is not 16 bytes of canonical base64", ErrInvalid)
 	}
-	ctLen, ok := decodeCanonical(buf, ctPart)
+	ctLen, ok := decodeCanonical(dst, ctPart)
 	if !ok {
-		return iv, nil, fmt.Errorf("%w: ciphertext is not canonical base64", ErrInvalid)
+		return dst, fmt.Errorf("%w: ciphertext is not canonical base64", ErrInvalid)
 	}
-	tagLen, ok := decodeCanonical(buf[ctLen:], tagPart)
+	tagLen, ok := decodeCanonical(dst[ctLen:], tagPart)
 	if !ok || tagLen != tagSize {
-		return iv, nil, fmt.Errorf("%w: tag is not 16 bytes of canonical base64", ErrInvalid)
+		return dst, fmt.Errorf("%w: tag is not 16 bytes of canonical base64", ErrInvalid)
 	}
 	copy(iv[:], ivBuf[:ivSize])
-	return iv, buf[:ctLen+tagLen], nil
+	return dst[:ctLen+tagLen], nil
 }
 
 // decodeCanonical decodes s into dst and reports whether s is canonical
 // standard base64: padded, no line breaks, zero padding bits. Those are
-// exactly the strings that re-encode to themselves.
+// exactly the strings that re-encode to themselves. (encoding/base64 would
+// need a copy of s, a scan for line breaks, which it skips, and its strict
+// mode; this is one pass.)
 func decodeCanonical(dst []byte, s string) (int, bool) {
-	if len(s)%4 != 0 || strings.ContainsAny(s, "\r\n") {
+	if len(s)%4 != 0 || len(s)/4*3 > len(dst) {
 		return 0, false
 	}
-	enc := base64.StdEncoding.Strict()
-	if enc.DecodedLen(len(s)) > len(dst) {
+	if s == "" {
+		return 0, true
+	}
+	n := 0
+	body, last := s[:len(s)-4], s[len(s)-4:]
+	for ; len(body) >= 8; body = body[8:] {
+		a, b, c, d := base64Value[body[0]], base64Value[body[1]], base64Value[body[2]], base64Value[body[3]]
+		e, f, g, h := base64Value[body[4]], base64Value[body[5]], base64Value[body[6]], base64Value[body[7]]
+		if a|b|c|d|e|f|g|h > 63 {
+			return 0, false
+		}
+		out := dst[n : n+6]
+		out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
+		out[3], out[4], out[5] = e<<2|f>>4, f<<4|g>>2, g<<6|h
+		n += 6
+	}
+	if len(body) == 4 {
+		a, b, c, d := base64Value[body[0]], base64Value[body[1]], base64Value[body[2]], base64Value[body[3]]
+		if a|b|c|d > 63 {
+			return 0, false
+		}
+		out := dst[n : n+3]
+		out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
+		n += 3
+	}
+	a, b := base64Value[last[0]], base64Value[last[1]]
+	if a|b > 63 {
 		return 0, false
 	}
-	n, err := enc.Decode(dst, []byte(s))
-	return n, err == nil
+	switch {
+	case last[2] == '=' && last[3] == '=':
+		if b&0x0f != 0 { // bits that padding leaves over must be zero
+			return 0, false
+		}
+		dst[n] = a<<2 | b>>4
+		return n + 1, true
+	case last[3] == '=':
+		c := base64Value[last[2]]
+		if c > 63 || c&0x03 != 0 {
+			return 0, false
+		}
+		out := dst[n : n+2]
+		out[0], out[1] = a<<2|b>>4, b<<4|c>>2
+		return n + 2, true
+	default:
+		c, d := base64Value[last[2]], base64Value[last[3]]
+		if c|d > 63 {
+			return 0, false
+		}
+		out := dst[n : n+3]
+		out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
+		return n + 3, true
+	}
 }
+
+// base64Value maps each character of the standard base64 alphabet to its
+// six bits, and every other byte ('=' included) to 0xff.
+var base64Value = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()

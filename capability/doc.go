@@ -37,6 +37,8 @@
 //     bounded in entries and in the size of what it keeps, and lives in
 //     memory only.
 //
-// The package does no logging. Its only global state is a pool of JSON
-// decoders; a Codec holds its keys, clock and cache.
+// The package does no logging. Its only global state is pools of working
+// buffers for Open and JSON decoding (wiped of tokens before reuse) and the
+// last few target URLs found valid (public configuration); a Codec holds its
+// keys, clock and cache.
 package capability

@@ -101,50 +101,6 @@ var (
 	targetNames  = []string{"backendBaseUrl", "providerBaseUrl", "sessionIngestBaseUrl"}
 )
 
-// decodeClaims decodes the claims JSON with the module's strict reader
-// (internal/strictjson), then checks every claim rule that does not depend
-// on the clock. Every error wraps ErrInvalid and never quotes the input.
-func decodeClaims(b []byte) (Claims, error) {
-	var c Claims
-	var seen, targets uint64
-	err := strictjson.Decode(b, "claims", func(rd *strictjson.Reader) error {
-		var err error
-		seen, err = rd.Object("", claimNames, func(i int, p strictjson.Pointer) error {
-			var err error
-			switch i {
-			case claimVersion:
-				var n int64
-				n, err = rd.Int(p)
-				c.Version = int(n)
-			case claimPurpose:
-				c.Purpose, err = rd.String(p)
-			case claimIssuedAt:
-				c.IssuedAt, err = rd.Int(p)
-			case claimExpiresAt:
-				c.ExpiresAt, err = rd.Int(p)
-			default:
-				var t uint64
-				t, err = readSubjectMember(rd, &c.Subject, claimNames[i], p)
-				targets |= t
-			}
-			return err
-		})
-		return err
-	})
-	switch {
-	case err != nil:
-		return c, fmt.Errorf("%w: claims: %v", ErrInvalid, err)
-	case seen&requiredClaims != requiredClaims || targets != 1<<len(targetNames)-1:
-		return c, fmt.Errorf("%w: a required claim is missing", ErrInvalid)
-	case seen&(1<<claimProviderToken) != 0 && c.ProviderToken == "":
-		return c, fmt.Errorf("%w: providerToken is empty", ErrInvalid)
-	}
-	if err := c.validate(); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
 // readSubjectMember reads the value of the subject member name into s. For
 // targets it returns the set of target members seen; a missing one reads as
 // "" (Seal and decodeClaims refuse it).
