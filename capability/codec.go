@@ -3,6 +3,7 @@ package capability
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -315,18 +316,20 @@ func decodeCanonical(dst []byte, s string) (int, bool) {
 	}
 	n := 0
 	body, last := s[:len(s)-4], s[len(s)-4:]
-	for ; len(body) >= 8; body = body[8:] {
+	// Eight characters make six bytes, stored as eight while dst has room:
+	// the two extra are zeros, which the next bytes overwrite, or past the
+	// decoded length (dst is scratch up to its length).
+	for ; len(body) >= 8 && len(dst)-n >= 8; body = body[8:] {
 		a, b, c, d := base64Value[body[0]], base64Value[body[1]], base64Value[body[2]], base64Value[body[3]]
 		e, f, g, h := base64Value[body[4]], base64Value[body[5]], base64Value[body[6]], base64Value[body[7]]
 		if a|b|c|d|e|f|g|h > 63 {
 			return 0, false
 		}
-		out := dst[n : n+6]
-		out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
-		out[3], out[4], out[5] = e<<2|f>>4, f<<4|g>>2, g<<6|h
+		binary.BigEndian.PutUint64(dst[n:], uint64(a)<<58|uint64(b)<<52|uint64(c)<<46|uint64(d)<<40|
+			uint64(e)<<34|uint64(f)<<28|uint64(g)<<22|uint64(h)<<16)
 		n += 6
 	}
-	if len(body) == 4 {
+	for ; len(body) >= 4; body = body[4:] {
 		a, b, c, d := base64Value[body[0]], base64Value[body[1]], base64Value[body[2]], base64Value[body[3]]
 		if a|b|c|d > 63 {
 			return 0, false

@@ -1,8 +1,10 @@
 package capability
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,11 +114,13 @@ func (d *claimsDecoder) release() {
 // each level.
 func (d *claimsDecoder) claims(c *Claims, dst *[numClaims + numTargets]*string) (seen, targets uint64, err error) {
 	more, err := d.enter("")
+	guess := 0
 	for more {
 		var i int
-		if i, err = d.name("", claimNames); err != nil {
+		if i, err = d.name("", claimNames, guess); err != nil {
 			return seen, targets, err
 		}
+		guess = i + 1
 		if seen&(1<<i) != 0 {
 			return seen, targets, jsonErrorf("at %s: duplicate field", pointer(i))
 		}
@@ -155,11 +159,13 @@ func (d *claimsDecoder) claims(c *Claims, dst *[numClaims + numTargets]*string) 
 // targets reads the targets object.
 func (d *claimsDecoder) targets(dst *[numClaims + numTargets]*string) (seen uint64, err error) {
 	more, err := d.enter("/targets")
+	guess := 0
 	for more {
 		var i int
-		if i, err = d.name("/targets", targetNames); err != nil {
+		if i, err = d.name("/targets", targetNames, guess); err != nil {
 			return seen, err
 		}
+		guess = i + 1
 		if seen&(1<<i) != 0 {
 			return seen, jsonErrorf("at %s: duplicate field", pointer(numClaims+i))
 		}
@@ -213,17 +219,26 @@ func (d *claimsDecoder) next() (more bool, err error) {
 }
 
 // name reads a member name and the ':' after it, and returns the name's
-// index in names. An unknown name is an error that gives its offset only.
-func (d *claimsDecoder) name(parent string, names []string) (int, error) {
+// index in names. It tries guess first: issuers write the members in one
+// order, and guess is the index after the previous member's. An unknown name
+// is an error that gives its offset only.
+func (d *claimsDecoder) name(parent string, names []string, guess int) (int, error) {
 	start := d.pos
-	var buf [32]byte
-	raw, err := d.unquote(buf[:0])
-	if err != nil {
-		return 0, err
+	var raw []byte
+	// A name without escapes or non-ASCII bytes is compared where it lies.
+	if end := plainRun(d.in, start+1); start < len(d.in) && d.in[start] == '"' && end < len(d.in) && d.in[end] == '"' {
+		raw, d.pos = d.in[start+1:end], end+1
+	} else {
+		var buf [32]byte
+		var err error
+		if raw, err = d.unquote(buf[:0]); err != nil {
+			return 0, err
+		}
 	}
-	i := 0
-	for i < len(names) && string(raw) != names[i] {
-		i++
+	i := guess
+	if i >= len(names) || string(raw) != names[i] {
+		for i = 0; i < len(names) && string(raw) != names[i]; i++ {
+		}
 	}
 	if i == len(names) {
 		return 0, unknownName(parent, raw, start, names)
@@ -281,9 +296,7 @@ func (d *claimsDecoder) unquote(buf []byte) ([]byte, error) {
 	i++
 	from := i // the start of the bytes not yet copied to buf
 	for {
-		for i < len(in) && plainByte[in[i]] {
-			i++
-		}
+		i = plainRun(in, i)
 		if i >= len(in) {
 			d.pos = i
 			return buf, d.truncated()
@@ -349,6 +362,27 @@ func (d *claimsDecoder) unquote(buf []byte) ([]byte, error) {
 			i += n
 		}
 	}
+}
+
+// plainRun returns the index of the first byte from in[i] on that a JSON
+// string does not hold as it is (see plainByte), or len(in). It tests eight
+// bytes at a time: a byte below ' ' borrows in the first subtraction, a '"'
+// or '\\' becomes zero after the XOR and borrows in its subtraction, and a
+// byte from 0x80 up has its high bit set already. A borrow can only mark
+// bytes after the one that caused it, so the lowest mark is exact.
+func plainRun(in []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i >= 0 && i+8 <= len(in); i += 8 {
+		x := binary.LittleEndian.Uint64(in[i:])
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		if m := ((x - ' '*ones) | (q - ones) | (bs - ones) | x) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(in) && plainByte[in[i]] {
+		i++
+	}
+	return i
 }
 
 // plainByte marks the bytes a JSON string holds as they are: printable

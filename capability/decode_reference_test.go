@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/strictjson"
 )
@@ -184,5 +185,30 @@ func TestClaimIndexes(t *testing.T) {
 		if targetNames[i] != want {
 			t.Errorf("targetNames[%d] = %q; want %q", i, targetNames[i], want)
 		}
+	}
+}
+
+// BenchmarkDecodeClaims compares decodeClaims with its reference on the
+// claims Seal writes.
+func BenchmarkDecodeClaims(b *testing.B) {
+	c := Claims{Subject: testSubject(), Version: Version, Purpose: Purpose,
+		IssuedAt: t0.UnixMilli(), ExpiresAt: t0.Add(time.Hour).UnixMilli()}
+	plain, err := marshal(c.wire(false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (Claims, error)
+	}{{"single-pass", decodeClaims}, {"reference", decodeClaimsReference}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(plain)))
+			for b.Loop() {
+				if _, err := bc.decode(plain); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
