@@ -212,7 +212,7 @@ func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: does not authenticate with any configured key", ErrInvalid)
 	}
 
-	claims, err := decodeClaims(b.plain) // copies what it keeps
+	claims, err := b.dec.decode(b.plain) // copies what it keeps
 	if err != nil {
 		return Claims{}, err
 	}
@@ -227,11 +227,13 @@ func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 const maxPooledBuffer = 8 << 10
 
 // openBuffer holds open's working memory: the IV, the ciphertext with its
-// tag, and the plaintext, which holds tokens and is wiped before reuse.
+// tag, the plaintext and the claims decoder. The last two hold tokens and
+// are wiped before reuse.
 type openBuffer struct {
 	iv     [ivSize]byte
 	sealed []byte
 	plain  []byte
+	dec    claimsDecoder
 }
 
 var openBuffers = sync.Pool{New: func() any { return new(openBuffer) }}
@@ -239,7 +241,8 @@ var openBuffers = sync.Pool{New: func() any { return new(openBuffer) }}
 func (b *openBuffer) release() {
 	clear(b.plain)
 	b.plain = b.plain[:0]
-	if cap(b.sealed) <= maxPooledBuffer && cap(b.plain) <= maxPooledBuffer {
+	b.dec.wipe()
+	if max(cap(b.sealed), cap(b.plain), cap(b.dec.arena)) <= maxPooledBuffer {
 		openBuffers.Put(b)
 	}
 }

@@ -32,9 +32,15 @@ import (
 // target URLs seen before, which are shared (knownURL): the claims never
 // alias b, which Open reuses.
 func decodeClaims(b []byte) (Claims, error) {
-	var c Claims
 	d := decoders.Get().(*claimsDecoder)
-	defer d.release()
+	c, err := d.decode(b)
+	d.release()
+	return c, err
+}
+
+// decode is decodeClaims with d's arena; the caller wipes d (wipe) after.
+func (d *claimsDecoder) decode(b []byte) (Claims, error) {
+	var c Claims
 	d.in = b
 	// Where each string member goes, by member index (targets' members
 	// after the top-level ones).
@@ -95,14 +101,20 @@ type claimsDecoder struct {
 	pending uint32
 }
 
-// decoders keeps claimsDecoders, and so their arenas, for reuse.
-var decoders = sync.Pool{New: func() any { return &claimsDecoder{arena: make([]byte, 0, 512)} }}
+// decoders keeps claimsDecoders, and so their arenas, for decodeClaims to
+// reuse (open uses the one in its openBuffer).
+var decoders = sync.Pool{New: func() any { return new(claimsDecoder) }}
 
-// release wipes d's arena, which held tokens, and returns d to decoders
-// unless a large capability made its arena large.
-func (d *claimsDecoder) release() {
+// wipe clears d's arena, which held tokens, and forgets the input.
+func (d *claimsDecoder) wipe() {
 	clear(d.arena)
 	*d = claimsDecoder{arena: d.arena[:0]}
+}
+
+// release wipes d and returns it to decoders unless a large capability made
+// its arena large.
+func (d *claimsDecoder) release() {
+	d.wipe()
 	if cap(d.arena) <= maxPooledBuffer {
 		decoders.Put(d)
 	}
