@@ -212,3 +212,32 @@ func BenchmarkDecodeClaims(b *testing.B) {
 		})
 	}
 }
+
+// TestPlainRun checks the word-at-a-time scan against plainByte for every
+// byte value at every position of a word and its tail, behind plain bytes
+// and behind another stop byte.
+func TestPlainRun(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		for p := range n {
+			for b := range 256 {
+				in := []byte(strings.Repeat("a", n))
+				in[p] = byte(b)
+				want := n
+				if !plainByte[b] {
+					want = p
+				}
+				if got := plainRun(in, 0); got != want {
+					t.Fatalf("plainRun(%q, 0) = %d; want %d", in, got, want)
+				}
+				if p+1 < n {
+					in[p+1] = 0 // a second stop byte after the first
+					if !plainByte[b] {
+						if got := plainRun(in, 0); got != p {
+							t.Fatalf("plainRun(%q, 0) = %d; want %d", in, got, p)
+						}
+					}
+				}
+			}
+		}
+	}
+}
