@@ -235,12 +235,10 @@ func (d *claimsDecoder) numberError(start int) error {
 // space skips JSON white space.
 func (d *claimsDecoder) space() {
 	for d.pos < len(d.in) {
-		switch d.in[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
+		if c := d.in[d.pos]; c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
 			return
 		}
+		d.pos++
 	}
 }
 
