@@ -74,11 +74,10 @@ func (c *cache) reset(ring *KeyRing) {
 }
 
 // get returns the claims cached for d if they were opened with ring.
-func (c *cache) get(ring *KeyRing, d digest) (Claims, bool) {
-	var cl Claims
+func (c *cache) get(ring *KeyRing, d digest) (cl Claims, ok bool) {
 	c.mu.RLock()
-	i, ok := c.entries[d]
-	ok = ok && c.ring == ring
+	i, found := c.entries[d]
+	ok = found && c.ring == ring
 	if ok {
 		cl = c.slots[i].claims
 	}

@@ -169,7 +169,7 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 // With a cache, the claims of a capability opened before with the current
 // key ring are taken from it instead of decrypting again; the time window
 // is checked all the same.
-func (c *Codec) Open(token string) (Claims, error) {
+func (c *Codec) Open(token string) (claims Claims, err error) {
 	r, err := c.keys()
 	if err != nil {
 		return Claims{}, err
@@ -178,13 +178,14 @@ func (c *Codec) Open(token string) (Claims, error) {
 		return c.open(r, token)
 	}
 	d := digestOf(token)
-	if cl, ok := c.cache.get(r, d); ok {
-		if err := c.checkWindow(&cl); err != nil {
+	var ok bool
+	if claims, ok = c.cache.get(r, d); ok { // copied straight into the result
+		if err := c.checkWindow(&claims); err != nil {
 			return Claims{}, err
 		}
-		return cl, nil
+		return claims, nil
 	}
-	claims, err := c.open(r, token)
+	claims, err = c.open(r, token)
 	if err == nil {
 		c.cache.put(r, d, &claims)
 	}
