@@ -1,10 +1,9 @@
 package capability
 
 import (
-	"crypto/sha256"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // MaxCachedTokenLen bounds the capabilities the cache keeps: a longer one
@@ -19,16 +18,6 @@ type CacheStats struct {
 	Entries                 int
 }
 
-// digest names a capability in the cache: the SHA-256 of its exact string.
-// The string itself is never kept; a capability that differs in one byte
-// has another digest and is opened (and refused) as if there were no cache.
-type digest [sha256.Size]byte
-
-func digestOf(token string) digest {
-	// Hash the string's bytes in place: no copy of the capability is made.
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
-
 // cache holds the claims of capabilities opened with one key ring, at most
 // size of them, evicting the oldest first. Entries are claims that opened:
 // Open still checks their time window against the clock on every hit, so
@@ -36,15 +25,22 @@ func digestOf(token string) digest {
 // ClockSkew. A key ring change empties it (reset), and an entry opened with
 // an older ring is never stored (put compares rings).
 //
+// Entries are keyed by the capability's exact string, a copy of which the
+// cache keeps: a capability that differs in one byte is another key, opened
+// (and refused) as if there were no cache. A string key costs a hash of the
+// string in the map and one comparison on a hit, where a SHA-256 digest of
+// it cost a fifth of an allowed Check; the copy adds at most
+// MaxCachedTokenLen per entry, and no exposure the claims' own tokens do
+// not already have.
+//
 // The claims live by value in slots, a ring buffer in insertion order that
-// eviction overwrites, so that storing an entry allocates nothing once the
-// cache is full.
+// eviction overwrites.
 type cache struct {
 	size int
 
 	mu      sync.RWMutex
 	ring    *KeyRing       // the ring every entry was opened with
-	entries map[digest]int // where each entry is in slots
+	entries map[string]int // where each entry is in slots
 	slots   []slot
 	next    int // where the next insertion goes in slots once it is full
 
@@ -52,7 +48,7 @@ type cache struct {
 }
 
 type slot struct {
-	d      digest
+	token  string
 	claims Claims
 }
 
@@ -67,16 +63,16 @@ func (c *cache) reset(ring *KeyRing) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ring = ring
-	c.entries = make(map[digest]int, min(c.size, 1024))
+	c.entries = make(map[string]int, min(c.size, 1024))
 	clear(c.slots) // drop the claims, tokens included
 	c.slots = c.slots[:0]
 	c.next = 0
 }
 
-// get returns the claims cached for d if they were opened with ring.
-func (c *cache) get(ring *KeyRing, d digest) (cl Claims, ok bool) {
+// get returns the claims cached for token if they were opened with ring.
+func (c *cache) get(ring *KeyRing, token string) (cl Claims, ok bool) {
 	c.mu.RLock()
-	i, found := c.entries[d]
+	i, found := c.entries[token]
 	ok = found && c.ring == ring
 	if ok {
 		cl = c.slots[i].claims
@@ -90,15 +86,16 @@ func (c *cache) get(ring *KeyRing, d digest) (cl Claims, ok bool) {
 	return cl, ok
 }
 
-// put stores a copy of claims opened with ring, unless the ring has changed
-// since.
-func (c *cache) put(ring *KeyRing, d digest, cl *Claims) {
+// put stores a copy of claims opened from token with ring, unless the ring
+// has changed since. It keeps a copy of token, which may share memory with
+// a whole request.
+func (c *cache) put(ring *KeyRing, token string, cl *Claims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ring != ring {
 		return
 	}
-	if _, ok := c.entries[d]; ok {
+	if _, ok := c.entries[token]; ok {
 		return
 	}
 	i := len(c.slots)
@@ -106,12 +103,13 @@ func (c *cache) put(ring *KeyRing, d digest, cl *Claims) {
 		c.slots = append(c.slots, slot{})
 	} else {
 		i = c.next
-		delete(c.entries, c.slots[i].d)
+		delete(c.entries, c.slots[i].token)
 		c.evictions.Add(1)
 		c.next = (c.next + 1) % c.size
 	}
-	c.slots[i] = slot{d: d, claims: *cl}
-	c.entries[d] = i
+	token = strings.Clone(token)
+	c.slots[i] = slot{token: token, claims: *cl}
+	c.entries[token] = i
 }
 
 func (c *cache) stats() CacheStats {

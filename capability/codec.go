@@ -177,9 +177,8 @@ func (c *Codec) Open(token string) (claims Claims, err error) {
 	if c.cache == nil || len(token) > MaxCachedTokenLen {
 		return c.open(r, token)
 	}
-	d := digestOf(token)
 	var ok bool
-	if claims, ok = c.cache.get(r, d); ok { // copied straight into the result
+	if claims, ok = c.cache.get(r, token); ok { // copied straight into the result
 		if err := c.checkWindow(&claims); err != nil {
 			return Claims{}, err
 		}
@@ -187,7 +186,7 @@ func (c *Codec) Open(token string) (claims Claims, err error) {
 	}
 	claims, err = c.open(r, token)
 	if err == nil {
-		c.cache.put(r, d, &claims)
+		c.cache.put(r, token, &claims)
 	}
 	return claims, err
 }

@@ -31,8 +31,9 @@
 //   - Time comes from an injected clock. Only issuedAt gets the [ClockSkew]
 //     tolerance; expiry is exact.
 //   - The optional cache of opened capabilities ([WithCache]) changes nothing
-//     but speed: it is keyed by the SHA-256 of the exact capability string
-//     (never the string), checks the time window on every hit, holds only
+//     but speed: it is keyed by the exact capability string (a copy, so
+//     that one byte more or less is another key), checks the time window on
+//     every hit, holds only
 //     claims opened with the current key ring (SetKeyRing empties it), is
 //     bounded in entries and in the size of what it keeps, and lives in
 //     memory only.

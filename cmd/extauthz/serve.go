@@ -94,7 +94,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.DurationVar(&o.keyReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off")
 	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)")
-	fs.IntVar(&o.capabilityCacheSize, "capability-cache-size", defaultCapabilityCacheSize, "opened capabilities kept in memory (keyed by SHA-256, expiry checked on every use, emptied on key reload) so that a repeated capability is not decrypted again; 0 disables")
+	fs.IntVar(&o.capabilityCacheSize, "capability-cache-size", defaultCapabilityCacheSize, "opened capabilities kept in memory (keyed by the exact capability, expiry checked on every use, emptied on key reload) so that a repeated capability is not decrypted again; 0 disables")
 	o.limits.register(fs)
 	usageWithEnv(fs, "extauthz "+name+" [flags]")
 	if err := applyEnv(fs, getenv); err != nil {
