@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,16 +38,18 @@ const (
 // Config is one benchmark run.
 type Config struct {
 	Dir         string // work directory: key file, logs
+	Bin         string // extauthz binary; empty: built from the tree into Dir
 	Concurrency int
 	Rounds      int
-	Duration    time.Duration // measured, per server per round
-	Warmup      time.Duration // per server, before the first round
-	Flood       bool          // a fresh capability on every request
+	Duration    time.Duration // measured, per case per round
+	Warmup      time.Duration // per case, before the first round
+	Flood       bool          // add the flood case; the do-nothing server gets pool capabilities too
+	PoolSize    int           // flood: distinct capabilities sealed before the first round
 	ExtraFlags  []string      // for extauthz serve
 	Progress    io.Writer
 }
 
-// Measurement is one server in one round.
+// Measurement is one case in one round.
 type Measurement struct {
 	loadgen.Result
 	CPU time.Duration // the server process's CPU time during the round
@@ -61,122 +64,240 @@ func (m Measurement) CPUPerRequest() float64 {
 	return 0
 }
 
-// ServerResult is every round of one server.
-type ServerResult struct {
+// CaseResult is every round of one case.
+type CaseResult struct {
 	Name    string
 	Rounds  []Measurement
-	PeakRSS int64 // VmHWM at the end of the run, bytes
+	PeakRSS int64 // the server's VmHWM at the end of the run, bytes
 }
 
-// Report is a whole run: Servers[0] the do-nothing server, Servers[1] extauthz.
+// The cases, in Report.Cases. caseFlood exists in flood mode only.
+const (
+	caseNop      = iota // the do-nothing server
+	caseRepeated        // extauthz, one capability on every request
+	caseFlood           // the same extauthz process, the next pool capability on every request
+)
+
+// Report is a whole run.
 type Report struct {
-	Config   Config
-	Servers  []ServerResult
-	Distinct int64 // flood: capabilities sent to extauthz
+	Config Config
+	Cases  []CaseResult // indexed by caseNop, caseRepeated, caseFlood
+
+	Seal      time.Duration // flood: time to seal the pool
+	PoolBytes int64         // flood: the pool's memory in the load generator
+
+	// Pool capabilities sent over the whole run, warm-up included (a
+	// request left in flight at the end of a window counts: the server
+	// received it).
+	NopPoolSent, ExtPoolSent int64
+	ExtRepeatedSent          int64 // requests with the one repeated capability to extauthz
+	ExtRSS, ExtPeakRSS       int64 // extauthz's VmRSS and VmHWM at the end of the run
 }
 
+// ExtDistinct is how many distinct capabilities extauthz received: the pool
+// capabilities (each counted once if the pool wrapped) and the repeated one.
+func (r *Report) ExtDistinct() int64 {
+	d := min(r.ExtPoolSent, int64(r.Config.PoolSize))
+	if r.ExtRepeatedSent > 0 {
+		d++
+	}
+	return d
+}
+
+// Wrapped reports whether a server was sent more pool capabilities than the
+// pool holds, so that some of them arrived twice.
+func (r *Report) Wrapped() bool {
+	return r.Config.Flood && max(r.NopPoolSent, r.ExtPoolSent) > int64(r.Config.PoolSize)
+}
+
+// server is one server process under test.
 type server struct {
-	name   string
 	pid    int
 	client authv3.AuthorizationClient
-	sent   atomic.Int64
+	next   atomic.Int64 // the server's next pool capability
 }
 
-// run starts both servers, measures them in alternating rounds and stops them.
+// benchCase is what one row of the table measures: a server and the
+// capability each request carries.
+type benchCase struct {
+	name  string
+	srv   *server
+	token func() string
+	sent  *atomic.Int64 // counts requests, if not nil
+}
+
+// sessionID numbers the subject of capability i (0 is the repeated one, the
+// pool holds 1 to N): the capabilities are distinct by construction, and
+// all of one length, so that no case sends more bytes than another.
+func sessionID(i int) string { return fmt.Sprintf("bench-session-%07d", i) }
+
+// run seals the pool (flood), starts both servers, measures every case in
+// rounds whose order alternates, and stops the servers.
 func run(ctx context.Context, c Config) (*Report, error) {
 	progress := func(format string, a ...any) {
 		if c.Progress != nil {
 			fmt.Fprintf(c.Progress, format+"\n", a...)
 		}
 	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	keyFile, codec, err := extauthzproc.NewKey(c.Dir)
 	if err != nil {
 		return nil, err
 	}
-	subject := extauthzproc.Subject(containerID, apiHost, ingestHost)
-	fixed, err := codec.Seal(subject, capability.MaxLifetime)
+	base := extauthzproc.Subject(containerID, apiHost, ingestHost)
+	subject := func(i int) capability.Subject {
+		s := base
+		s.KiloSessionID = sessionID(i)
+		return s
+	}
+	fixed, err := codec.Seal(subject(0), capability.MaxLifetime)
 	if err != nil {
 		return nil, err
 	}
-	progress("building extauthz")
-	bin, err := extauthzproc.Build(c.Dir)
-	if err != nil {
-		return nil, err
+	rep := &Report{Config: c}
+	var pool *extauthzproc.Pool
+	if c.Flood {
+		progress("sealing %d distinct capabilities on %d CPUs", c.PoolSize, runtime.GOMAXPROCS(0))
+		t0 := time.Now()
+		pool, err = extauthzproc.SealPool(ctx, codec, c.PoolSize, capability.MaxLifetime,
+			func(i int) capability.Subject { return subject(i + 1) },
+			func(n int) { progress("sealed %d/%d (%.0fs)", n, c.PoolSize, time.Since(t0).Seconds()) })
+		if err != nil {
+			return nil, err
+		}
+		rep.Seal, rep.PoolBytes = time.Since(t0), pool.Bytes()
+		progress("sealed %d capabilities (%.0f MiB) in %v", pool.Len(), float64(rep.PoolBytes)/(1<<20), rep.Seal.Round(time.Millisecond))
 	}
-	ext, err := extauthzproc.Start(bin, keyFile, filepath.Join(c.Dir, "extauthz.log"), c.ExtraFlags...)
+	if c.Bin == "" {
+		progress("building extauthz")
+		if c.Bin, err = extauthzproc.Build(c.Dir); err != nil {
+			return nil, err
+		}
+	}
+	ext, err := extauthzproc.Start(c.Bin, keyFile, filepath.Join(c.Dir, "extauthz.log"), c.ExtraFlags...)
 	if err != nil {
 		return nil, err
 	}
 	defer ext.Stop()
-	nop, err := nopauthz.StartProcess(capHeader, len(subject.ProviderToken), false, filepath.Join(c.Dir, "nopauthz.log"))
+	nop, err := nopauthz.StartProcess(capHeader, len(base.ProviderToken), false, filepath.Join(c.Dir, "nopauthz.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer nop.Stop()
 
-	servers := []*server{{name: "do-nothing", pid: nop.PID()}, {name: "extauthz", pid: ext.PID()}}
-	for i, addr := range []string{nop.Addr, ext.GRPCAddr} {
-		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	nopSrv, extSrv := &server{pid: nop.PID()}, &server{pid: ext.PID()}
+	for _, s := range []struct {
+		srv  *server
+		addr string
+	}{{nopSrv, nop.Addr}, {extSrv, ext.GRPCAddr}} {
+		conn, err := grpc.NewClient("passthrough:///"+s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return nil, err
 		}
 		defer conn.Close()
-		servers[i].client = authv3.NewAuthorizationClient(conn)
+		s.srv.client = authv3.NewAuthorizationClient(conn)
 	}
-	capFor := func() (string, error) { return fixed, nil }
+	repeated := func() string { return fixed }
+	fromPool := func(s *server) func() string {
+		return func() string { return pool.At(int((s.next.Add(1) - 1) % int64(pool.Len()))) }
+	}
+	var repeatedSent atomic.Int64
+	cases := []benchCase{
+		caseNop:      {name: "do-nothing", srv: nopSrv, token: repeated},
+		caseRepeated: {name: "extauthz", srv: extSrv, token: repeated, sent: &repeatedSent},
+	}
 	if c.Flood {
-		capFor = func() (string, error) { return codec.Seal(subject, capability.MaxLifetime) }
+		cases[caseNop].token = fromPool(nopSrv)
+		cases[caseRepeated].name = "extauthz repeated"
+		cases = append(cases, benchCase{name: "extauthz flood", srv: extSrv, token: fromPool(extSrv)})
 	}
-	load := func(s *server, d time.Duration) (loadgen.Result, error) {
+	load := func(bc benchCase, d time.Duration) (loadgen.Result, error) {
 		return loadgen.Run(ctx, loadgen.Options{Concurrency: c.Concurrency, Duration: d}, func(int) loadgen.Func {
 			return func(ctx context.Context) error {
-				tok, err := capFor()
-				if err != nil {
-					return err
+				if bc.sent != nil {
+					bc.sent.Add(1)
 				}
-				s.sent.Add(1)
-				return check(ctx, s.client, tok)
+				return check(ctx, bc.srv.client, bc.token())
 			}
 		})
 	}
-	for _, s := range servers {
+	for _, bc := range cases {
 		if c.Warmup > 0 {
-			progress("warming up %s", s.name)
-			if _, err := load(s, c.Warmup); err != nil {
+			progress("warming up %s", bc.name)
+			if _, err := load(bc, c.Warmup); err != nil {
 				return nil, err
 			}
 		}
 	}
-	rep := &Report{Config: c, Servers: make([]ServerResult, len(servers))}
-	for i, s := range servers {
-		rep.Servers[i].Name = s.name
+	rep.Cases = make([]CaseResult, len(cases))
+	for i, bc := range cases {
+		rep.Cases[i].Name = bc.name
 	}
 	for round := range c.Rounds {
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
-		}
-		for _, i := range order {
-			s := servers[i]
-			cpu0 := cpuTime(s.pid)
-			res, err := load(s, c.Duration)
+		for _, i := range order(len(cases), round) {
+			bc := cases[i]
+			cpu0 := cpuTime(bc.srv.pid)
+			res, err := load(bc, c.Duration)
 			if err != nil {
 				return nil, err
 			}
 			if err := ext.Alive(); err != nil {
 				return nil, fmt.Errorf("%w:\n%s", err, ext.Tail(4096))
 			}
-			m := Measurement{Result: res, CPU: cpuTime(s.pid) - cpu0, RSS: procStatus(s.pid, "VmRSS")}
-			progress("round %d/%d %s: %v, RSS %.1f MiB", round+1, c.Rounds, s.name, res, float64(m.RSS)/(1<<20))
-			rep.Servers[i].Rounds = append(rep.Servers[i].Rounds, m)
+			m := Measurement{Result: res, CPU: cpuTime(bc.srv.pid) - cpu0, RSS: procStatus(bc.srv.pid, "VmRSS")}
+			progress("round %d/%d %s: %v, RSS %.1f MiB", round+1, c.Rounds, bc.name, res, float64(m.RSS)/(1<<20))
+			rep.Cases[i].Rounds = append(rep.Cases[i].Rounds, m)
 		}
 	}
-	for i, s := range servers {
-		rep.Servers[i].PeakRSS = procStatus(s.pid, "VmHWM")
+	for i, bc := range cases {
+		rep.Cases[i].PeakRSS = procStatus(bc.srv.pid, "VmHWM")
 	}
-	rep.Distinct = servers[1].sent.Load()
+	rep.ExtRSS, rep.ExtPeakRSS = procStatus(extSrv.pid, "VmRSS"), procStatus(extSrv.pid, "VmHWM")
+	rep.ExtRepeatedSent = repeatedSent.Load()
+	if c.Flood {
+		rep.NopPoolSent, rep.ExtPoolSent = nopSrv.next.Load(), extSrv.next.Load()
+	}
 	return rep, nil
 }
+
+// order is the order of n cases in round r: forward in even rounds, backward
+// in odd ones (A B C, C B A, …), so that a load on the machine that rises
+// or falls steadily over two rounds weighs on every case alike.
+func order(n, r int) []int {
+	o := make([]int, n)
+	for i := range o {
+		o[i] = i
+		if r%2 == 1 {
+			o[i] = n - 1 - i
+		}
+	}
+	return o
+}
+
+// validate refuses a configuration that cannot run, or that would outlive
+// the capabilities sealed at its start.
+func (c Config) validate() error {
+	cases := 2
+	if c.Flood {
+		cases = 3
+		if c.PoolSize < 1 || c.PoolSize > maxPool {
+			return fmt.Errorf("-flood-capabilities must be between 1 and %d (the pool is held in memory, ~500 bytes each)", maxPool)
+		}
+	}
+	if c.Concurrency < 1 || c.Rounds < 1 || c.Duration <= 0 || c.Warmup < 0 {
+		return errors.New("-concurrency, -rounds and -duration must be positive, -warmup not negative")
+	}
+	if total := time.Duration(cases) * (c.Warmup + time.Duration(c.Rounds)*c.Duration); total > capability.MaxLifetime-10*time.Minute {
+		return fmt.Errorf("a run of %v would outlive its capabilities (sealed at the start, valid for %v)", total, capability.MaxLifetime)
+	}
+	return nil
+}
+
+// maxPool bounds -flood-capabilities: the pool lives in the load
+// generator's memory.
+const maxPool = 10_000_000
 
 // check sends one Check and fails unless it is an allow.
 func check(ctx context.Context, client authv3.AuthorizationClient, tok string) error {

@@ -1,14 +1,54 @@
 // Command grpcbench measures extauthz's gRPC Check side by side with a
-// do-nothing ext_authz server: alternating rounds of both at a fixed
-// concurrency over one HTTP/2 connection each (as Envoy holds one), allowed
+// do-nothing ext_authz server: alternating rounds at a fixed concurrency over
+// one HTTP/2 connection per server (as Envoy holds one), allowed
 // provider-route requests, extauthz built from the tree and run as users run
 // it (its own process, decision logs at the default level, info, to a file).
-// It prints requests/s, p50, p99, CPU per request and RSS of each server and
-// their ratio; the last line is extauthz's throughput over the do-nothing
-// server's (median of rounds).
+// It prints requests/s, p50, p99, CPU per request and RSS of each case, how
+// many distinct capabilities extauthz received and its RSS (peak and at the
+// end), and the ratios; the last line is extauthz's throughput over the
+// do-nothing server's (median of rounds).
 //
 //	go run ./bench/grpcbench              # one capability, repeated
-//	go run ./bench/grpcbench -flood       # a fresh capability on every request
+//	go run ./bench/grpcbench -flood       # and a flood of 1,000,000 distinct capabilities
+//
+// # Flood
+//
+// -flood answers "does a flood of distinct valid capabilities (every one a
+// cache miss: decrypted, decoded, cached, evicting another) keep RSS bounded
+// and throughput within 0.8 of the repeated case" in the same run as the
+// usual comparison. Before the first round the load generator seals a pool
+// of -flood-capabilities distinct capabilities (default 1,000,000; on every
+// CPU, about 700 bytes each, held as a few large strings) for the
+// benchmark's container and targets, each numbered in its session id so
+// that they are distinct by construction and all of one length. Then three
+// cases run in every round:
+//
+//   - do-nothing: the do-nothing server, sent the pool's capabilities in order;
+//   - extauthz repeated: extauthz, sent one capability (sealed like the
+//     pool's, number 0) on every request: the usual case, a cache hit;
+//   - extauthz flood: the same extauthz process, sent the pool's
+//     capabilities in order, continuing where its last window stopped.
+//
+// Sending a pooled capability costs the load generator an index, the same as
+// the repeated one, so no case pays for sealing and the load generator's CPU
+// is the same in all three. Each server has its own place in the pool: each
+// capability reaches each server at most once, unless a run sends more than
+// the pool holds, in which case it wraps around and the summary says so.
+// The repeated and flood cases share one extauthz process, as one server
+// would see both: the flood/repeated ratio then compares the two paths
+// through the same process, heap and cache, and the RSS reported is that of
+// a process that took the whole flood. The flood's warm-up fills the cache
+// (10,000 entries by default), so every measured flood request evicts.
+//
+// The order of the cases alternates, forward in even rounds and backward in
+// odd ones (A B C, C B A), so that a load on this shared machine that rises
+// or falls over two rounds weighs on every case alike; every case gets the
+// same window. The second-to-last line, "ratio", is extauthz repeated over
+// do-nothing, as without -flood; the last, "flood/repeated", is extauthz
+// flood over extauthz repeated; both are ratios of medians over rounds.
+// The defaults (10 rounds of 13 s per case) send a million capabilities to
+// extauthz at 8,000 requests/s, so a run takes about seven minutes: three
+// cases of equal windows need three times the flood's time.
 //
 // The load generator runs in this process; both servers run in processes of
 // their own.
@@ -22,6 +62,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,13 +81,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	c := Config{Progress: stderr}
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "requests in flight (streams on one HTTP/2 connection per server)")
-	fs.IntVar(&c.Rounds, "rounds", 9, "rounds; each measures both servers once")
-	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time per server per round")
-	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured load per server before the first round")
-	fs.BoolVar(&c.Flood, "flood", false, "send a fresh, distinct valid capability on every request (sealed by the load generator for both servers)")
+	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("rounds; each measures every case once (default %d, with -flood %d)", defaultRounds, floodRounds))
+	fs.DurationVar(&c.Duration, "duration", 0, fmt.Sprintf("measured time per case per round (default %v, with -flood %v)", defaultDuration, floodDuration))
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured load per case before the first round")
+	fs.BoolVar(&c.Flood, "flood", false, "add a third case, extauthz sent a distinct valid capability on every request from a pool sealed before the first round, and compare it with the repeated case")
+	fs.IntVar(&c.PoolSize, "flood-capabilities", 1_000_000, "with -flood: distinct capabilities to seal before the first round")
 	extra := fs.String("extauthz-flags", "", "extra flags for extauthz serve, space-separated (e.g. --log-level=warn)")
 	keep := fs.Bool("keep", false, "keep the work directory (key, logs) and print its path")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if c.Rounds == 0 {
+		c.Rounds = map[bool]int{false: defaultRounds, true: floodRounds}[c.Flood]
+	}
+	if c.Duration == 0 {
+		c.Duration = map[bool]time.Duration{false: defaultDuration, true: floodDuration}[c.Flood]
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(stderr, "grpcbench:", err)
 		return 2
 	}
 	c.ExtraFlags = strings.Fields(*extra)
@@ -71,86 +123,159 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// write prints the table: per server the median over rounds of each column.
+// Defaults of -rounds and -duration. The flood's are long enough for a
+// million capabilities to reach extauthz at 8,000 requests/s.
+const (
+	defaultRounds   = 9
+	defaultDuration = 5 * time.Second
+	floodRounds     = 10
+	floodDuration   = 13 * time.Second
+)
+
+// write prints the table (per case the median over rounds of each column),
+// what extauthz received and held, and the ratios; the last line is the
+// main ratio, preceded in flood mode by the flood's.
 func (r *Report) write(w io.Writer) {
 	c := r.Config
-	mode := "one capability, repeated"
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	if c.Flood {
-		mode = "a fresh capability on every request"
+		fmt.Fprintf(w, "gRPC Check, allowed provider_model requests; %d in flight on one HTTP/2 connection per server\n", c.Concurrency)
+		fmt.Fprintf(w, "flood: %s distinct valid capabilities sealed before the first round in %v on %d CPUs (%.0f MiB in the load generator)\n",
+			thousands(int64(c.PoolSize)), r.Seal.Round(10*time.Millisecond), runtime.GOMAXPROCS(0), mib(r.PoolBytes))
+		fmt.Fprintln(w, "cases: do-nothing and extauthz flood are each sent the pool's capabilities in order; extauthz repeated, one capability (same extauthz process)")
+	} else {
+		fmt.Fprintf(w, "gRPC Check, allowed provider_model requests, one capability, repeated; %d in flight on one HTTP/2 connection per server\n", c.Concurrency)
 	}
-	fmt.Fprintf(w, "gRPC Check, allowed provider_model requests, %s; %d in flight on one HTTP/2 connection per server\n", mode, c.Concurrency)
-	fmt.Fprintf(w, "%d rounds x %v per server, alternating, after %v warm-up each; extauthz logs at info unless -extauthz-flags says otherwise\n",
+	fmt.Fprintf(w, "%d rounds x %v per case, order alternating, after %v warm-up each; extauthz logs at info unless -extauthz-flags says otherwise\n",
 		c.Rounds, c.Duration, c.Warmup)
 	fmt.Fprintf(w, "%d CPUs (%s), %s; medians over rounds\n\n", runtime.NumCPU(), cpuModel(), runtime.Version())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\treq/s\tp50\tp99\tserver CPU/req\tRSS end\tRSS peak\terrors\t")
-	for _, s := range r.Servers {
-		ms := s.Rounds
+	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tserver CPU/req\tRSS end\tRSS peak\terrors\t")
+	for _, cr := range r.Cases {
+		ms := cr.Rounds
 		errs := 0
 		for _, m := range ms {
 			errs += m.Errors
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.1f µs\t%.1f MiB\t%.1f MiB\t%d\t\n", s.Name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.1f µs\t%.1f MiB\t%.1f MiB\t%d\t\n", cr.Name,
 			loadgen.Median(ms, func(m Measurement) float64 { return m.RPS() }),
 			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
 			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
 			loadgen.Median(ms, func(m Measurement) float64 { return m.CPUPerRequest() }),
-			float64(ms[len(ms)-1].RSS)/(1<<20), float64(s.PeakRSS)/(1<<20), errs)
+			mib(ms[len(ms)-1].RSS), mib(cr.PeakRSS), errs)
 	}
 	tw.Flush()
-	for _, s := range r.Servers {
-		for _, m := range s.Rounds {
+	for _, cr := range r.Cases {
+		for _, m := range cr.Rounds {
 			if m.FirstErr != nil {
-				fmt.Fprintf(w, "%s: first failure: %v\n", s.Name, m.FirstErr)
+				fmt.Fprintf(w, "%s: first failure: %v\n", cr.Name, m.FirstErr)
 				break
 			}
 		}
 	}
+	fmt.Fprintln(w)
 	if c.Flood {
-		fmt.Fprintf(w, "distinct capabilities sent to extauthz: %d\n", r.Distinct)
+		fmt.Fprintf(w, "extauthz received %s distinct capabilities over the run, warm-up included (%s from the pool, the repeated one)\n",
+			thousands(r.ExtDistinct()), thousands(min(r.ExtPoolSent, int64(c.PoolSize))))
+		if r.Wrapped() {
+			fmt.Fprintf(w, "the pool wrapped around: extauthz was sent %s pool capabilities, do-nothing %s, of a pool of %s; raise -flood-capabilities for every one to be new\n",
+				thousands(r.ExtPoolSent), thousands(r.NopPoolSent), thousands(int64(c.PoolSize)))
+		} else {
+			fmt.Fprintf(w, "the pool did not wrap: no pool capability reached a server twice (do-nothing received %s of them)\n", thousands(r.NopPoolSent))
+		}
+	} else {
+		fmt.Fprintf(w, "extauthz received %s distinct capability (sent %s times)\n", thousands(r.ExtDistinct()), thousands(r.ExtRepeatedSent))
 	}
-	fmt.Fprintf(w, "\nextauthz / do-nothing: throughput %.3f (goal >= 0.95), p99 %.3f (goal <= 1.1), p50 %.3f, RSS %.2f\n",
-		r.Ratio(), r.Ratio99(), r.ratioOf(func(m Measurement) float64 { return float64(m.Percentile(0.50)) }),
-		float64(r.Servers[1].PeakRSS)/float64(max(r.Servers[0].PeakRSS, 1)))
-	cpu := func(i int) float64 {
-		return loadgen.Median(r.Servers[i].Rounds, func(m Measurement) float64 { return m.CPUPerRequest() })
+	fmt.Fprintf(w, "extauthz RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB\n", mib(r.ExtPeakRSS), mib(r.ExtRSS))
+	rps := func(m Measurement) float64 { return m.RPS() }
+	p99 := func(m Measurement) float64 { return float64(m.Percentile(0.99)) }
+	cpu := func(m Measurement) float64 { return m.CPUPerRequest() }
+	name := r.Cases[caseRepeated].Name
+	fmt.Fprintf(w, "%s / do-nothing: throughput %.3f (goal >= 0.95), p99 %.3f (goal <= 1.1), p50 %.3f", name,
+		r.Ratio(), r.ratioOf(caseRepeated, caseNop, p99),
+		r.ratioOf(caseRepeated, caseNop, func(m Measurement) float64 { return float64(m.Percentile(0.50)) }))
+	if !c.Flood { // in a flood the process's RSS is the flood's
+		fmt.Fprintf(w, ", RSS %.2f", float64(r.Cases[caseRepeated].PeakRSS)/float64(max(r.Cases[caseNop].PeakRSS, 1)))
 	}
-	if c1 := cpu(1); c1 > 0 {
-		fmt.Fprintf(w, "do-nothing / extauthz server CPU per request: %.3f (steadier than throughput on a shared machine)\n", cpu(0)/c1)
+	fmt.Fprintln(w)
+	if x := r.ratioOf(caseNop, caseRepeated, cpu); x > 0 {
+		fmt.Fprintf(w, "do-nothing / %s server CPU per request: %.3f (steadier than throughput on a shared machine)\n", name, x)
 	}
-	fmt.Fprint(w, "extauthz / do-nothing throughput in each round:")
-	for _, x := range r.RoundRatios() {
+	if c.Flood {
+		fmt.Fprintf(w, "extauthz flood / repeated: throughput %.3f (goal >= 0.8), p99 %.3f, server CPU per request %.3f\n",
+			r.FloodRatio(), r.ratioOf(caseFlood, caseRepeated, p99), r.ratioOf(caseFlood, caseRepeated, cpu))
+		fmt.Fprintf(w, "extauthz flood / do-nothing: throughput %.3f\n", r.ratioOf(caseFlood, caseNop, rps))
+	}
+	fmt.Fprintf(w, "%s / do-nothing throughput in each round:", name)
+	for _, x := range r.RoundRatios(caseRepeated, caseNop) {
 		fmt.Fprintf(w, " %.3f", x)
 	}
-	fmt.Fprintf(w, "\nratio %.3f\n", r.Ratio())
+	fmt.Fprintln(w)
+	if c.Flood {
+		fmt.Fprint(w, "extauthz flood / repeated throughput in each round:")
+		for _, x := range r.RoundRatios(caseFlood, caseRepeated) {
+			fmt.Fprintf(w, " %.3f", x)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "ratio %.3f\n", r.Ratio())
+	if c.Flood {
+		fmt.Fprintf(w, "flood/repeated %.3f\n", r.FloodRatio())
+	}
 }
 
-// Ratio is extauthz's median throughput over the do-nothing server's.
-func (r *Report) Ratio() float64 { return r.ratioOf(func(m Measurement) float64 { return m.RPS() }) }
-
-// Ratio99 is extauthz's median p99 over the do-nothing server's.
-func (r *Report) Ratio99() float64 {
-	return r.ratioOf(func(m Measurement) float64 { return float64(m.Percentile(0.99)) })
+// Ratio is extauthz's median throughput (repeated capability) over the
+// do-nothing server's.
+func (r *Report) Ratio() float64 {
+	return r.ratioOf(caseRepeated, caseNop, func(m Measurement) float64 { return m.RPS() })
 }
 
-func (r *Report) ratioOf(f func(Measurement) float64) float64 {
-	if d := loadgen.Median(r.Servers[0].Rounds, f); d > 0 {
-		return loadgen.Median(r.Servers[1].Rounds, f) / d
+// FloodRatio is extauthz's median throughput in the flood over its median
+// throughput with the repeated capability; 0 without a flood.
+func (r *Report) FloodRatio() float64 {
+	if len(r.Cases) <= caseFlood {
+		return 0
+	}
+	return r.ratioOf(caseFlood, caseRepeated, func(m Measurement) float64 { return m.RPS() })
+}
+
+// ratioOf is case a's median of f over case b's.
+func (r *Report) ratioOf(a, b int, f func(Measurement) float64) float64 {
+	if d := loadgen.Median(r.Cases[b].Rounds, f); d > 0 {
+		return loadgen.Median(r.Cases[a].Rounds, f) / d
 	}
 	return 0
 }
 
-// RoundRatios is extauthz's throughput over the do-nothing server's in each
-// round (measured seconds apart).
-func (r *Report) RoundRatios() []float64 {
+// RoundRatios is case a's throughput over case b's in each round (measured
+// seconds apart).
+func (r *Report) RoundRatios(a, b int) []float64 {
 	var out []float64
-	nop, ext := r.Servers[0].Rounds, r.Servers[1].Rounds
-	for i := range min(len(nop), len(ext)) {
-		if d := nop[i].RPS(); d > 0 {
-			out = append(out, ext[i].RPS()/d)
+	ra, rb := r.Cases[a].Rounds, r.Cases[b].Rounds
+	for i := range min(len(ra), len(rb)) {
+		if d := rb[i].RPS(); d > 0 {
+			out = append(out, ra[i].RPS()/d)
 		}
 	}
 	return out
+}
+
+// thousands formats n with commas: 1,000,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
 }
 
 func round(d time.Duration) time.Duration {

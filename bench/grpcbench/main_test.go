@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 )
 
@@ -19,42 +23,157 @@ func TestMain(m *testing.M) {
 }
 
 // TestRun runs the benchmark for a moment, in both modes, so that `go run
-// ./bench/grpcbench` cannot rot: every request to both servers is allowed,
-// throughput is nonzero, extauthz logged its decisions at the default level,
-// and the last line is the ratio.
+// ./bench/grpcbench` cannot rot: every request in every case is allowed,
+// throughput is nonzero, extauthz logged a decision for every request it was
+// sent and saw as many distinct capabilities as the report says, and the
+// last lines are the ratios. The flood runs with a pool that the run may or
+// may not exhaust and with one it certainly does (the warm-up alone sends
+// more), so that both summaries are exercised.
 func TestRun(t *testing.T) {
-	for _, flood := range []bool{false, true} {
-		t.Run(map[bool]string{false: "repeated", true: "flood"}[flood], func(t *testing.T) {
+	bin, err := extauthzproc.Build(t.TempDir()) // once: linking takes seconds
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		flood bool
+		pool  int
+	}{
+		{"repeated", false, 0},
+		{"flood", true, 2000},
+		{"flood wrapped", true, 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			var progress bytes.Buffer
-			c := Config{Dir: t.TempDir(), Concurrency: 4, Rounds: 2, Duration: 200 * time.Millisecond,
-				Warmup: 50 * time.Millisecond, Flood: flood, Progress: &progress}
+			c := Config{Dir: t.TempDir(), Bin: bin, Concurrency: 4, Rounds: 2, Duration: 300 * time.Millisecond,
+				Warmup: 50 * time.Millisecond, Flood: tc.flood, PoolSize: tc.pool, Progress: &progress}
+			if tc.flood {
+				c.ExtraFlags = []string{"--log-level=debug"} // decisions name the capability's session
+			}
 			rep, err := run(context.Background(), c)
 			if err != nil {
 				t.Fatalf("run: %v\n%s", err, progress.String())
 			}
-			for _, s := range rep.Servers {
-				if len(s.Rounds) != c.Rounds || s.PeakRSS <= 0 {
-					t.Errorf("%s: %d rounds, peak RSS %d; want %d rounds and an RSS", s.Name, len(s.Rounds), s.PeakRSS, c.Rounds)
+			if want := map[bool]int{false: 2, true: 3}[tc.flood]; len(rep.Cases) != want {
+				t.Fatalf("%d cases; want %d", len(rep.Cases), want)
+			}
+			for _, cr := range rep.Cases {
+				if len(cr.Rounds) != c.Rounds || cr.PeakRSS <= 0 {
+					t.Errorf("%s: %d rounds, peak RSS %d; want %d rounds and an RSS", cr.Name, len(cr.Rounds), cr.PeakRSS, c.Rounds)
 				}
-				for _, m := range s.Rounds {
+				for _, m := range cr.Rounds {
 					if m.Errors != 0 || m.RPS() <= 0 {
-						t.Errorf("%s: %v (first error %v); want no errors and nonzero throughput", s.Name, m.Result, m.FirstErr)
+						t.Errorf("%s: %v (first error %v); want no errors and nonzero throughput", cr.Name, m.Result, m.FirstErr)
 					}
 				}
 			}
-			logged, err := os.ReadFile(c.Dir + "/extauthz.log")
-			if err != nil {
-				t.Fatal(err)
+			if rep.ExtPeakRSS <= 0 || rep.ExtRSS <= 0 {
+				t.Errorf("extauthz RSS end %d, peak %d; want both", rep.ExtRSS, rep.ExtPeakRSS)
 			}
-			if !bytes.Contains(logged, []byte(`"message":"decision"`)) || !bytes.Contains(logged, []byte(`"provider_model"`)) {
-				t.Errorf("extauthz logged no provider_model decision at the default level:\n%.2000s", logged)
+
+			decisions, sessions := readDecisions(t, c.Dir+"/extauthz.log")
+			if sent := rep.ExtPoolSent + rep.ExtRepeatedSent; int64(decisions) != sent {
+				t.Errorf("extauthz logged %d decisions; sent %d requests", decisions, sent)
 			}
+			wantDistinct := int64(1)
+			if tc.flood {
+				t.Logf("pool capabilities sent of %d: extauthz %d, do-nothing %d", tc.pool, rep.ExtPoolSent, rep.NopPoolSent)
+				wantDistinct = min(rep.ExtPoolSent, int64(tc.pool)) + 1
+				if wrapped := rep.ExtPoolSent > int64(tc.pool) || rep.NopPoolSent > int64(tc.pool); rep.Wrapped() != wrapped {
+					t.Errorf("Wrapped() = %v with %d and %d sent of %d", rep.Wrapped(), rep.ExtPoolSent, rep.NopPoolSent, tc.pool)
+				}
+				if tc.pool == 50 && !rep.Wrapped() {
+					t.Errorf("a pool of 50: want it to wrap (sent %d)", rep.ExtPoolSent)
+				}
+				if got := int64(len(sessions)); got != wantDistinct {
+					t.Errorf("extauthz's decisions name %d distinct sessions; want %d", got, wantDistinct)
+				}
+			}
+			if got := rep.ExtDistinct(); got != wantDistinct || got < 1 {
+				t.Errorf("ExtDistinct() = %d; want %d", got, wantDistinct)
+			}
+
 			var out bytes.Buffer
 			rep.write(&out)
-			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "ratio ") || rep.Ratio() <= 0 {
-				t.Errorf("last line %q, ratio %v; want \"ratio N\" with N > 0\n%s", last, rep.Ratio(), out.String())
+			text := out.String()
+			lines := strings.Split(strings.TrimSpace(text), "\n")
+			last := lines[len(lines)-1]
+			if tc.flood {
+				if !strings.HasPrefix(last, "flood/repeated ") || rep.FloodRatio() <= 0 {
+					t.Errorf("last line %q, flood ratio %v; want \"flood/repeated N\" with N > 0\n%s", last, rep.FloodRatio(), text)
+				}
+				last = lines[len(lines)-2]
+				if got := strings.Contains(text, "the pool wrapped around"); got != rep.Wrapped() {
+					t.Errorf("summary says wrapped: %v; Wrapped() = %v\n%s", got, rep.Wrapped(), text)
+				}
+			}
+			if !strings.HasPrefix(last, "ratio ") || rep.Ratio() <= 0 {
+				t.Errorf("ratio line %q, ratio %v; want \"ratio N\" with N > 0\n%s", last, rep.Ratio(), text)
+			}
+			if want := "extauthz received " + thousands(wantDistinct) + " distinct"; !strings.Contains(text, want) {
+				t.Errorf("summary lacks %q\n%s", want, text)
 			}
 		})
+	}
+}
+
+// readDecisions counts the decision lines of an extauthz log, checks that
+// every one allowed a provider_model request, and collects the sessions they
+// name (logged at debug only).
+func readDecisions(t *testing.T, file string) (n int, sessions map[string]bool) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sessions = map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Message    string `json:"message"`
+			Decision   string `json:"decision"`
+			RouteClass string `json:"route_class"`
+			Session    string `json:"kilo_session_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Message != "decision" {
+			continue
+		}
+		n++
+		if e.RouteClass != "provider_model" || e.Decision != "allow" {
+			t.Errorf("decision %s; want an allowed provider_model request", sc.Bytes())
+		}
+		if e.Session != "" {
+			sessions[e.Session] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("extauthz logged no decision at the default level")
+	}
+	return n, sessions
+}
+
+func TestThousands(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1000000, "1,000,000"}, {-12345, "-12,345"}} {
+		if got := thousands(tc.in); got != tc.want {
+			t.Errorf("thousands(%d) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOrder(t *testing.T) {
+	for _, tc := range []struct {
+		n, r int
+		want string
+	}{{2, 0, "[0 1]"}, {2, 1, "[1 0]"}, {3, 0, "[0 1 2]"}, {3, 1, "[2 1 0]"}, {3, 2, "[0 1 2]"}} {
+		if got := fmt.Sprint(order(tc.n, tc.r)); got != tc.want {
+			t.Errorf("order(%d, %d) = %s; want %s", tc.n, tc.r, got, tc.want)
+		}
 	}
 }
