@@ -32,8 +32,11 @@
 // Sending a pooled capability costs the load generator an index, the same as
 // the repeated one, so no case pays for sealing and the load generator's CPU
 // is the same in all three. Each server has its own place in the pool: each
-// capability reaches each server at most once, unless a run sends more than
-// the pool holds, in which case it wraps around and the summary says so.
+// capability reaches each server at most once, unless a run sends a server
+// more than the pool holds; then it wraps around, and the summary says so
+// for that server (the do-nothing server, faster and reading nothing of the
+// request, may well wrap; a repeat reaches extauthz a whole pool after its
+// first visit, long evicted from its cache).
 // The repeated and flood cases share one extauthz process, as one server
 // would see both: the flood/repeated ratio then compares the two paths
 // through the same process, heap and cache, and the RSS reported is that of
@@ -177,11 +180,13 @@ func (r *Report) write(w io.Writer) {
 	if c.Flood {
 		fmt.Fprintf(w, "extauthz received %s distinct capabilities over the run, warm-up included (%s from the pool, the repeated one)\n",
 			thousands(r.ExtDistinct()), thousands(min(r.ExtPoolSent, int64(c.PoolSize))))
-		if r.Wrapped() {
-			fmt.Fprintf(w, "the pool wrapped around: extauthz was sent %s pool capabilities, do-nothing %s, of a pool of %s; raise -flood-capabilities for every one to be new\n",
-				thousands(r.ExtPoolSent), thousands(r.NopPoolSent), thousands(int64(c.PoolSize)))
-		} else {
-			fmt.Fprintf(w, "the pool did not wrap: no pool capability reached a server twice (do-nothing received %s of them)\n", thousands(r.NopPoolSent))
+		fmt.Fprintf(w, "pool of %s: extauthz was sent %s, do-nothing %s\n", thousands(int64(c.PoolSize)),
+			r.poolUse(r.ExtPoolSent), r.poolUse(r.NopPoolSent))
+		if short := r.ExtPoolSent < int64(c.PoolSize); short && r.ExtPoolSent > 0 {
+			// Rounds for the whole pool at this run's rate, rounded up to an
+			// even number so that the order stays balanced.
+			n := (int64(c.Rounds)*int64(c.PoolSize) + r.ExtPoolSent - 1) / r.ExtPoolSent
+			fmt.Fprintf(w, "not the whole pool reached extauthz: at this rate -rounds %d would send it all\n", n+n%2)
 		}
 	} else {
 		fmt.Fprintf(w, "extauthz received %s distinct capability (sent %s times)\n", thousands(r.ExtDistinct()), thousands(r.ExtRepeatedSent))
@@ -222,6 +227,15 @@ func (r *Report) write(w io.Writer) {
 	if c.Flood {
 		fmt.Fprintf(w, "flood/repeated %.3f\n", r.FloodRatio())
 	}
+}
+
+// poolUse says how sent pool capabilities used the pool: each once, or
+// wrapping around.
+func (r *Report) poolUse(sent int64) string {
+	if extra := sent - int64(r.Config.PoolSize); extra > 0 {
+		return fmt.Sprintf("%s (wrapped around: %s of them repeats)", thousands(sent), thousands(extra))
+	}
+	return thousands(sent) + " (each once)"
 }
 
 // Ratio is extauthz's median throughput (repeated capability) over the

@@ -103,7 +103,7 @@ func TestRun(t *testing.T) {
 					t.Errorf("last line %q, flood ratio %v; want \"flood/repeated N\" with N > 0\n%s", last, rep.FloodRatio(), text)
 				}
 				last = lines[len(lines)-2]
-				if got := strings.Contains(text, "the pool wrapped around"); got != rep.Wrapped() {
+				if got := strings.Contains(text, "wrapped around"); got != rep.Wrapped() {
 					t.Errorf("summary says wrapped: %v; Wrapped() = %v\n%s", got, rep.Wrapped(), text)
 				}
 			}
