@@ -313,19 +313,24 @@ func check(ctx context.Context, client authv3.AuthorizationClient, tok string) e
 
 // checkRequest is what Envoy sends for a sandbox's provider call with the
 // shipped config: the context extension naming the container, the request's
-// attributes and headers (the capability in the dedicated header).
+// attributes, and its headers in header_map as raw values
+// (encode_raw_headers: true), the capability in the dedicated header.
 func checkRequest(tok string) *authv3.CheckRequest {
+	var headers []*corev3.HeaderValue
+	for _, kv := range [][2]string{
+		{":authority", apiHost}, {":path", requestPath}, {":method", "POST"}, {":scheme", "http"},
+		{"content-type", "application/json"}, {"content-length", "68"}, {"user-agent", "grpcbench"},
+		{"x-forwarded-proto", "http"}, {"x-request-id", "3f1c2a9e-5b7d-4e8f-9a1b-2c3d4e5f6a7b"},
+		{capHeader, tok},
+	} {
+		headers = append(headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:            &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
 		ContextExtensions: map[string]string{"outbound_container_id": containerID, "upstream_scheme": "https"},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Id: "1", Method: "POST", Scheme: "http", Host: apiHost, Path: requestPath, Protocol: "HTTP/1.1", Size: 68,
-			Headers: map[string]string{
-				":authority": apiHost, ":method": "POST", ":path": requestPath, ":scheme": "http",
-				"content-type": "application/json", "content-length": "68", "user-agent": "grpcbench",
-				"x-forwarded-proto": "http", "x-request-id": "3f1c2a9e-5b7d-4e8f-9a1b-2c3d4e5f6a7b",
-				capHeader: tok,
-			},
+			HeaderMap: &corev3.HeaderMap{Headers: headers},
 		}},
 	}}
 }
