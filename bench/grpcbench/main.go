@@ -35,9 +35,8 @@
 // is the same in all three. Each server has its own place in the pool: each
 // capability reaches each server at most once, unless a run sends a server
 // more than the pool holds; then it wraps around, and the summary says so
-// for that server (the do-nothing server, faster and reading nothing of the
-// request, may well wrap; a repeat reaches extauthz a whole pool after its
-// first visit, long evicted from its cache).
+// for that server (on a quiet machine both may wrap; a repeat reaches
+// extauthz a whole pool after its first visit, long evicted from its cache).
 // The repeated and flood cases share one extauthz process, as one server
 // would see both: the flood/repeated ratio then compares the two paths
 // through the same process, heap and cache, and the RSS reported is that of
