@@ -101,8 +101,9 @@ var (
 // its encoding; fields converts them to strings at the end.
 type wireReader struct {
 	names *[numSlots]string
-	// idExt is the context extension naming the caller, "" if none is read.
-	idExt string
+	// idExt is the context extension naming the caller, if readIDExt.
+	idExt     string
+	readIDExt bool
 
 	hasHTTP                               bool
 	method, host, path, scheme, principal []byte
@@ -122,7 +123,7 @@ type wireReader struct {
 func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
 	r := wireReader{names: &s.slotNames}
 	if s.identity.Kind == IdentityContextExtension {
-		r.idExt = s.identity.Key
+		r.idExt, r.readIDExt = s.identity.Key, true
 	}
 	if err := walkMessage(b, protoRecursionLimit, descCheck, r.checkRequest); err != nil {
 		return checkFields{}, err
@@ -130,8 +131,8 @@ func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
 	return r.fields(), nil
 }
 
-// field handles one field of a message: it returns the bytes it consumed,
-// or handled false to leave the field to the generic walk.
+// A fieldFunc handles one field of a message: it returns the bytes it
+// consumed, or handled false to leave the field to the generic walk.
 type fieldFunc func(num protowire.Number, typ protowire.Type, b []byte, depth int) (n int, handled bool, err error)
 
 // consumeTag reads a field's tag as protobuf-go does: a field number out of
@@ -201,7 +202,7 @@ func (r *wireReader) attributes(num protowire.Number, typ protowire.Type, b []by
 			if string(k) == ExtensionUpstreamScheme {
 				r.extScheme = v
 			}
-			if r.idExt != "" && string(k) == r.idExt {
+			if r.readIDExt && string(k) == r.idExt {
 				r.extIdentity = v
 			}
 		})
