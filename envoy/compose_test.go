@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
@@ -311,4 +312,34 @@ func addrPort(t *testing.T, args []string, flag string, def int) int {
 		t.Fatalf("--%s %q: %v", flag, v, err)
 	}
 	return n
+}
+
+// TestComposeStopGrace: Docker waits longer than extauthz's drain delay plus
+// its shutdown timeout before it kills the container, so a stop never cuts
+// a check off mid-drain.
+func TestComposeStopGrace(t *testing.T) {
+	srv := loadCompose(t).service(t, "extauthz")
+	args := command(srv)
+	durationFlag := func(name string, def time.Duration) time.Duration {
+		v, ok := flagValue(args, name)
+		if !ok {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("--%s=%q: %v", name, v, err)
+		}
+		return d
+	}
+	need := durationFlag("drain-delay", 15*time.Second) + durationFlag("shutdown-timeout", 15*time.Second)
+	grace := 10 * time.Second // Docker's default
+	if v, ok := srv["stop_grace_period"].(string); ok {
+		var err error
+		if grace, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("stop_grace_period %q: %v", v, err)
+		}
+	}
+	if grace <= need {
+		t.Errorf("stop_grace_period %v; want more than --drain-delay + --shutdown-timeout = %v", grace, need)
+	}
 }
