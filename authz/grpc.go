@@ -39,6 +39,8 @@ type GRPCServer struct {
 	// slotNames are the headers the adapter reads, by slot (wire.go); the
 	// identity slot is "" unless the identity comes from a header.
 	slotNames [numSlots]string
+	// extraNames are GRPCOptions.ExtraHeaders.
+	extraNames []string
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -53,7 +55,15 @@ type GRPCOptions struct {
 	// scheme for proxies that originate TLS. The context extension
 	// upstream_scheme overrides it in turn.
 	UpstreamScheme string
+	// ExtraHeaders names headers (lower case) that a unary interceptor on a
+	// RegisterWire server may read from the request it sees (WireRequest),
+	// such as trace context; at most MaxExtraHeaders. The decision never
+	// reads them.
+	ExtraHeaders []string
 }
+
+// MaxExtraHeaders bounds GRPCOptions.ExtraHeaders.
+const MaxExtraHeaders = 16
 
 // NewGRPCServer returns the gRPC adapter.
 func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
@@ -91,6 +101,15 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 	if opts.Identity.Kind == IdentityHeader {
 		s.slotNames[slotIdentity] = opts.Identity.Key
 	}
+	if len(opts.ExtraHeaders) > MaxExtraHeaders {
+		return nil, fmt.Errorf("authz: %d extra headers; at most %d", len(opts.ExtraHeaders), MaxExtraHeaders)
+	}
+	for _, name := range opts.ExtraHeaders {
+		if name == "" || name != strings.ToLower(name) {
+			return nil, fmt.Errorf("authz: extra header %q is not a lower-case name", name)
+		}
+	}
+	s.extraNames = slices.Clone(opts.ExtraHeaders)
 	return s, nil
 }
 

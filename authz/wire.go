@@ -59,6 +59,9 @@ type checkFields struct {
 	method, host, path, scheme        string
 	principal, extScheme, extIdentity string
 	headers                           [numSlots][]string
+	// extra holds the first value of each of GRPCServer.extraNames ("" if
+	// absent), read only by RegisterWire for its interceptors.
+	extra []string
 }
 
 // fieldsOf reads a decoded CheckRequest.
@@ -79,6 +82,14 @@ func (s *GRPCServer) fieldsOf(req *authv3.CheckRequest) (f checkFields) {
 	for i, name := range s.slotNames {
 		if name != "" {
 			f.headers[i] = headerValues(http, name)
+		}
+	}
+	if len(s.extraNames) > 0 {
+		f.extra = make([]string, len(s.extraNames))
+		for i, name := range s.extraNames {
+			if v := headerValues(http, name); len(v) > 0 {
+				f.extra[i] = v[0]
+			}
 		}
 	}
 	return f
@@ -116,6 +127,12 @@ type wireReader struct {
 	inline  [numSlots][2][]byte
 	inlineN [numSlots]int
 	more    [numSlots][][]byte
+
+	// extra: the headers map's value and the first header_map value of each
+	// of extraNames, when there are any.
+	extraNames              []string
+	extraMap, extraFirst    [][]byte
+	extraMapHas, extraFound []bool
 }
 
 // readCheckFields decodes b, a serialized CheckRequest, into the fields the
@@ -125,10 +142,27 @@ func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
 	if s.identity.Kind == IdentityContextExtension {
 		r.idExt, r.readIDExt = s.identity.Key, true
 	}
+	if n := len(s.extraNames); n > 0 {
+		r.extraNames = s.extraNames
+		r.extraMap, r.extraFirst = make([][]byte, n), make([][]byte, n)
+		r.extraMapHas, r.extraFound = make([]bool, n), make([]bool, n)
+	}
 	if err := walkMessage(b, protoRecursionLimit, descCheck, r.checkRequest); err != nil {
 		return checkFields{}, err
 	}
-	return r.fields(), nil
+	f := r.fields()
+	if f.hasHTTP && len(r.extraNames) > 0 {
+		f.extra = make([]string, len(r.extraNames))
+		for i := range r.extraNames {
+			switch {
+			case r.extraMapHas[i]:
+				f.extra[i] = string(r.extraMap[i])
+			case r.extraFound[i]:
+				f.extra[i] = string(r.extraFirst[i])
+			}
+		}
+	}
+	return f, nil
 }
 
 // A fieldFunc handles one field of a message: it returns the bytes it
@@ -239,6 +273,11 @@ func (r *wireReader) http(num protowire.Number, typ protowire.Type, b []byte, de
 					r.mapValue[i], r.mapHas[i] = v, true
 				}
 			}
+			for i, name := range r.extraNames {
+				if string(k) == name {
+					r.extraMap[i], r.extraMapHas[i] = v, true
+				}
+			}
 		})
 	case 4:
 		return str(&r.path, typ, b)
@@ -274,6 +313,15 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 	})
 	if !ok || err != nil {
 		return n, ok, err
+	}
+	for i, name := range r.extraNames {
+		if !r.extraFound[i] && strings.EqualFold(string(key), name) {
+			// As headerValues's first value for the entry.
+			r.extraFirst[i], r.extraFound[i] = value, true
+			if len(raw) > 0 {
+				r.extraFirst[i] = raw
+			}
+		}
 	}
 	for i, name := range r.names {
 		if name == "" || !strings.EqualFold(string(key), name) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -125,10 +126,14 @@ func TestAppendOK(t *testing.T) {
 func wireServers(t testing.TB) []*GRPCServer {
 	core := newTestCore(t, nil, nil)
 	var out []*GRPCServer
-	for _, o := range []struct{ identity, capHeader string }{
-		{"", ""}, {"header:x-outbound-container-id", "x-cap"}, {"principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$", ""},
+	for _, o := range []struct {
+		identity, capHeader string
+		extra               []string
+	}{
+		{"", "", nil}, {"header:x-outbound-container-id", "x-cap", nil},
+		{"principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$", "", []string{"traceparent", "b3", "authorization"}},
 	} {
-		opts := GRPCOptions{CapabilityHeader: o.capHeader}
+		opts := GRPCOptions{CapabilityHeader: o.capHeader, ExtraHeaders: o.extra}
 		if o.identity != "" {
 			var err error
 			if opts.Identity, err = ParseIdentitySource(o.identity); err != nil {
@@ -206,6 +211,8 @@ func wireSeeds(t testing.TB) [][]byte {
 		msg(1, msg(2, msg(3, entry(1, "k", "\xc0")))),                                                                                           // peer labels, invalid
 		msg(1, msg(11, msg(1, str(1, "f"), msg(2, msg(1, msg(1, str(1, "k"), msg(2, []byte{0x08, 0x00}))))))),                                   // metadata: Struct null value
 		msg(1, msg(11, msg(1, str(1, "f"), msg(2, msg(1, msg(1, str(1, "k"), msg(2, msg(6, msg(1, []byte{0x11, 1, 2, 3, 4, 5, 6, 7, 8}))))))))), // list of a number
+		http(entry(3, "traceparent", "00-a-b-01"), msg(13, hv("TraceParent", "v", ""), hv("b3", "", "r"), hv("B3", "x", "y"))),
+		http(msg(13, hv("traceparent", "v", "r")), entry(3, "b3", "")),
 		http(str(2, "G\xffT")), http(str(4, "/\xff")), http(str(5, "\xc3")), http(str(6, "\xed\xa0\x80")),
 		http(entry(3, "authorization", "\xff")), http(entry(3, "\xff", "v")), http(entry(3, "x", "\xff")),
 		http(msg(13, hv("authorization", "\xff", ""))), http(msg(13, hv("\xff", "v", ""))),
@@ -410,5 +417,63 @@ func TestWireOverGRPC(t *testing.T) {
 	conn2 := serveBufconn(t, gs2)
 	if _, err := authv3.NewAuthorizationClient(conn2).Check(ctx, loadCheckRequest(t, caps, "allow_provider_model")); grpcstatus.Code(err) != codes.Internal {
 		t.Errorf("RegisterWire without WireServerOption: %v; want codes.Internal", err)
+	}
+}
+
+// TestWireInterceptor: a unary interceptor on a RegisterWire server reads
+// the extra headers from the request it sees and the route class and
+// container of an allow from the response; a deny is a *CheckResponse.
+func TestWireInterceptor(t *testing.T) {
+	caps := newCapabilities(t)
+	core := newTestCore(t, nil, nil)
+	srv, err := NewGRPCServer(core, GRPCOptions{ExtraHeaders: []string{"traceparent", "x-absent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		traceparent, absent string
+		class               policy.RouteClass
+		container           string
+		allowed, deny       bool
+	}
+	var got seen
+	intercept := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		got = seen{}
+		if r, ok := req.(WireRequest); ok {
+			got.traceparent, got.absent = r.Header("traceparent"), r.Header("x-absent")
+		}
+		resp, err := handler(ctx, req)
+		got.class, got.container, got.allowed = WireAllowed(resp)
+		_, got.deny = resp.(*authv3.CheckResponse)
+		return resp, err
+	}
+	gs := grpc.NewServer(WireServerOption(), grpc.ChainUnaryInterceptor(intercept))
+	RegisterWire(gs, srv)
+	client := authv3.NewAuthorizationClient(serveBufconn(t, gs))
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, c := range []struct {
+		fixture string
+		want    seen
+	}{
+		{"allow_provider_model", seen{traceparent: tp, class: policy.ProviderModel, container: "ctr-1", allowed: true}},
+		{"allow_header_map_raw", seen{traceparent: tp, class: policy.ProviderModel, container: "ctr-1", allowed: true}},
+		{"deny_container_mismatch", seen{traceparent: tp, deny: true}},
+	} {
+		req := loadCheckRequest(t, caps, c.fixture)
+		http := req.GetAttributes().GetRequest().GetHttp()
+		if http.GetHeaderMap() != nil {
+			http.HeaderMap.Headers = append(http.HeaderMap.Headers, &corev3.HeaderValue{Key: "TraceParent", RawValue: []byte(tp)})
+		} else {
+			http.Headers["traceparent"] = tp
+		}
+		if _, err := client.Check(context.Background(), req); err != nil {
+			t.Fatalf("%s: %v", c.fixture, err)
+		}
+		if got != c.want {
+			t.Errorf("%s: the interceptor saw %+v; want %+v", c.fixture, got, c.want)
+		}
+	}
+	if _, err := NewGRPCServer(core, GRPCOptions{ExtraHeaders: []string{"TraceParent"}}); err == nil {
+		t.Error("an upper-case extra header was accepted")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/mem"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/extauthz/extauthz/policy"
 )
 
 // This file serves Check without protobuf-go's message types on the hot
@@ -33,8 +35,9 @@ func WireServerOption() grpc.ServerOption {
 // encoding and encodes each allow directly, which makes a Check several
 // times cheaper. g must have been created with WireServerOption; without
 // it every Check fails with codes.Internal (the proxy denies). A unary
-// interceptor on g sees a request and a response of types of this package,
-// not the protobuf messages: keep Register for interceptors that read them.
+// interceptor on g sees a WireRequest, not a *CheckRequest (it reads the
+// headers named in GRPCOptions.ExtraHeaders), and for an allow a response
+// WireAllowed reads; a deny is a *CheckResponse as from Check.
 func RegisterWire(g *grpc.Server, srv *GRPCServer) {
 	g.RegisterService(&grpc.ServiceDesc{
 		ServiceName: ServiceName,
@@ -45,11 +48,45 @@ func RegisterWire(g *grpc.Server, srv *GRPCServer) {
 }
 
 // wireCheck is one Check served by RegisterWire: the fields read from the
-// request, then the encoded allow.
+// request, then the encoded allow and what an interceptor may know of it.
 type wireCheck struct {
 	s      *GRPCServer
 	fields checkFields
 	ok     []byte
+	// class and containerID of the allow, for WireAllowed.
+	class       policy.RouteClass
+	containerID string
+}
+
+// WireRequest is the Check request a unary interceptor sees on a
+// RegisterWire server.
+type WireRequest interface {
+	// Header returns the value of header name, one of the server's
+	// GRPCOptions.ExtraHeaders: the headers map's value, else the first in
+	// header_map (raw_value, else value); "" when absent or not an extra
+	// header.
+	Header(name string) string
+}
+
+func (w *wireCheck) Header(name string) string {
+	for i, n := range w.s.extraNames {
+		if n == name && i < len(w.fields.extra) {
+			return w.fields.extra[i]
+		}
+	}
+	return ""
+}
+
+// WireAllowed reads, from the response a unary interceptor sees on a
+// RegisterWire server, the route class and the bound container of an
+// allow; ok is false for a deny (a *CheckResponse, as from Check) or
+// anything else.
+func WireAllowed(resp any) (class policy.RouteClass, containerID string, ok bool) {
+	w, ok := resp.(*wireCheck)
+	if !ok || w.ok == nil {
+		return "", "", false
+	}
+	return w.class, w.containerID, true
 }
 
 type wireCodec struct{ proto encoding.CodecV2 }
@@ -117,6 +154,7 @@ func (s *GRPCServer) wireCheck(ctx context.Context, w *wireCheck) (any, error) {
 		return deniedResponse(d.Reason), nil
 	}
 	w.ok = s.appendOK(nil, d)
+	w.class, w.containerID = d.Route.Class, d.OutboundContainerID
 	return w, nil
 }
 

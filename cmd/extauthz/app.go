@@ -85,7 +85,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 		Revocations: a.revocations.Set()}); err != nil {
 		return nil, err
 	}
-	srv, err := authz.NewGRPCServer(a.core, authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme})
+	grpcOptions := authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme}
+	if o.tracing {
+		grpcOptions.ExtraHeaders = traceHeaders
+	}
+	srv, err := authz.NewGRPCServer(a.core, grpcOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -120,18 +124,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
-	// Check is read straight from its encoding (authz.RegisterWire), except
-	// with tracing on: the tracing interceptor reads the trace headers from
-	// the decoded CheckRequest and the decision from the CheckResponse.
-	if !o.tracing {
-		grpcOpts = append(grpcOpts, authz.WireServerOption())
-	}
+	// Check is read straight from its encoding (authz.RegisterWire); with
+	// tracing on, it also keeps the trace headers for the interceptor.
+	grpcOpts = append(grpcOpts, authz.WireServerOption())
 	a.grpc = grpc.NewServer(grpcOpts...)
-	if o.tracing {
-		authz.Register(a.grpc, srv)
-	} else {
-		authz.RegisterWire(a.grpc, srv)
-	}
+	authz.RegisterWire(a.grpc, srv)
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)

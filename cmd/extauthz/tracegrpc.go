@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/extauthz/extauthz/authz"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -26,8 +27,14 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if info.FullMethod != checkMethod {
 		return handler(ctx, req)
 	}
-	creq, _ := req.(*authv3.CheckRequest)
-	parent := t.prop.Extract(ctx, checkHeaders{creq.GetAttributes().GetRequest().GetHttp()})
+	var carrier propagation.TextMapCarrier = checkHeaders{}
+	switch r := req.(type) {
+	case *authv3.CheckRequest:
+		carrier = checkHeaders{r.GetAttributes().GetRequest().GetHttp()}
+	case authz.WireRequest: // served by authz.RegisterWire
+		carrier = wireHeaders{r}
+	}
+	parent := t.prop.Extract(ctx, carrier)
 	if !trace.SpanContextFromContext(parent).IsValid() {
 		md, _ := metadata.FromIncomingContext(ctx)
 		parent = t.prop.Extract(ctx, metadataCarrier(md))
@@ -51,6 +58,8 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	if cresp, ok := resp.(*authv3.CheckResponse); ok {
 		span.SetAttributes(checkResponseAttrs(cresp)...)
+	} else if class, container, ok := authz.WireAllowed(resp); ok {
+		span.SetAttributes(allowAttrs(string(class), container)...)
 	}
 	return resp, err
 }
@@ -71,12 +80,17 @@ func checkResponseAttrs(resp *authv3.CheckResponse) []attribute.KeyValue {
 		}
 		return attrs
 	}
-	attrs := []attribute.KeyValue{attrDecision.String("allow")}
 	md := resp.GetDynamicMetadata().GetFields()
-	if rc := md["route_class"].GetStringValue(); isSlug(rc) {
-		attrs = append(attrs, attrRouteClass.String(rc))
+	return allowAttrs(md["route_class"].GetStringValue(), md["outbound_container_id"].GetStringValue())
+}
+
+// allowAttrs are an allow's span attributes.
+func allowAttrs(routeClass, containerID string) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{attrDecision.String("allow")}
+	if isSlug(routeClass) {
+		attrs = append(attrs, attrRouteClass.String(routeClass))
 	}
-	if kv, ok := containerIDAttr(md["outbound_container_id"].GetStringValue()); ok {
+	if kv, ok := containerIDAttr(containerID); ok {
 		attrs = append(attrs, kv)
 	}
 	return attrs
@@ -110,6 +124,22 @@ func (c checkHeaders) Get(key string) string {
 
 // Set is never called: the server extracts, it does not inject.
 func (checkHeaders) Set(string, string) {}
+
+// traceHeaders are every header the tracer's propagators may read when they
+// extract (W3C trace context, B3 single and multiple headers): the headers
+// a RegisterWire server keeps for it (GRPCOptions.ExtraHeaders).
+// TestTraceHeadersCoverPropagators checks the list against the propagators.
+var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
+
+// wireHeaders reads the trace headers from the request a RegisterWire
+// server hands to interceptors.
+type wireHeaders struct{ r authz.WireRequest }
+
+var _ propagation.TextMapCarrier = wireHeaders{}
+
+func (w wireHeaders) Get(key string) string { return w.r.Header(key) }
+func (wireHeaders) Set(string, string)      {}
+func (wireHeaders) Keys() []string          { return nil }
 
 // Keys is not needed by the W3C and B3 propagators.
 func (checkHeaders) Keys() []string { return nil }

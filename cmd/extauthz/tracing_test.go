@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -473,5 +475,40 @@ func TestTracingConfig(t *testing.T) {
 	o, err = parseServeFlags("serve", nil, func(k string) string { return map[string]string{"EXTAUTHZ_TRACING": "true"}[k] }, io.Discard)
 	if err != nil || !o.tracing {
 		t.Errorf("EXTAUTHZ_TRACING=true: --tracing = %v (%v); want on", o.tracing, err)
+	}
+}
+
+// recordingCarrier answers from values and records every key asked for.
+type recordingCarrier struct {
+	values map[string]string
+	asked  map[string]bool
+}
+
+func (c recordingCarrier) Get(key string) string { c.asked[key] = true; return c.values[key] }
+func (recordingCarrier) Set(string, string)      {}
+func (recordingCarrier) Keys() []string          { return nil }
+
+// TestTraceHeadersCoverPropagators: every header the tracer's propagators
+// read while extracting, on whichever path (nothing, W3C, B3 single, B3
+// multiple), is one the RegisterWire server keeps for them.
+func TestTraceHeadersCoverPropagators(t *testing.T) {
+	tr := newTracer(noop.NewTracerProvider(), func() *capability.KeyRing { return nil })
+	asked := map[string]bool{}
+	for _, values := range []map[string]string{
+		{},
+		{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b"},
+		{"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"},
+		{"x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7", "x-b3-spanid": "e457b5a2e4d86bd1", "x-b3-sampled": "1", "x-b3-parentspanid": "05e3ac9a4f6e3b90"},
+		{"x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7", "x-b3-spanid": "e457b5a2e4d86bd1", "x-b3-flags": "1"},
+	} {
+		tr.prop.Extract(context.Background(), recordingCarrier{values: values, asked: asked})
+	}
+	for key := range asked {
+		if !slices.Contains(traceHeaders, key) {
+			t.Errorf("the propagators read %q, which traceHeaders does not keep", key)
+		}
+	}
+	if !asked["traceparent"] || !asked["b3"] {
+		t.Fatalf("the propagators asked for %v; the test reaches neither W3C nor B3", asked)
 	}
 }
