@@ -473,6 +473,15 @@ func TestWireInterceptor(t *testing.T) {
 			t.Errorf("%s: the interceptor saw %+v; want %+v", c.fixture, got, c.want)
 		}
 	}
+	// An interceptor that answers with the request itself gets an error,
+	// never an empty (statusless) CheckResponse.
+	echo := grpc.NewServer(WireServerOption(), grpc.ChainUnaryInterceptor(func(_ context.Context, req any, _ *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
+		return req, nil
+	}))
+	RegisterWire(echo, srv)
+	if resp, err := authv3.NewAuthorizationClient(serveBufconn(t, echo)).Check(context.Background(), loadCheckRequest(t, caps, "allow_provider_model")); grpcstatus.Code(err) != codes.Internal {
+		t.Errorf("the request returned as the response: %v, %v; want codes.Internal", resp, err)
+	}
 	if _, err := NewGRPCServer(core, GRPCOptions{ExtraHeaders: []string{"TraceParent"}}); err == nil {
 		t.Error("an upper-case extra header was accepted")
 	}

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -91,10 +92,17 @@ func WireAllowed(resp any) (class policy.RouteClass, containerID string, ok bool
 
 type wireCodec struct{ proto encoding.CodecV2 }
 
+var errNoAllow = errors.New("authz: a Check request returned as its own response")
+
 func (c wireCodec) Name() string { return grpcproto.Name }
 
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if w, ok := v.(*wireCheck); ok {
+		// Only an encoded allow is sent as it is. An empty CheckResponse,
+		// with no status, could read as OK: refuse, and the proxy denies.
+		if len(w.ok) == 0 {
+			return nil, errNoAllow
+		}
 		return mem.BufferSlice{mem.SliceBuffer(w.ok)}, nil
 	}
 	return c.proto.Marshal(v)
