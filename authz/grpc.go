@@ -215,6 +215,24 @@ func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []stri
 	return out
 }
 
+// The header an allow sets.
+const (
+	credentialHeader = "authorization"
+	bearerPrefix     = "Bearer "
+	credentialAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+)
+
+// metadata is the dynamic metadata of an allow, in the order it is encoded.
+func (d *Decision) metadata() [5][2]string {
+	return [5][2]string{
+		{"route_class", string(d.Route.Class)},
+		{"user_id", d.UserID},
+		{"cloud_agent_session_id", d.CloudAgentSessionID},
+		{"kilo_session_id", d.KiloSessionID},
+		{"outbound_container_id", d.OutboundContainerID},
+	}
+}
+
 // okParts is every message of an allow, allocated together: one
 // allocation instead of one per message and metadata value. An allow is
 // built on every Check, so this is most of the adapter's garbage.

@@ -130,9 +130,14 @@ type wireReader struct {
 
 	// extra: the headers map's value and the first header_map value of each
 	// of extraNames, when there are any.
-	extraNames              []string
-	extraMap, extraFirst    [][]byte
-	extraMapHas, extraFound []bool
+	extraNames []string
+	extra      []extraValue
+}
+
+// extraValue is what the reader found of one extra header.
+type extraValue struct {
+	mapValue, first []byte // the headers map's value; the first header_map value
+	mapHas, found   bool
 }
 
 // readCheckFields decodes b, a serialized CheckRequest, into the fields the
@@ -144,8 +149,7 @@ func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
 	}
 	if n := len(s.extraNames); n > 0 {
 		r.extraNames = s.extraNames
-		r.extraMap, r.extraFirst = make([][]byte, n), make([][]byte, n)
-		r.extraMapHas, r.extraFound = make([]bool, n), make([]bool, n)
+		r.extra = make([]extraValue, n)
 	}
 	if err := walkMessage(b, protoRecursionLimit, descCheck, r.checkRequest); err != nil {
 		return checkFields{}, err
@@ -153,12 +157,12 @@ func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
 	f := r.fields()
 	if f.hasHTTP && len(r.extraNames) > 0 {
 		f.extra = make([]string, len(r.extraNames))
-		for i := range r.extraNames {
+		for i, e := range r.extra {
 			switch {
-			case r.extraMapHas[i]:
-				f.extra[i] = string(r.extraMap[i])
-			case r.extraFound[i]:
-				f.extra[i] = string(r.extraFirst[i])
+			case e.mapHas:
+				f.extra[i] = string(e.mapValue)
+			case e.found:
+				f.extra[i] = string(e.first)
 			}
 		}
 	}
@@ -275,7 +279,7 @@ func (r *wireReader) http(num protowire.Number, typ protowire.Type, b []byte, de
 			}
 			for i, name := range r.extraNames {
 				if string(k) == name {
-					r.extraMap[i], r.extraMapHas[i] = v, true
+					r.extra[i].mapValue, r.extra[i].mapHas = v, true
 				}
 			}
 		})
@@ -315,11 +319,11 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 		return n, ok, err
 	}
 	for i, name := range r.extraNames {
-		if !r.extraFound[i] && strings.EqualFold(string(key), name) {
+		if e := &r.extra[i]; !e.found && strings.EqualFold(string(key), name) {
 			// As headerValues's first value for the entry.
-			r.extraFirst[i], r.extraFound[i] = value, true
+			e.first, e.found = value, true
 			if len(raw) > 0 {
-				r.extraFirst[i] = raw
+				e.first = raw
 			}
 		}
 	}

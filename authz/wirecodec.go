@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -164,24 +163,6 @@ func (s *GRPCServer) wireCheck(ctx context.Context, w *wireCheck) (any, error) {
 	w.ok = s.appendOK(nil, d)
 	w.class, w.containerID = d.Route.Class, d.OutboundContainerID
 	return w, nil
-}
-
-// The header an allow sets.
-const (
-	credentialHeader = "authorization"
-	bearerPrefix     = "Bearer "
-	credentialAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-)
-
-// metadata is the dynamic metadata of an allow, in the order it is encoded.
-func (d *Decision) metadata() [5][2]string {
-	return [5][2]string{
-		{"route_class", string(d.Route.Class)},
-		{"user_id", d.UserID},
-		{"cloud_agent_session_id", d.CloudAgentSessionID},
-		{"kilo_session_id", d.KiloSessionID},
-		{"outbound_container_id", d.OutboundContainerID},
-	}
 }
 
 // appendOK appends the encoding of okResponse(d) to b: the CheckResponse
