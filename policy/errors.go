@@ -56,8 +56,6 @@ var (
 	// errForeignPrepared: ClassifyPrepared got targets another policy
 	// prepared (a programming error; fail closed).
 	errForeignPrepared = invalidURL("targets prepared by another policy")
-	errProviderShaped  = notAllowed("provider-shaped path on the backend")
-	errIngestShaped    = notAllowed("session-ingest-shaped path on the backend")
 )
 
 // targetError reports which target failed. It wraps kind (ErrInvalidTargets

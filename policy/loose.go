@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// This file holds the comparisons behind the backend exclusions. They must
-// catch every path that some upstream router could send to a provider route
-// or to a session-ingest route, so they compare loosely: a superset of what
-// any of those routers would match. (The positive route matches elsewhere
-// compare exactly.)
+// This file holds the catch-all's guards (see Guard): the comparisons behind
+// the backend exclusions of docs/decisions.md, section 4.5. They must catch
+// every path that some upstream router could send to a guarded route, so
+// they compare loosely: a superset of what any of those routers would match.
+// (The positive route matches in pattern.go compare exactly.)
 
 // sameServer reports whether two origins may reach the same upstream server:
 // the same effective port (the scheme's default filled in) and the same host
@@ -112,104 +112,111 @@ func looseNameEnd(rest []byte) bool {
 	return false
 }
 
-// looseAtOrBelow reports whether lpath is base+suffix or below it, the last
-// segment of base+suffix also matching with a format suffix (looseNameEnd);
-// all three are loose forms. Every caller's base+suffix ends in an excluded
-// name.
-func looseAtOrBelow(lpath, base []byte, suffix string) bool {
-	if !bytes.HasPrefix(lpath, base) {
-		return false
+// guard refuses, for the catch-all win, a path shaped like a guarded route
+// (see Guard): below that route's target base path on an origin that may
+// reach its server, and, for GuardEveryTarget, below the catch-all's own base
+// path.
+func (t *table) guard(r parsedURL, targets *[numTargets]parsedURL, win *route) error {
+	var pathBuf [512]byte
+	var baseBuf [256]byte
+	lpath, ok := loosePath(pathBuf[:], r.path)
+	if !ok {
+		return win.shaped // unreachable: r.path passed checkPath
 	}
-	rest := lpath[len(base):]
-	if len(rest) < len(suffix) || string(rest[:len(suffix)]) != suffix {
-		return false
+	for i := range t.routes {
+		g := &t.routes[i]
+		if g == win || g.catchAll || g.Guard == GuardNone {
+			continue
+		}
+		if g.Guard == GuardEveryTarget && g.looseShaped(lpath, targets[win.Target].path, baseBuf[:]) {
+			return g.shaped
+		}
+		if tg := &targets[g.Target]; sameServer(r.origin, tg.origin) && g.looseShaped(lpath, tg.path, baseBuf[:]) {
+			return g.shaped
+		}
 	}
-	return looseNameEnd(rest[len(suffix):])
+	return nil
 }
 
-// Provider prefix derivations (see underProvider).
-const (
-	provSelf     = iota // base ends in /api/openrouter or /api/gateway
-	provUnderAPI        // base ends in /api
-	provDefault         // anything else
-)
-
-func providerKind(base string) int {
-	switch {
-	case strings.HasSuffix(base, "/api/openrouter"), strings.HasSuffix(base, "/api/gateway"):
-		return provSelf
-	case strings.HasSuffix(base, "/api"):
-		return provUnderAPI
-	}
-	return provDefault
-}
-
-func looseProviderKind(lbase []byte) int {
-	switch {
-	case hasSuffixString(lbase, "/api/openrouter"), hasSuffixString(lbase, "/api/gateway"):
-		return provSelf
-	case hasSuffixString(lbase, "/api"):
-		return provUnderAPI
-	}
-	return provDefault
-}
-
-func hasSuffixString(b []byte, suffix string) bool {
-	return len(b) >= len(suffix) && string(b[len(b)-len(suffix):]) == suffix
-}
-
-func looseUnderProviderKind(lpath, lbase []byte, kind int) bool {
-	switch kind {
-	case provSelf:
-		return looseAtOrBelow(lpath, lbase, "")
-	case provUnderAPI:
-		return looseAtOrBelow(lpath, lbase, "/openrouter") || looseAtOrBelow(lpath, lbase, "/gateway")
-	}
-	return looseAtOrBelow(lpath, lbase, "/api/openrouter") || looseAtOrBelow(lpath, lbase, "/api/gateway")
-}
-
-// looseProviderShaped reports whether lpath is at or below a provider prefix
-// of base, its last segment also with a format suffix, derived both from base as given (the exact rule) and from its
-// loose form (as a case-insensitive router would see it): for base "/API"
-// the exact rule gives /API/api/openrouter, the loose one /api/openrouter.
-// buf is scratch space for the loose base.
-func looseProviderShaped(lpath []byte, base string, buf []byte) bool {
+// looseShaped reports whether lpath (a loose form) is at or below one of the
+// route's patterns resolved against base, loosely: the base path decoded and
+// folded, the pattern's bracket absorbed as the base path given raw implies
+// and as its loose form implies (base "/API" gives /API/api/openrouter
+// exactly and /api/openrouter folded), variables and * as any non-empty
+// segment, and the last literal segment (or, when the base absorbed every
+// literal, the base's last segment) also matching with a format suffix (see
+// looseNameEnd). buf is scratch space for the loose base.
+func (r *route) looseShaped(lpath []byte, base string, buf []byte) bool {
 	lbase, ok := loosePath(buf, base)
 	if !ok {
 		return true // fail closed; targets passed checkPath
 	}
-	exact, loose := providerKind(base), looseProviderKind(lbase)
-	return looseUnderProviderKind(lpath, lbase, exact) ||
-		(loose != exact && looseUnderProviderKind(lpath, lbase, loose))
-}
-
-// looseSessionShaped reports whether lpath is at or below
-// base+/api/session/{any one segment}/(export|import|ingest), the action
-// also with a format suffix, base given raw. buf is scratch space for the
-// loose base.
-func looseSessionShaped(lpath []byte, base string, buf []byte) bool {
-	lbase, ok := loosePath(buf, base)
-	if !ok {
-		return true
-	}
-	const session = "/api/session/"
-	if !bytes.HasPrefix(lpath, lbase) {
-		return false
-	}
-	rest := lpath[len(lbase):]
-	if len(rest) < len(session) || string(rest[:len(session)]) != session {
-		return false
-	}
-	rest = rest[len(session):]
-	i := bytes.IndexByte(rest, '/')
-	if i <= 0 {
-		return false
-	}
-	rest = rest[i:]
-	for _, action := range [...]string{"/export", "/import", "/ingest"} {
-		if looseAtOrBelow(rest, nil, action) {
+	collapsedRaw, collapsedLoose := collapsed(r, base), collapsed(r, lbase)
+	for i := range r.pats {
+		p := &r.pats[i]
+		kRaw, kLoose := absorbed(p, base), absorbed(p, lbase)
+		if (!collapsedRaw || kRaw == p.shared) && looseMatch(lpath, lbase, p.segs[kRaw:]) {
+			return true
+		}
+		if kLoose != kRaw && (!collapsedLoose || kLoose == p.shared) && looseMatch(lpath, lbase, p.segs[kLoose:]) {
 			return true
 		}
 	}
 	return false
+}
+
+// looseMatch reports whether lpath is lbase followed by segs (a final **
+// ignored) or below it, in the loose comparison of looseShaped. Pattern
+// literals are lower-case ASCII or compare as their lower-case forms.
+func looseMatch(lpath, lbase []byte, segs []segment) bool {
+	if !bytes.HasPrefix(lpath, lbase) {
+		return false
+	}
+	rest := lpath[len(lbase):]
+	n := len(segs)
+	if n > 0 && segs[n-1].kind == segRest {
+		n--
+	}
+	if n == 0 {
+		return looseNameEnd(rest)
+	}
+	for i, g := range segs[:n] {
+		if len(rest) == 0 || rest[0] != '/' {
+			return false
+		}
+		rest = rest[1:]
+		if g.kind == segLiteral {
+			if !hasPrefixFold(rest, g.text) {
+				return false
+			}
+			rest = rest[len(g.text):]
+			if i == n-1 {
+				return looseNameEnd(rest)
+			}
+			continue
+		}
+		j := bytes.IndexByte(rest, '/')
+		if j < 0 {
+			j = len(rest)
+		}
+		if j == 0 {
+			return false
+		}
+		rest = rest[j:]
+	}
+	return true
+}
+
+// hasPrefixFold reports whether b (lower-case) starts with lit, ASCII
+// case-insensitively.
+func hasPrefixFold(b []byte, lit string) bool {
+	if len(b) < len(lit) {
+		return false
+	}
+	for i := 0; i < len(lit); i++ {
+		if b[i] != lowerASCII(lit[i]) {
+			return false
+		}
+	}
+	return true
 }

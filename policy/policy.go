@@ -88,24 +88,23 @@ func (p *Policy) parseRequest(req Request) (parsedURL, error) {
 	return u, p.checkScheme(u)
 }
 
-// parsedTargets are the three targets after parseTarget.
-type parsedTargets struct {
-	backend, provider, ingest parsedURL
-}
+// parsedTargets are the targets after parseTarget, indexed by Target.
+type parsedTargets [numTargets]parsedURL
 
-// parseTargets parses all three targets; the error names the first bad one
-// and wraps kind.
+// parseTargets parses every target; the error names the first bad one (in
+// Target order) and wraps kind.
 func (p *Policy) parseTargets(t Targets, kind error) (parsedTargets, error) {
 	var pt parsedTargets
-	var err error
-	if pt.backend, err = p.parseTarget(t.BackendBaseURL); err != nil {
-		return pt, &targetError{kind: kind, target: "backendBaseUrl", err: err}
+	raw := [numTargets]string{
+		TargetBackend:       t.BackendBaseURL,
+		TargetProvider:      t.ProviderBaseURL,
+		TargetSessionIngest: t.SessionIngestBaseURL,
 	}
-	if pt.provider, err = p.parseTarget(t.ProviderBaseURL); err != nil {
-		return pt, &targetError{kind: kind, target: "providerBaseUrl", err: err}
-	}
-	if pt.ingest, err = p.parseTarget(t.SessionIngestBaseURL); err != nil {
-		return pt, &targetError{kind: kind, target: "sessionIngestBaseUrl", err: err}
+	for i, s := range raw {
+		var err error
+		if pt[i], err = p.parseTarget(s); err != nil {
+			return pt, &targetError{kind: kind, target: Target(i).String(), err: err}
+		}
 	}
 	return pt, nil
 }
@@ -155,7 +154,8 @@ func (p *Policy) classifyParsed(req Request, pt parsedTargets, targetsErr error,
 	if targetsErr != nil {
 		return Route{}, targetsErr
 	}
-	return classify(r, pt, kiloSessionID)
+	vars := [...]Var{{Name: kiloVar, Value: kiloSessionID}}
+	return kiloTable.classify(r, (*[numTargets]parsedURL)(&pt), vars[:])
 }
 
 // Prepared are targets parsed once by Prepare, so that requests under the
@@ -188,50 +188,4 @@ func (p *Policy) ClassifyPrepared(req Request, t *Prepared, kiloSessionID string
 // Classify is Policy.Classify with the default policy.
 func Classify(req Request, t Targets, kiloSessionID string) (Route, error) {
 	return defaultPolicy.Classify(req, t, kiloSessionID)
-}
-
-// classify applies the route rules, first match wins.
-func classify(r parsedURL, t parsedTargets, kiloSessionID string) (Route, error) {
-	path := r.path
-	onBackend := r.origin.equal(t.backend.origin) && within(path, t.backend.path)
-
-	if r.origin.equal(t.provider.origin) && within(path, t.provider.path) && underProvider(path, t.provider.path) {
-		return Route{Class: ProviderModel, Credential: CredentialProvider}, nil
-	}
-	if onBackend && isOrgModels(path, t.backend.path) {
-		return Route{Class: OrganizationModels, Credential: CredentialProvider}, nil
-	}
-	if r.origin.equal(t.ingest.origin) && within(path, t.ingest.path) && isOwnSessionRoute(path, t.ingest.path, kiloSessionID) {
-		return Route{Class: SessionIngest, Credential: CredentialUser}, nil
-	}
-	if !onBackend {
-		return Route{}, errNoRoute
-	}
-	if err := backendExclusions(r, t); err != nil {
-		return Route{}, err
-	}
-	return Route{Class: BackendAPI, Credential: CredentialUser}, nil
-}
-
-// backendExclusions keeps the catch-all from serving, with the user
-// credential, what some upstream router would send to a provider route or
-// to another session's ingest route. It compares loose forms (see
-// loosePath): decoded, case-folded, an excluded name also matching with a
-// format suffix (see looseNameEnd), on any origin that may reach the same
-// server as the provider or session-ingest target (see sameServer).
-func backendExclusions(r parsedURL, t parsedTargets) error {
-	var pathBuf [512]byte
-	var baseBuf [256]byte
-	lpath, ok := loosePath(pathBuf[:], r.path)
-	if !ok {
-		return errProviderShaped // unreachable: r.path passed checkPath
-	}
-	if looseProviderShaped(lpath, t.backend.path, baseBuf[:]) ||
-		(sameServer(r.origin, t.provider.origin) && looseProviderShaped(lpath, t.provider.path, baseBuf[:])) {
-		return errProviderShaped
-	}
-	if sameServer(r.origin, t.ingest.origin) && looseSessionShaped(lpath, t.ingest.path, baseBuf[:]) {
-		return errIngestShaped
-	}
-	return nil
 }

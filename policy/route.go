@@ -1,64 +1,8 @@
 package policy
 
 import (
-	"strings"
 	"unicode/utf8"
 )
-
-// within reports whether path equals base or is below it (whole segments).
-func within(path, base string) bool {
-	return len(path) >= len(base) && path[:len(base)] == base &&
-		(len(path) == len(base) || path[len(base)] == '/')
-}
-
-// atOrBelow reports whether path is base+suffix or below it, matching whole
-// segments, exact case.
-func atOrBelow(path, base, suffix string) bool {
-	n := len(base) + len(suffix)
-	return len(path) >= n && path[:len(base)] == base && path[len(base):n] == suffix &&
-		(len(path) == n || path[n] == '/')
-}
-
-// underProvider reports whether path is at or below one of the provider
-// prefixes derived from base, exact case:
-//   - base itself if it ends in /api/openrouter or /api/gateway;
-//   - else base+/openrouter and base+/gateway if it ends in /api;
-//   - else base+/api/openrouter and base+/api/gateway.
-func underProvider(path, base string) bool {
-	switch providerKind(base) {
-	case provSelf:
-		return atOrBelow(path, base, "")
-	case provUnderAPI:
-		return atOrBelow(path, base, "/openrouter") || atOrBelow(path, base, "/gateway")
-	}
-	return atOrBelow(path, base, "/api/openrouter") || atOrBelow(path, base, "/api/gateway")
-}
-
-// isOrgModels reports whether path is {orgs}/{one non-empty segment}/models
-// or below it, {orgs} being base+/organizations when base ends in /api, else
-// base+/api/organizations. Exact case. An organization segment holding an
-// escape that decodes (at any depth) to '?', '#' or ';' does not count: an
-// upstream that decodes before splitting those off would route
-// /api/organizations/x%3F/models to /api/organizations/x, with the provider
-// credential. Such a request falls through to the backend catch-all.
-func isOrgModels(path, base string) bool {
-	orgs := "/api/organizations/"
-	if strings.HasSuffix(base, "/api") {
-		orgs = "/organizations/"
-	}
-	if !strings.HasPrefix(path, base) {
-		return false
-	}
-	rest := path[len(base):]
-	if !strings.HasPrefix(rest, orgs) {
-		return false
-	}
-	seg, rest := cutSegment(rest[len(orgs):])
-	if seg == "" || hasTerminatorEscape(seg) {
-		return false
-	}
-	return atOrBelow(rest, "", "/models")
-}
 
 // hasTerminatorEscape reports whether s holds %3F, %23, %3B or %25 (any
 // case): an encoded '?', '#' or ';', or an encoded '%' that may hide one.
@@ -84,21 +28,6 @@ func cutSegment(s string) (seg, rest string) {
 		}
 	}
 	return s, ""
-}
-
-// isOwnSessionRoute reports whether path is exactly
-// base+/api/session/{encodeURIComponent(id)}/(export|import|ingest).
-func isOwnSessionRoute(path, base, id string) bool {
-	const session = "/api/session/"
-	if !strings.HasPrefix(path, base) || !strings.HasPrefix(path[len(base):], session) {
-		return false
-	}
-	seg, rest := cutSegment(path[len(base)+len(session):])
-	switch rest {
-	case "/export", "/import", "/ingest":
-		return matchURIComponent(seg, id)
-	}
-	return false
 }
 
 // uriComponentSafe marks the bytes JavaScript's encodeURIComponent leaves
