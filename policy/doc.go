@@ -3,6 +3,11 @@
 // It is pure: standard library only, no logging, no proxy types. The rules
 // are those of docs/decisions.md, section 4.
 //
+// The route classes are one table, kiloRoutes in table.go: each entry names
+// its target, its path patterns, its credential and its guard. Matching and
+// precedence (pattern.go) and the catch-all's guards (loose.go) are derived
+// from it, and nothing else names a route class.
+//
 // The request is given exactly as the proxy saw it (scheme, authority, raw
 // path with query); nothing is decoded or normalised first. Classify returns
 // a Route (class plus credential kind) or an error wrapping
@@ -41,7 +46,7 @@
 //   - provider_model and organization_models paths match their prefixes
 //     exactly, by whole segment; they get the provider credential.
 //
-// # Why the backend exclusions exist
+// # Why the backend exclusions (the catch-all's guards) exist
 //
 // backend_api is a catch-all under the backend base path and gets the user
 // credential. When the backend shares an origin with the provider or with
