@@ -38,10 +38,25 @@ type RedisOptions struct {
 	ResyncInterval time.Duration
 	// Heartbeat is how often the subscription is probed. 0 means 250 ms.
 	Heartbeat time.Duration
-	// Now is the clock; nil means time.Now.
+	// Now is the wall clock, for expiry; nil means time.Now.
 	Now func() time.Time
-	// OnError is told of each failure to reach Redis (for logs); may be nil.
+	// Monotonic is the clock staleness is measured with: the time elapsed
+	// since a fixed origin, never stepped by NTP or an operator (a wall
+	// clock stepped back would make the set look fresh forever). nil means
+	// the process's monotonic clock.
+	Monotonic func() time.Duration
+	// OnError is told of each failure to reach Redis (for debug logs); may
+	// be nil.
 	OnError func(what string, err error)
+	// OnReachable is told each change of reachability, once per change:
+	// false with the failing operation and its error when Redis stops
+	// answering, true when it answers again (and when it first answers).
+	// May be nil.
+	OnReachable func(reachable bool, what string, err error)
+	// OnRepair is told when a full load found entries missing from Redis
+	// that this replica holds (Redis flushed, or restarted without
+	// persistence) and wrote them back: n entries. May be nil.
+	OnRepair func(n int)
 }
 
 // RedisStore shares revocations between replicas through Redis. Every
@@ -60,10 +75,19 @@ type RedisStore struct {
 	wg     sync.WaitGroup
 
 	loaded    atomic.Bool
-	lastFresh atomic.Int64 // unix nanoseconds; 0: never
+	lastFresh atomic.Int64 // Monotonic() in nanoseconds, plus 1; 0: never
 	subEpoch  atomic.Int64 // subscriptions established
 	synced    atomic.Int64 // the epoch a full load completed for
+	reachable atomic.Int32 // reachUnknown, reachUp or reachDown
+	repairs   atomic.Int64 // entries written back to Redis
 }
+
+// Reachability states, for OnReachable.
+const (
+	reachUnknown = iota
+	reachUp
+	reachDown
+)
 
 // OpenRedisStore starts a store on Redis. It does not wait for Redis: a
 // replica started while Redis is down runs, not Ready and failing closed,
@@ -99,8 +123,18 @@ func OpenRedisStore(opts RedisOptions) (*RedisStore, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Monotonic == nil {
+		origin := time.Now()
+		opts.Monotonic = func() time.Duration { return time.Since(origin) }
+	}
 	if opts.OnError == nil {
 		opts.OnError = func(string, error) {}
+	}
+	if opts.OnReachable == nil {
+		opts.OnReachable = func(bool, string, error) {}
+	}
+	if opts.OnRepair == nil {
+		opts.OnRepair = func(int) {}
 	}
 	quietClient.Do(func() { redis.SetLogger(quietLogger{}) })
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
@@ -143,13 +177,39 @@ func (s *RedisStore) Set() *Set { return s.set }
 // store is not failing closed.
 func (s *RedisStore) Ready() bool { return s.loaded.Load() && !s.stale() }
 
-// Staleness is how long ago the set was last known to be complete.
+// Staleness is how long ago the set was last known to be complete, on the
+// monotonic clock. Never loaded, or a clock that ran backwards, is the
+// largest staleness: fail closed.
 func (s *RedisStore) Staleness() time.Duration {
 	last := s.lastFresh.Load()
 	if last == 0 {
 		return time.Duration(math.MaxInt64)
 	}
-	return max(0, s.opts.Now().Sub(time.Unix(0, last)))
+	d := s.opts.Monotonic() - time.Duration(last-1)
+	if d < 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return d
+}
+
+// Repairs is how many entries this replica wrote back to Redis after
+// finding them missing there.
+func (s *RedisStore) Repairs() int64 { return s.repairs.Load() }
+
+// failed reports a failure to reach Redis: to OnError every time, to
+// OnReachable on the change to unreachable only.
+func (s *RedisStore) failed(what string, err error) {
+	s.opts.OnError(what, err)
+	if s.reachable.Swap(reachDown) != reachDown {
+		s.opts.OnReachable(false, what, err)
+	}
+}
+
+// answered records that Redis answered; OnReachable hears of the change.
+func (s *RedisStore) answered() {
+	if s.reachable.Swap(reachUp) != reachUp {
+		s.opts.OnReachable(true, "", nil)
+	}
 }
 
 // MaxStaleness is the staleness beyond which Check fails closed.
@@ -182,8 +242,9 @@ func (s *RedisStore) Revoke(e Entry) error {
 // fresh records that the set is complete now, if a full load has completed
 // for the current subscription.
 func (s *RedisStore) fresh() {
+	s.answered()
 	if s.synced.Load() == s.subEpoch.Load() && s.loaded.Load() {
-		s.lastFresh.Store(s.opts.Now().UnixNano())
+		s.lastFresh.Store(int64(s.opts.Monotonic()) + 1)
 		s.set.SetUnavailable(false)
 	}
 }
@@ -204,11 +265,11 @@ func (s *RedisStore) subscribe(ctx context.Context) {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
 				if err := ps.Ping(ctx); err != nil {
-					s.opts.OnError("ping", err)
+					s.failed("ping", err)
 				}
 				continue
 			}
-			s.opts.OnError("subscription", err)
+			s.failed("subscription", err)
 			select { // go-redis reconnects on the next receive
 			case <-ctx.Done():
 			case <-time.After(s.opts.Heartbeat):
@@ -241,7 +302,7 @@ func (s *RedisStore) subscribe(ctx context.Context) {
 func (s *RedisStore) load(ctx context.Context, epoch int64) {
 	for ctx.Err() == nil && s.subEpoch.Load() == epoch {
 		if err := s.resync(ctx); err != nil {
-			s.opts.OnError("full load", err)
+			s.failed("full load", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(s.opts.Heartbeat):
@@ -257,7 +318,10 @@ func (s *RedisStore) load(ctx context.Context, epoch int64) {
 	}
 }
 
-// resync merges every live entry in Redis into the set and prunes.
+// resync merges every live entry in Redis into the set and prunes. When
+// Redis holds fewer live entries than this replica (it was flushed, or
+// restarted without persistence), the ones it lacks are written back first,
+// so that a replica started later does not allow what was revoked.
 func (s *RedisStore) resync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -265,6 +329,12 @@ func (s *RedisStore) resync(ctx context.Context) error {
 	members, err := s.client.ZRangeByScore(ctx, redisKey, &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"}).Result()
 	if err != nil {
 		return err
+	}
+	s.set.Prune(now)
+	if s.set.Len() > len(members) {
+		if err := s.writeBack(ctx, members); err != nil {
+			return err
+		}
 	}
 	entries := make([]Entry, 0, len(members))
 	for _, m := range members {
@@ -275,6 +345,34 @@ func (s *RedisStore) resync(ctx context.Context) error {
 	}
 	s.set.Add(entries...)
 	s.set.Prune(now)
+	return nil
+}
+
+// writeBack adds to Redis every live entry of the set that members (what
+// Redis holds) lacks, in one transaction, and reports how many.
+func (s *RedisStore) writeBack(ctx context.Context, members []string) error {
+	have := make(map[string]struct{}, len(members))
+	for _, m := range members {
+		have[m] = struct{}{}
+	}
+	var missing []redis.Z
+	for _, e := range s.set.Entries() {
+		data, err := json.Marshal(e)
+		if err != nil {
+			continue
+		}
+		if _, ok := have[string(data)]; !ok {
+			missing = append(missing, redis.Z{Score: float64(e.ExpiresAt), Member: string(data)})
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := s.client.ZAdd(ctx, redisKey, missing...).Err(); err != nil {
+		return err
+	}
+	s.repairs.Add(int64(len(missing)))
+	s.opts.OnRepair(len(missing))
 	return nil
 }
 
@@ -289,7 +387,7 @@ func (s *RedisStore) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := s.resync(ctx); err != nil {
-				s.opts.OnError("resync", err)
+				s.failed("resync", err)
 			}
 		}
 	}

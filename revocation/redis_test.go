@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/extauthz/extauthz/internal/testprog"
 )
@@ -210,4 +213,109 @@ func BenchmarkRedisPropagation(b *testing.B) {
 	p50, p99, _ := propagation(b, rs, max(b.N, 2))
 	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+}
+
+// TestRedisStalenessIgnoresWallClock: with Redis down and the wall clock
+// stepped back an hour, the set still goes stale after MaxStaleness and
+// Check fails closed (staleness is measured on the monotonic clock).
+func TestRedisStalenessIgnoresWallClock(t *testing.T) {
+	r := testprog.StartRedis(t)
+	var offset atomic.Int64
+	s, err := OpenRedisStore(RedisOptions{
+		URL: r.URL(), MaxStaleness: 300 * time.Millisecond, ResyncInterval: time.Second, Heartbeat: 50 * time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	waitFor(t, "ready", 10*time.Second, s.Ready)
+	r.Kill()
+	offset.Store(int64(-time.Hour))
+	sub := Subject{UserID: "someone", IssuedAt: time.Now().Add(-time.Hour).UnixMilli()}
+	waitFor(t, "fail closed with the wall clock stepped back", 10*time.Second, func() bool {
+		return !s.Ready() && errors.Is(s.Set().Check(sub), ErrUnavailable)
+	})
+}
+
+// TestRedisStalenessClockBackwards: a monotonic reading below the last
+// fresh one (a broken clock) counts as stale, never as fresh.
+func TestRedisStalenessClockBackwards(t *testing.T) {
+	var now atomic.Int64
+	s := &RedisStore{opts: RedisOptions{MaxStaleness: time.Minute, Monotonic: func() time.Duration { return time.Duration(now.Load()) }}}
+	now.Store(int64(10 * time.Second))
+	s.lastFresh.Store(int64(10*time.Second) + 1)
+	if d := s.Staleness(); d != 0 || s.stale() {
+		t.Fatalf("just fresh: Staleness %v, stale %v; want 0, false", d, s.stale())
+	}
+	now.Store(int64(5 * time.Second))
+	if !s.stale() {
+		t.Fatalf("clock ran backwards: Staleness %v, not stale; want stale", s.Staleness())
+	}
+}
+
+// TestRedisFlushWrittenBack: after FLUSHALL, the running replicas write
+// their live entries back, so that a replica started afterwards denies
+// what was revoked; the repair is counted.
+func TestRedisFlushWrittenBack(t *testing.T) {
+	r := testprog.StartRedis(t)
+	rs := replicas(t, r, time.Minute)[:2]
+	var repaired atomic.Int64
+	e := mustEntry(t, KindUser, "victim", time.Now())
+	if err := rs[0].Revoke(e); err != nil {
+		t.Fatal(err)
+	}
+	revoked := Subject{UserID: "victim", IssuedAt: e.RevokedAt - 1000}
+	waitFor(t, "the revocation everywhere", 5*time.Second, func() bool {
+		return errors.Is(rs[1].Set().Check(revoked), ErrRevoked)
+	})
+	ro, err := redis.ParseURL(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(ro)
+	defer c.Close()
+	if err := c.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a replica writes the lost entry back", 10*time.Second, func() bool {
+		return rs[0].Repairs()+rs[1].Repairs() > 0
+	})
+	late, err := OpenRedisStore(RedisOptions{URL: r.URL(), MaxStaleness: time.Minute, ResyncInterval: time.Second, Heartbeat: 50 * time.Millisecond,
+		OnRepair: func(n int) { repaired.Add(int64(n)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { late.Close() })
+	waitFor(t, "the late replica ready", 10*time.Second, late.Ready)
+	if err := late.Set().Check(revoked); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("a replica started after FLUSHALL: Check = %v; want ErrRevoked", err)
+	}
+	if repaired.Load() != 0 {
+		t.Errorf("the late replica repaired %d entries; it had none to write back", repaired.Load())
+	}
+}
+
+// TestRedisReachabilityOncePerChange: OnReachable hears one "down" for a
+// whole outage and one "up" when Redis is back, not one per heartbeat.
+func TestRedisReachabilityOncePerChange(t *testing.T) {
+	r := testprog.StartRedis(t)
+	var mu sync.Mutex
+	var changes []bool
+	s, err := OpenRedisStore(RedisOptions{URL: r.URL(), MaxStaleness: 200 * time.Millisecond, ResyncInterval: time.Second, Heartbeat: 50 * time.Millisecond,
+		OnReachable: func(up bool, _ string, _ error) { mu.Lock(); changes = append(changes, up); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	waitFor(t, "ready", 10*time.Second, s.Ready)
+	r.Kill()
+	time.Sleep(time.Second) // twenty heartbeats, past the maximum staleness
+	r.Start(t)
+	waitFor(t, "ready again", 20*time.Second, s.Ready)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(changes, []bool{true, false, true}) {
+		t.Fatalf("reachability changes = %v; want [true false true] (up, down once, up once)", changes)
+	}
 }

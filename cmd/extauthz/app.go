@@ -48,8 +48,6 @@ type app struct {
 	tracing *tracingSetup                    // nil: --tracing off
 	// revocations is the revocation store (memory, or --revocation-file).
 	revocations revocation.Store
-	// revocationRecovered logs the end of a store outage (Redis only).
-	revocationRecovered func()
 }
 
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,27 +37,28 @@ func (a *app) openRevocations() error {
 			}
 			password = strings.TrimSpace(string(data))
 		}
-		var failing atomic.Bool
 		rs, err := revocation.OpenRedisStore(revocation.RedisOptions{
 			URL: o.revocationStore, Password: password, CAFile: o.revocationStoreCAFile,
 			MaxStaleness: o.revocationMaxStaleness, ResyncInterval: o.revocationResyncInterval,
 			OnError: func(what string, err error) {
-				// One warning per outage, the details at debug.
-				if !failing.Swap(true) {
-					a.log.Warn().Str("operation", what).Err(err).Msg("revocation store unreachable; deciding with the last known revocations until --revocation-max-staleness")
-				}
 				a.log.Debug().Str("operation", what).Err(err).Msg("revocation store error")
+			},
+			// One line per change of state, when it happens.
+			OnReachable: func(up bool, what string, err error) {
+				if up {
+					a.log.Info().Msg("revocation store reachable")
+					return
+				}
+				a.log.Warn().Str("operation", what).Err(err).Msg("revocation store unreachable; deciding with the last known revocations until --revocation-max-staleness")
+			},
+			OnRepair: func(n int) {
+				a.log.Warn().Int("entries", n).Msg("revocation store had lost entries this replica holds (flushed, or restarted without persistence); wrote them back")
 			},
 		})
 		if err != nil {
 			return fmt.Errorf("--revocation-store: %w", err)
 		}
 		a.revocations = rs
-		a.revocationRecovered = func() {
-			if failing.Swap(false) {
-				a.log.Info().Msg("revocation store reachable again")
-			}
-		}
 	case o.revocationFile != "":
 		fs, err := revocation.OpenFileStore(o.revocationFile, nil)
 		if err != nil {
@@ -73,6 +73,12 @@ func (a *app) openRevocations() error {
 		Namespace: "extauthz", Name: "revocations",
 		Help: "Live revocation entries held in memory.",
 	}, func() float64 { return float64(set.Len()) })}
+	if rs, ok := a.revocations.(*revocation.RedisStore); ok {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "extauthz", Name: "revocation_store_repairs_total",
+			Help: "Revocation entries this replica wrote back to the shared store after finding them missing there (Redis flushed, or restarted without persistence).",
+		}, func() float64 { return float64(rs.Repairs()) }))
+	}
 	if fr, ok := a.revocations.(freshnessReporter); ok {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "extauthz", Name: "revocation_staleness_seconds",
@@ -95,11 +101,7 @@ func (a *app) revocationsReady() bool {
 	if !ok {
 		return true
 	}
-	ready := fr.Ready()
-	if ready && a.revocationRecovered != nil {
-		a.revocationRecovered()
-	}
-	return ready
+	return fr.Ready()
 }
 
 // revocationDetails is the revocation line of /readyz.

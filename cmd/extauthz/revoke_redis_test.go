@@ -183,6 +183,17 @@ func TestServeReplicasOnRedis(t *testing.T) {
 		return true
 	})
 	neverAllowed("Redis down")
+	// Each change of the store's state is logged once, when it happens: one
+	// "unreachable" per replica for the whole outage, and no "reachable"
+	// while Redis is down.
+	for i, r := range rs {
+		logs := r.p.log()
+		down := strings.Count(logs, `"message":"revocation store unreachable`)
+		up := strings.LastIndex(logs, `"message":"revocation store reachable`)
+		if down != 1 || up > strings.Index(logs, `"message":"revocation store unreachable`) {
+			t.Errorf("replica %d during the outage: %d unreachable lines, a reachable line after the first: %v; want exactly 1 and no", i, down, up > strings.Index(logs, `"message":"revocation store unreachable`))
+		}
+	}
 	if c, body := late.readyz(t); c != 503 || !strings.Contains(body, "never loaded") {
 		t.Errorf("replica started with Redis down: /readyz %d %q; want 503, never loaded", c, body)
 	}
