@@ -301,7 +301,26 @@ func (a *app) listenAll() ([]listener, error) {
 		a.log.Warn().Uint64("need", need).Uint64("fd_limit", have).
 			Msg("the connection caps exceed the file-descriptor limit: raise ulimit -n or lower --max-connections, or a flood can starve the other listeners")
 	}
+	a.warnOpenGRPC(lns)
 	return lns, nil
+}
+
+// warnOpenGRPC says once, at start, when the gRPC listener takes plain
+// connections from the network: an allowed Check answers with a real
+// credential, so any client that reaches the port with a capability and the
+// container id it is bound to gets one. The default :9191 is the container
+// convention; what protects it is the network (the chart's NetworkPolicy, a
+// pod reachable only by the proxy), or mTLS.
+func (a *app) warnOpenGRPC(lns []listener) {
+	if a.opts.tlsClientCAFile != "" {
+		return
+	}
+	for _, l := range lns {
+		if tcp, ok := l.ln.Addr().(*net.TCPAddr); ok && l.name == "grpc" && !tcp.IP.IsLoopback() {
+			a.log.Warn().Str("addr", tcp.String()).
+				Msg("the gRPC listener takes plain connections on a non-loopback address without mTLS: any client that reaches it with a capability and its container id gets the real credential; only the network protects it (a NetworkPolicy, a pod only the proxy reaches). Bind to 127.0.0.1 or unix:PATH, or set --tls-client-ca-file")
+		}
+	}
 }
 
 // serve starts a server on each listener; each reports its end on errc. It

@@ -416,3 +416,26 @@ func TestServeUnixSocket(t *testing.T) {
 		<-p.done
 	}
 }
+
+// TestServeWarnsOpenGRPC: a gRPC listener on a non-loopback address without
+// mTLS is said once at start, with what protects it; on loopback it is not.
+func TestServeWarnsOpenGRPC(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	writeKeys(t, keyFile, newKey(t))
+	const warning = "the gRPC listener takes plain connections on a non-loopback address"
+	open := startServe(t, "--grpc-addr", "0.0.0.0:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
+	open.waitLog(t, "the open-listener warning", func(m map[string]any) bool {
+		s, _ := m["message"].(string)
+		return m["level"] == "warn" && strings.HasPrefix(s, warning) && strings.Contains(s, "--tls-client-ca-file")
+	})
+	open.waitLog(t, "ready", msg("ready"))
+	if n := strings.Count(open.log(), warning); n != 1 {
+		t.Errorf("the warning was logged %d times; want once", n)
+	}
+	loop := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
+	loop.waitLog(t, "ready", msg("ready"))
+	if strings.Contains(loop.log(), warning) {
+		t.Errorf("a loopback gRPC listener was warned about:\n%s", loop.log())
+	}
+}
