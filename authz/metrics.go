@@ -46,7 +46,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	m.exportKnownSeries()
 	return m, nil
+}
+
+// exportKnownSeries creates every known label set at 0, so that a dashboard
+// panel or an alert rule sees a series before the first event (Prometheus
+// instrumentation practice): an allow for each route class, a deny for each
+// reason a check can give, and both key reload results.
+func (m *Metrics) exportKnownSeries() {
+	for _, class := range policy.RouteClasses() {
+		m.decisions.WithLabelValues("allow", string(ReasonNone), string(class))
+	}
+	for reason := range reasons {
+		if reason != ReasonInvalidTargets { // issuing only, never a check
+			m.decisions.WithLabelValues("deny", string(reason), "")
+		}
+	}
+	m.keyReloads.WithLabelValues("ok")
+	m.keyReloads.WithLabelValues("error")
 }
 
 func (m *Metrics) observe(result string, reason Reason, class policy.RouteClass, elapsed time.Duration) {

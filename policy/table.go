@@ -126,3 +126,13 @@ var kiloTable = func() *table {
 	}
 	return t
 }()
+
+// RouteClasses lists the classes of the kka1 route table, in table order:
+// for metrics that export every known label set from the start.
+func RouteClasses() []RouteClass {
+	out := make([]RouteClass, len(kiloRoutes))
+	for i, e := range kiloRoutes {
+		out[i] = e.Class
+	}
+	return out
+}

@@ -79,12 +79,17 @@ func (a *app) openRevocations() error {
 			Help: "Revocation entries this replica wrote back to the shared store after finding them missing there (Redis flushed, or restarted without persistence).",
 		}, func() float64 { return float64(rs.Repairs()) }))
 	}
+	// Every store exports its staleness, so that the dashboard and the
+	// alerts see the series whatever the store: a memory or file store is
+	// always complete (0).
+	staleness := func() float64 { return 0 }
 	if fr, ok := a.revocations.(freshnessReporter); ok {
-		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "extauthz", Name: "revocation_staleness_seconds",
-			Help: "Seconds since the revocation set was last known complete (the shared store answered); past --revocation-max-staleness every capability is denied.",
-		}, func() float64 { return min(fr.Staleness().Seconds(), 1e9) }))
+		staleness = func() float64 { return min(fr.Staleness().Seconds(), 1e9) }
 	}
+	collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "extauthz", Name: "revocation_staleness_seconds",
+		Help: "Seconds since the revocation set was last known complete (the shared store answered; 0 for a memory or file store); past --revocation-max-staleness every capability is denied.",
+	}, staleness))
 	for _, c := range collectors {
 		if err := a.reg.Register(c); err != nil {
 			return err
