@@ -17,11 +17,17 @@ import (
 // newRevocableCore is a decision core over testKey that consults store.
 func newRevocableCore(t testing.TB, store revocation.Store, log *testsupport.LockedBuffer) *Authorizer {
 	t.Helper()
+	return newRevocableCoreAt(t, store, log, testClock)
+}
+
+// newRevocableCoreAt is newRevocableCore with its clock.
+func newRevocableCoreAt(t testing.TB, store revocation.Store, log *testsupport.LockedBuffer, now func() time.Time) *Authorizer {
+	t.Helper()
 	logger := zerolog.Nop()
 	if log != nil {
 		logger = zerolog.New(log).Level(zerolog.DebugLevel)
 	}
-	core, err := NewAuthorizer(Config{Codec: newCodec(t, testClock, testKey), Logger: logger, Revocations: store.Set()})
+	core, err := NewAuthorizer(Config{Codec: newCodec(t, now, testKey), Logger: logger, Revocations: store.Set()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,12 +41,15 @@ func decideCap(core *Authorizer, token, caller string) Decision {
 
 // TestRevokedCapability: each kind of revocation denies with
 // revoked_capability, checked after the capability opens and before the
-// caller and the route; a capability issued after the revocation time is
-// allowed again.
+// caller and the route. A subject revocation also matches a capability
+// issued up to capability.ClockSkew after it (an issuer whose clock runs
+// fast); one issued later is allowed again.
 func TestRevokedCapability(t *testing.T) {
 	caps := newCapabilities(t)
 	sub := testSubject()
-	later := seal(t, newCodec(t, func() time.Time { return testNow.Add(time.Second) }, testKey), sub, time.Hour)
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return testNow.Add(d) } }
+	soon := seal(t, newCodec(t, at(time.Second), testKey), sub, time.Hour)
+	later := seal(t, newCodec(t, at(capability.ClockSkew+time.Second), testKey), sub, time.Hour)
 	tests := []struct {
 		name      string
 		kind      revocation.Kind
@@ -48,21 +57,24 @@ func TestRevokedCapability(t *testing.T) {
 		token     string
 		caller    string
 		want      Reason
+		wantSoon  Reason
 		wantLater Reason
 	}{
-		{"capability", revocation.KindCapability, caps["CAP"], caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone},
-		{"other capability", revocation.KindCapability, caps["CAP_OTHER"], caps["CAP"], "ctr-1", ReasonNone, ReasonNone},
-		{"user", revocation.KindUser, sub.UserID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone},
-		{"kilo session", revocation.KindKiloSession, sub.KiloSessionID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone},
-		{"cloud agent session", revocation.KindCloudAgentSession, sub.CloudAgentSessionID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone},
-		{"container", revocation.KindOutboundContainer, "ctr-1", caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone},
-		{"revoked beats the wrong caller", revocation.KindUser, sub.UserID, caps["CAP"], "ctr-2", ReasonRevokedCapability, ReasonContainerMismatch},
-		{"expired beats revoked", revocation.KindUser, sub.UserID, caps["CAP_EXPIRED"], "ctr-1", ReasonExpiredCapability, ReasonNone},
+		{"capability", revocation.KindCapability, caps["CAP"], caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonNone, ReasonNone},
+		{"other capability", revocation.KindCapability, caps["CAP_OTHER"], caps["CAP"], "ctr-1", ReasonNone, ReasonNone, ReasonNone},
+		{"user", revocation.KindUser, sub.UserID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonRevokedCapability, ReasonNone},
+		{"kilo session", revocation.KindKiloSession, sub.KiloSessionID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonRevokedCapability, ReasonNone},
+		{"cloud agent session", revocation.KindCloudAgentSession, sub.CloudAgentSessionID, caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonRevokedCapability, ReasonNone},
+		{"container", revocation.KindOutboundContainer, "ctr-1", caps["CAP"], "ctr-1", ReasonRevokedCapability, ReasonRevokedCapability, ReasonNone},
+		{"revoked beats the wrong caller", revocation.KindUser, sub.UserID, caps["CAP"], "ctr-2", ReasonRevokedCapability, ReasonRevokedCapability, ReasonContainerMismatch},
+		{"expired beats revoked", revocation.KindUser, sub.UserID, caps["CAP_EXPIRED"], "ctr-1", ReasonExpiredCapability, ReasonRevokedCapability, ReasonNone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			store := revocation.NewMemoryStore()
-			core := newRevocableCore(t, store, nil)
+			// The server's clock stands past the skew, so that every
+			// capability above opens.
+			core := newRevocableCoreAt(t, store, nil, at(capability.ClockSkew+2*time.Second))
 			if d := decideCap(core, tc.token, tc.caller); d.Reason == ReasonRevokedCapability {
 				t.Fatalf("revoked before any revocation")
 			}
@@ -80,8 +92,11 @@ func TestRevokedCapability(t *testing.T) {
 			if d.Reason == ReasonRevokedCapability && (d.Credential() != "" || d.Reason.HTTPStatus() != 401) {
 				t.Errorf("revoked decision carries a credential or status %d", d.Reason.HTTPStatus())
 			}
+			if d := decideCap(core, soon, tc.caller); d.Reason != tc.wantSoon {
+				t.Errorf("capability issued 1 s after the revocation: reason %q; want %q", d.Reason, tc.wantSoon)
+			}
 			if d := decideCap(core, later, tc.caller); d.Reason != tc.wantLater {
-				t.Errorf("capability issued after the revocation: reason %q; want %q", d.Reason, tc.wantLater)
+				t.Errorf("capability issued past the skew after the revocation: reason %q; want %q", d.Reason, tc.wantLater)
 			}
 		})
 	}

@@ -22,9 +22,12 @@ var (
 	ErrInvalid = errors.New("revocation: invalid revocation")
 )
 
-// EntryLifetime is how long an entry is kept after its revocation time: a
-// capability lives at most capability.MaxLifetime, and its issuedAt may lie
-// capability.ClockSkew ahead of this server's clock.
+// EntryLifetime is how long an entry is kept after its revocation time. A
+// subject entry matches capabilities issued up to capability.ClockSkew after
+// it (Set.Check), and such a capability stays valid for at most
+// capability.MaxLifetime from its issuedAt: so nothing the entry matches is
+// still valid once it expires. (A capability entry needs less: the
+// capability was issued before it was revoked.)
 const EntryLifetime = capability.MaxLifetime + capability.ClockSkew
 
 // Kind names what an entry revokes. The names are those of the API body

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/extauthz/extauthz/capability"
 )
 
 // Set is the in-memory revocation set every decision consults. It is safe
@@ -123,8 +126,15 @@ func NewSet() *Set {
 	return s
 }
 
+// skewMillis widens a subject revocation: it matches every capability whose
+// issuedAt is at or before the revocation time plus the clock skew that
+// opening tolerates, so that an issuer whose clock runs up to that much fast
+// cannot seal, just before the revocation, a capability that escapes it.
+const skewMillis = int64(capability.ClockSkew / time.Millisecond)
+
 // Check reports whether the capability sub describes is revoked (ErrRevoked),
-// or whether the set cannot be trusted (ErrUnavailable); nil otherwise.
+// or whether the set cannot be trusted (ErrUnavailable); nil otherwise. A
+// subject entry matches issuedAt <= revokedAt + capability.ClockSkew.
 func (s *Set) Check(sub Subject) error {
 	if s.unavailable.Load() {
 		return ErrUnavailable
@@ -145,7 +155,7 @@ func (s *Set) Check(sub Subject) error {
 		if kinds&(2<<i) == 0 {
 			continue
 		}
-		if at, hit := t.lookup(s.fingerprint(i+1, v)); hit && sub.IssuedAt <= at {
+		if at, hit := t.lookup(s.fingerprint(i+1, v)); hit && sub.IssuedAt <= at+skewMillis {
 			return ErrRevoked
 		}
 	}

@@ -69,7 +69,11 @@ func TestCheck(t *testing.T) {
 		{"container", KindOutboundContainer, c.OutboundContainerID, testNow, ErrRevoked},
 		{"user", KindUser, c.UserID, testNow, ErrRevoked},
 		{"user, revoked later", KindUser, c.UserID, testNow.Add(time.Hour), ErrRevoked},
-		{"user, issued afterwards", KindUser, c.UserID, testNow.Add(-time.Millisecond), nil},
+		// An issuer up to capability.ClockSkew fast cannot slip a capability
+		// past a subject revocation: issuedAt <= revokedAt + skew matches.
+		{"user, issued just afterwards (a fast issuer)", KindUser, c.UserID, testNow.Add(-time.Millisecond), ErrRevoked},
+		{"user, issued the skew afterwards", KindUser, c.UserID, testNow.Add(-capability.ClockSkew), ErrRevoked},
+		{"user, issued beyond the skew afterwards", KindUser, c.UserID, testNow.Add(-capability.ClockSkew - time.Millisecond), nil},
 		{"other user", KindUser, "someone-else", testNow, nil},
 		{"value of another kind", KindUser, c.KiloSessionID, testNow, nil},
 	}
@@ -264,5 +268,23 @@ func TestSetConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := missed.Load(); n != 0 {
 		t.Fatalf("a revoked subject was allowed %d times during growth and pruning", n)
+	}
+}
+
+// TestEntryOutlivesWhatItMatches: a subject entry is kept until the last
+// capability it can match (issued capability.ClockSkew after it, living
+// capability.MaxLifetime) has expired.
+func TestEntryOutlivesWhatItMatches(t *testing.T) {
+	e := mustEntry(t, KindUser, "u-1", testNow)
+	latestIssued := e.RevokedAt + int64(capability.ClockSkew/time.Millisecond)
+	latestExpiry := latestIssued + int64(capability.MaxLifetime/time.Millisecond)
+	if e.ExpiresAt < latestExpiry {
+		t.Fatalf("entry expires at %d; a capability it matches is valid until %d", e.ExpiresAt, latestExpiry)
+	}
+	s := NewSet()
+	s.Add(e)
+	s.Prune(latestExpiry - 1)
+	if err := s.Check(Subject{UserID: "u-1", IssuedAt: latestIssued}); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("just before the last matched capability expires: Check = %v; want ErrRevoked", err)
 	}
 }
