@@ -4,9 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +29,9 @@ type Set struct {
 	// entries holds the full entries, by Entry.key: the source of truth
 	// for listing and for rebuilding the table.
 	entries map[string]Entry
+	// keys are entries' keys in order: the index Page walks, so that a page
+	// costs a binary search and its own entries, never a sort of the set.
+	keys []string
 }
 
 // table is an open-addressing hash table with linear probing, at most half
@@ -175,13 +178,32 @@ func (s *Set) Add(entries ...Entry) int {
 	if need := t.used + len(entries); uint64(need)*2+2 > uint64(len(t.slots)) {
 		t = s.rebuild(need)
 	}
-	n := 0
+	n, before := 0, len(s.entries)
+	var added []string
 	for _, e := range entries {
 		if s.add(t, e) {
 			n++
+			if len(s.entries) > before+len(added) {
+				added = append(added, e.key())
+			}
 		}
 	}
+	s.index(added)
 	return n
+}
+
+// index adds new keys to the ordered index: one by one for a few, one sort
+// for many (a full load). The caller holds s.mu.
+func (s *Set) index(added []string) {
+	if len(added) <= 64 {
+		for _, k := range added {
+			i, _ := slices.BinarySearch(s.keys, k)
+			s.keys = slices.Insert(s.keys, i, k)
+		}
+		return
+	}
+	s.keys = append(s.keys, added...)
+	slices.Sort(s.keys)
 }
 
 // add records e in entries and t. The caller holds s.mu.
@@ -239,6 +261,7 @@ func (s *Set) Replace(entries []Entry) {
 		}
 		s.entries[e.key()] = e
 	}
+	s.keys = slices.Sorted(maps.Keys(s.entries))
 	s.rebuild(len(s.entries))
 }
 
@@ -254,6 +277,7 @@ func (s *Set) Prune(nowMillis int64) int {
 		}
 	}
 	if n > 0 {
+		s.keys = slices.DeleteFunc(s.keys, func(k string) bool { _, ok := s.entries[k]; return !ok })
 		s.rebuild(len(s.entries))
 	}
 	return n
@@ -279,20 +303,22 @@ func (s *Set) Entries() []Entry {
 
 // Page lists up to limit entries ordered by kind then value, starting after
 // the cursor (a value returned as next, or "" for the first page). next is ""
-// on the last page.
+// on the last page. It walks the ordered index: a binary search and the
+// page's own entries, however large the set.
 func (s *Set) Page(cursor string, limit int) (page []Entry, next string) {
 	s.mu.Lock()
-	for k, e := range s.entries {
-		if k > cursor {
-			page = append(page, e)
-		}
+	defer s.mu.Unlock()
+	i, found := slices.BinarySearch(s.keys, cursor)
+	if found {
+		i++
 	}
-	s.mu.Unlock()
-	// Sorted outside the lock: a long list never holds up a revocation.
-	slices.SortFunc(page, func(a, b Entry) int { return strings.Compare(a.key(), b.key()) })
-	if len(page) > limit {
-		page = page[:limit]
-		next = hex.EncodeToString([]byte(page[limit-1].key()))
+	end := min(len(s.keys), i+limit)
+	page = make([]Entry, 0, end-i)
+	for _, k := range s.keys[i:end] {
+		page = append(page, s.entries[k])
+	}
+	if end < len(s.keys) && len(page) > 0 {
+		next = hex.EncodeToString([]byte(page[len(page)-1].key()))
 	}
 	return page, next
 }

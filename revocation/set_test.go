@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,5 +287,73 @@ func TestEntryOutlivesWhatItMatches(t *testing.T) {
 	s.Prune(latestExpiry - 1)
 	if err := s.Check(Subject{UserID: "u-1", IssuedAt: latestIssued}); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("just before the last matched capability expires: Check = %v; want ErrRevoked", err)
+	}
+}
+
+// TestPageIndex pages through a set built by every path that changes it
+// (single adds, a bulk load, updates, a prune, a replace) and compares with
+// the entries sorted afresh.
+func TestPageIndex(t *testing.T) {
+	s := NewSet()
+	for i := range 50 {
+		s.Add(mustEntry(t, KindUser, fmt.Sprintf("u%03d", 97*i%50), testNow))
+	}
+	var bulk []Entry
+	for i := range 500 {
+		bulk = append(bulk, mustEntry(t, KindKiloSession, fmt.Sprintf("s%04d", 7919*i%500), testNow.Add(time.Duration(i)*time.Second)))
+	}
+	s.Add(bulk...)
+	s.Add(mustEntry(t, KindUser, "u007", testNow.Add(time.Minute))) // an update, not a new key
+	s.Prune(testNow.Add(EntryLifetime + 100*time.Second).UnixMilli())
+	check := func(when string) {
+		t.Helper()
+		want := s.Entries()
+		slices.SortFunc(want, func(a, b Entry) int { return strings.Compare(a.key(), b.key()) })
+		var got []Entry
+		for cursor := ""; ; {
+			page, next := s.Page(cursor, 37)
+			got = append(got, page...)
+			if next == "" {
+				break
+			}
+			cursor, _ = DecodeCursor(next)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: paged %d entries, want %d in order", when, len(got), len(want))
+		}
+	}
+	check("after adds and a prune")
+	s.Replace(bulk[:100])
+	check("after a replace")
+}
+
+// TestPageDoesNotSortTheSet: a page of a large set costs its own entries
+// (one allocation for the page, one for the cursor), not a copy and sort of
+// everything after the cursor.
+func TestPageDoesNotSortTheSet(t *testing.T) {
+	s := NewSet()
+	var bulk []Entry
+	for i := range 100_000 {
+		bulk = append(bulk, mustEntry(t, KindUser, fmt.Sprintf("user-%06d", i), testNow))
+	}
+	s.Add(bulk...)
+	if n := testing.AllocsPerRun(20, func() { s.Page("", 100) }); n > 3 {
+		t.Fatalf("Page over 100,000 entries: %.0f allocations; want at most 3", n)
+	}
+}
+
+// BenchmarkPage pages 100 entries at a time through a million.
+func BenchmarkPage(b *testing.B) {
+	s := NewSet()
+	bulk := make([]Entry, 0, 1_000_000)
+	for i := range cap(bulk) {
+		bulk = append(bulk, mustEntry(b, KindUser, fmt.Sprintf("user-%07d", i), testNow))
+	}
+	s.Add(bulk...)
+	cursor := ""
+	b.ReportAllocs()
+	for b.Loop() {
+		_, next := s.Page(cursor, 100)
+		cursor, _ = DecodeCursor(next)
 	}
 }
