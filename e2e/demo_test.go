@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // TestComposeDemoFlow runs the docker-compose demo without Docker: the

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/internal/dashpreview"
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/dashpreview"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 // TestPrometheusRules runs promtool on the shipped alert rules: the syntax
@@ -283,7 +283,7 @@ scrape_configs:
 }
 
 // previewDashboard draws the dashboard's panels from the test's own data as
-// SVG (internal/dashpreview) and checks the drawing; with
+// SVG (internal/testutil/dashpreview) and checks the drawing; with
 // EXTAUTHZ_DASHBOARD_SVG=FILE it also keeps it there (the README's picture is
 // made that way, then converted with rsvg-convert).
 func previewDashboard(t *testing.T, p prometheus, panels []dashPanel, since time.Time) {

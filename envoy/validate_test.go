@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
-	"github.com/extauthz/extauthz/internal/testpki"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/testpki"
 )
 
 // shippedEnvoyConfigs are the Envoy bootstraps in this directory: every

@@ -27,7 +27,7 @@ import (
 
 	"github.com/extauthz/extauthz/bench/loadgen"
 	"github.com/extauthz/extauthz/bench/nopauthz"
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/bench/nopauthz"
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // TestMain lets the test binary stand in for the benchmark binary when run

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // Names in the shipped envoy/envoy.yaml that the benchmark relies on.

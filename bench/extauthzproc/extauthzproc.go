@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/proc"
+	"github.com/extauthz/extauthz/internal/testutil/proc"
 	"github.com/extauthz/extauthz/policy"
 )
 

@@ -1,11 +1,15 @@
 // Package testsupport holds what the tests of several packages share: a
 // goroutine-safe log sink and a capability subject with planted secrets.
 // Only tests import it.
+//
+// It imports capability and policy to build a capability.Subject: an arrow
+// from internal/testutil up to the product packages, which is why it lives
+// here, where no production package can import it.
 package testsupport
 
 import (
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/proc"
+	"github.com/extauthz/extauthz/internal/testutil/proc"
 	"github.com/extauthz/extauthz/policy"
 )
 

@@ -29,7 +29,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/internal/proc"
+	"github.com/extauthz/extauthz/internal/testutil/proc"
 )
 
 // Version is the Envoy release the project's configs are tested against; CI
