@@ -22,7 +22,7 @@ import (
 // Config is one benchmark run.
 type Config struct {
 	EnvoyBin    string
-	EnvoyConfig string // the shipped envoy/envoy.yaml
+	EnvoyConfig string // the shipped deploy/envoy/envoy.yaml
 	Dir         string // work directory: certificates, keys, configs, logs
 	Concurrency int    // connections, one request in flight on each
 	Rounds      int

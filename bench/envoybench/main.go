@@ -1,6 +1,6 @@
 // Command envoybench measures extauthz through a real Envoy: requests per
 // second and p50/p99 latency at a fixed concurrency for the shipped
-// envoy/envoy.yaml with no ext_authz filter, with a do-nothing ext_authz
+// deploy/envoy/envoy.yaml with no ext_authz filter, with a do-nothing ext_authz
 // server, and with extauthz built from the tree, in alternating rounds of one
 // run. The last line is extauthz's throughput as a fraction of the
 // do-nothing server's.
@@ -44,7 +44,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time per case per round")
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load per case before the first round")
 	fs.BoolVar(&c.BareNop, "bare-nop", false, "do-nothing server answers a bare OK instead of an allow shaped like extauthz's")
-	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's envoy/envoy.yaml)")
+	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's deploy/envoy/envoy.yaml)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs and logs) and print its path")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -55,7 +55,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if c.EnvoyConfig == "" {
-		if c.EnvoyConfig, err = repoFile("envoy/envoy.yaml"); err != nil {
+		if c.EnvoyConfig, err = repoFile("deploy/envoy/envoy.yaml"); err != nil {
 			fmt.Fprintln(stderr, "envoybench:", err)
 			return 1
 		}
@@ -87,7 +87,7 @@ func (r *Report) write(w io.Writer, envoy string) {
 	if c.BareNop {
 		nop = "a bare OK"
 	}
-	fmt.Fprintf(w, "Envoy %s (--concurrency 1), shipped envoy/envoy.yaml; %d connections (HTTP/1.1 keep-alive, POST %s via the proxy)\n",
+	fmt.Fprintf(w, "Envoy %s (--concurrency 1), shipped deploy/envoy/envoy.yaml; %d connections (HTTP/1.1 keep-alive, POST %s via the proxy)\n",
 		envoy, c.Concurrency, requestPath)
 	fmt.Fprintf(w, "%d rounds x %v per case, alternating, after %v warm-up per case; do-nothing server answers %s\n",
 		c.Rounds, c.Duration, c.Warmup, nop)

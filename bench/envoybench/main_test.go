@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 // its decisions.
 func TestRun(t *testing.T) {
 	bin := envoyproc.Require(t)
-	cfgFile, err := repoFile("envoy/envoy.yaml")
+	cfgFile, err := repoFile("deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
-// Names in the shipped envoy/envoy.yaml that the benchmark relies on.
+// Names in the shipped deploy/envoy/envoy.yaml that the benchmark relies on.
 const (
 	apiHost       = "api.kilo.example"
 	ingestHost    = "ingest.kilo.example"

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRemoveHTTPFilter(t *testing.T) {
-	cfg, err := Load("../../../envoy/envoy.yaml")
+	cfg, err := Load("../../../deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

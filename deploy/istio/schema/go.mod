@@ -1,4 +1,4 @@
-module github.com/extauthz/extauthz/envoy/istio/schema
+module github.com/extauthz/extauthz/deploy/istio/schema
 
 go 1.26.0
 

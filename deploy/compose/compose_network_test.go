@@ -1,9 +1,10 @@
-package envoy
+package compose
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/testutil/manifest"
 )
 
 // TestComposeSandboxReachesOnlyEnvoy: in the demo the sandbox shares a network
@@ -11,9 +12,9 @@ import (
 // upstream around the proxy; Envoy shares one with each of them.
 func TestComposeSandboxReachesOnlyEnvoy(t *testing.T) {
 	cf := loadCompose(t)
-	declared, _ := loadDocs(t, filepath.Join(repoRoot, "docker-compose.yaml"))[0]["networks"].(map[string]any)
+	declared, _ := manifest.Load(t, composeFileName)[0]["networks"].(map[string]any)
 	nets := func(name string) []string {
-		n := stringList(getList(cf.service(t, name), "networks"))
+		n := manifest.Strings(manifest.List(cf.service(t, name), "networks"))
 		if len(n) == 0 {
 			t.Fatalf("service %s names no networks (it would join the default one)", name)
 		}

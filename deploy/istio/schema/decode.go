@@ -31,7 +31,7 @@ type Decoder struct {
 	Istio map[schema.GroupVersionKind]func() proto.Message
 }
 
-// Manifests knows the kinds of the manifests in envoy/istio.
+// Manifests knows the kinds of the manifests in deploy/istio.
 var Manifests = Decoder{
 	Kube: map[schema.GroupVersionKind]func() any{
 		corev1.SchemeGroupVersion.WithKind("Namespace"):                      func() any { return &corev1.Namespace{} },

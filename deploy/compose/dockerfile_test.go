@@ -1,4 +1,4 @@
-package envoy
+package compose
 
 import (
 	"os"
@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// repoRoot is where Dockerfile, docker-compose.yaml and the Go packages live.
-const repoRoot = ".."
+// repoRoot is where the Dockerfile, .dockerignore and the Go packages live:
+// the build context of every image.
+var repoRoot = filepath.Join("..", "..")
 
 // runtimeBase is the maintained distroless line every image after the builder
 // runs on (the debian12 line is deprecated); only its nonroot variants, and

@@ -1,4 +1,4 @@
-package envoy
+package istio
 
 import (
 	"path/filepath"
@@ -7,20 +7,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/testutil/manifest"
 )
 
-// istioManifests loads every document under istio/, indexed by kind.
+// istioManifests loads every document in this directory, indexed by kind.
 func istioManifests(t *testing.T) map[string][]map[string]any {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("istio", "*.yaml"))
+	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests under istio/ (%v)", err)
+		t.Fatalf("no manifests in deploy/istio (%v)", err)
 	}
 	byKind := map[string][]map[string]any{}
 	for _, f := range files {
-		for i, doc := range loadDocs(t, f) {
-			kind := getString(doc, "kind")
-			if kind == "" || getString(doc, "apiVersion") == "" || getString(doc, "metadata", "name") == "" {
+		for i, doc := range manifest.Load(t, f) {
+			kind := manifest.String(doc, "kind")
+			if kind == "" || manifest.String(doc, "apiVersion") == "" || manifest.String(doc, "metadata", "name") == "" {
 				t.Errorf("%s: document %d lacks apiVersion, kind or metadata.name", f, i)
 			}
 			byKind[kind] = append(byKind[kind], doc)
@@ -57,8 +59,8 @@ func TestIstioManifests(t *testing.T) {
 			t.Errorf("no %s", kind)
 		}
 		for _, d := range m[kind] {
-			if got := getString(d, "apiVersion"); got != api {
-				t.Errorf("%s %s: apiVersion %q; want %q", kind, getString(d, "metadata", "name"), got, api)
+			if got := manifest.String(d, "apiVersion"); got != api {
+				t.Errorf("%s %s: apiVersion %q; want %q", kind, manifest.String(d, "metadata", "name"), got, api)
 			}
 		}
 	}
@@ -66,41 +68,41 @@ func TestIstioManifests(t *testing.T) {
 
 func TestIstioProviderWiring(t *testing.T) {
 	m := istioManifests(t)
-	providers := getList(one(t, m, "IstioOperator"), "spec", "meshConfig", "extensionProviders")
+	providers := manifest.List(one(t, m, "IstioOperator"), "spec", "meshConfig", "extensionProviders")
 	if len(providers) != 1 {
 		t.Fatalf("%d extension providers; want 1", len(providers))
 	}
 	p := providers[0]
-	g := get(p, "envoyExtAuthzGrpc")
+	g := manifest.Get(p, "envoyExtAuthzGrpc")
 	if g == nil {
 		t.Fatal("the extension provider is not envoyExtAuthzGrpc")
 	}
 	svc := one(t, m, "Service")
-	fqdn := getString(svc, "metadata", "name") + "." + getString(svc, "metadata", "namespace") + ".svc.cluster.local"
-	if got := getString(g, "service"); got != fqdn {
+	fqdn := manifest.String(svc, "metadata", "name") + "." + manifest.String(svc, "metadata", "namespace") + ".svc.cluster.local"
+	if got := manifest.String(g, "service"); got != fqdn {
 		t.Errorf("provider service = %q; want the Service's FQDN %q", got, fqdn)
 	}
-	if got := getInt(g, "port"); got != 9191 || got != servicePort(svc, "grpc") {
+	if got := manifest.Int(g, "port"); got != 9191 || got != servicePort(svc, "grpc") {
 		t.Errorf("provider port = %d; want 9191, the Service's grpc port (%d)", got, servicePort(svc, "grpc"))
 	}
-	if fo, ok := get(g, "failOpen").(bool); !ok || fo {
-		t.Errorf("failOpen = %v; want an explicit false (fail closed)", get(g, "failOpen"))
+	if fo, ok := manifest.Get(g, "failOpen").(bool); !ok || fo {
+		t.Errorf("failOpen = %v; want an explicit false (fail closed)", manifest.Get(g, "failOpen"))
 	}
-	if getString(g, "timeout") == "" {
+	if manifest.String(g, "timeout") == "" {
 		t.Error("provider has no timeout")
 	}
 
 	ap := policyWithAction(t, m, "CUSTOM")
-	if got, want := getString(ap, "spec", "provider", "name"), getString(p, "name"); got == "" || got != want {
+	if got, want := manifest.String(ap, "spec", "provider", "name"), manifest.String(p, "name"); got == "" || got != want {
 		t.Errorf("AuthorizationPolicy provider %q != mesh config provider %q", got, want)
 	}
 	gw := one(t, m, "Gateway")
-	for k, v := range get(gw, "spec", "selector").(map[string]any) {
-		if got := get(ap, "spec", "selector", "matchLabels", k); got != v {
+	for k, v := range manifest.Get(gw, "spec", "selector").(map[string]any) {
+		if got := manifest.Get(ap, "spec", "selector", "matchLabels", k); got != v {
 			t.Errorf("AuthorizationPolicy selector %s = %v; want the egress gateway's %v", k, got, v)
 		}
 	}
-	if getString(ap, "metadata", "namespace") != getString(gw, "metadata", "namespace") {
+	if manifest.String(ap, "metadata", "namespace") != manifest.String(gw, "metadata", "namespace") {
 		t.Error("AuthorizationPolicy is not in the egress gateway's namespace")
 	}
 }
@@ -110,7 +112,7 @@ func policyWithAction(t *testing.T, m map[string][]map[string]any, action string
 	t.Helper()
 	var found []map[string]any
 	for _, ap := range m["AuthorizationPolicy"] {
-		if getString(ap, "spec", "action") == action {
+		if manifest.String(ap, "spec", "action") == action {
 			found = append(found, ap)
 		}
 	}
@@ -125,30 +127,30 @@ func policyWithAction(t *testing.T, m map[string][]map[string]any, action string
 func TestIstioOnlyGatewayMayAsk(t *testing.T) {
 	m := istioManifests(t)
 	dep := one(t, m, "Deployment")
-	labels := get(dep, "spec", "selector", "matchLabels").(map[string]any)
+	labels := manifest.Get(dep, "spec", "selector", "matchLabels").(map[string]any)
 	pa := one(t, m, "PeerAuthentication")
-	if getString(pa, "spec", "mtls", "mode") != "STRICT" || getString(pa, "metadata", "namespace") != getString(dep, "metadata", "namespace") {
+	if manifest.String(pa, "spec", "mtls", "mode") != "STRICT" || manifest.String(pa, "metadata", "namespace") != manifest.String(dep, "metadata", "namespace") {
 		t.Errorf("PeerAuthentication = %v; want STRICT in extauthz's namespace", pa)
 	}
 	ap := policyWithAction(t, m, "ALLOW")
 	for k, v := range labels {
-		if get(ap, "spec", "selector", "matchLabels", k) != v || get(pa, "spec", "selector", "matchLabels", k) != v {
+		if manifest.Get(ap, "spec", "selector", "matchLabels", k) != v || manifest.Get(pa, "spec", "selector", "matchLabels", k) != v {
 			t.Errorf("policies do not select the extauthz pods (%s=%v)", k, v)
 		}
 	}
 	svc := one(t, m, "Service")
 	decisionPorts := []string{strconv.Itoa(servicePort(svc, "grpc")), strconv.Itoa(servicePort(svc, "http"))}
 	gatewayOnly := false
-	for _, r := range getList(ap, "spec", "rules") {
+	for _, r := range manifest.List(ap, "spec", "rules") {
 		var ports []string
-		for _, op := range getList(r, "to") {
-			for _, p := range getList(op, "operation", "ports") {
+		for _, op := range manifest.List(r, "to") {
+			for _, p := range manifest.List(op, "operation", "ports") {
 				ports = append(ports, p.(string))
 			}
 		}
 		var principals []string
-		for _, src := range getList(r, "from") {
-			for _, p := range getList(src, "source", "principals") {
+		for _, src := range manifest.List(r, "from") {
+			for _, p := range manifest.List(src, "source", "principals") {
 				principals = append(principals, p.(string))
 			}
 		}
@@ -168,9 +170,9 @@ func TestIstioOnlyGatewayMayAsk(t *testing.T) {
 }
 
 func servicePort(svc map[string]any, name string) int {
-	for _, p := range getList(svc, "spec", "ports") {
-		if getString(p, "name") == name {
-			return getInt(p, "port")
+	for _, p := range manifest.List(svc, "spec", "ports") {
+		if manifest.String(p, "name") == name {
+			return manifest.Int(p, "port")
 		}
 	}
 	return -1
@@ -179,62 +181,62 @@ func servicePort(svc map[string]any, name string) int {
 func TestIstioDeployment(t *testing.T) {
 	m := istioManifests(t)
 	d := one(t, m, "Deployment")
-	pod := get(d, "spec", "template", "spec")
-	if get(pod, "securityContext", "runAsNonRoot") != true {
+	pod := manifest.Get(d, "spec", "template", "spec")
+	if manifest.Get(pod, "securityContext", "runAsNonRoot") != true {
 		t.Error("pod securityContext.runAsNonRoot is not true")
 	}
-	containers := getList(pod, "containers")
+	containers := manifest.List(pod, "containers")
 	if len(containers) != 1 {
 		t.Fatalf("%d containers; want 1", len(containers))
 	}
 	c := containers[0]
-	checkIstioImage(t, getString(c, "image"))
+	checkIstioImage(t, manifest.String(c, "image"))
 	for _, f := range []string{"readOnlyRootFilesystem", "runAsNonRoot"} {
-		if get(c, "securityContext", f) != true {
+		if manifest.Get(c, "securityContext", f) != true {
 			t.Errorf("container securityContext.%s is not true", f)
 		}
 	}
-	if get(c, "securityContext", "allowPrivilegeEscalation") != false {
+	if manifest.Get(c, "securityContext", "allowPrivilegeEscalation") != false {
 		t.Error("container securityContext.allowPrivilegeEscalation is not false")
 	}
-	if !slices.Contains(stringList(getList(c, "securityContext", "capabilities", "drop")), "ALL") {
+	if !slices.Contains(manifest.Strings(manifest.List(c, "securityContext", "capabilities", "drop")), "ALL") {
 		t.Error("container does not drop ALL capabilities")
 	}
 	for _, r := range []string{"requests", "limits"} {
-		if getString(c, "resources", r, "memory") == "" || get(c, "resources", r, "cpu") == nil {
+		if manifest.String(c, "resources", r, "memory") == "" || manifest.Get(c, "resources", r, "cpu") == nil {
 			t.Errorf("resources.%s lacks cpu or memory", r)
 		}
 	}
-	if getInt(c, "readinessProbe", "grpc", "port") != 9191 {
+	if manifest.Int(c, "readinessProbe", "grpc", "port") != 9191 {
 		t.Error("readinessProbe is not a gRPC health probe on 9191")
 	}
-	if get(c, "livenessProbe") == nil {
+	if manifest.Get(c, "livenessProbe") == nil {
 		t.Error("no livenessProbe")
 	}
 	ports := map[string]int{}
-	for _, p := range getList(c, "ports") {
-		ports[getString(p, "name")] = getInt(p, "containerPort")
+	for _, p := range manifest.List(c, "ports") {
+		ports[manifest.String(p, "name")] = manifest.Int(p, "containerPort")
 	}
 	if ports["grpc"] != 9191 || ports["admin"] != 9090 || len(ports) != 2 {
 		t.Errorf("container ports = %v; want grpc 9191 and admin 9090 (the HTTP mode is off)", ports)
 	}
 
-	args := stringList(getList(c, "args"))
+	args := manifest.Strings(manifest.List(c, "args"))
 	if len(args) == 0 || args[0] != "serve" {
 		t.Fatalf("args = %q; want serve first", args)
 	}
-	keyFile, ok := flagValue(args, "key-file")
+	keyFile, ok := manifest.Flag(args, "key-file")
 	if !ok {
 		t.Fatal("no --key-file")
 	}
-	if scheme, _ := flagValue(args, "upstream-scheme"); scheme != "https" {
+	if scheme, _ := manifest.Flag(args, "upstream-scheme"); scheme != "https" {
 		t.Errorf("--upstream-scheme = %q; want https (the gateway originates TLS)", scheme)
 	}
 	mounted := false
-	for _, vm := range getList(c, "volumeMounts") {
-		if strings.HasPrefix(keyFile, getString(vm, "mountPath")+"/") {
-			mounted = get(vm, "readOnly") == true && getString(vm, "subPath") == "" &&
-				volumeIsSecret(pod, getString(vm, "name"))
+	for _, vm := range manifest.List(c, "volumeMounts") {
+		if strings.HasPrefix(keyFile, manifest.String(vm, "mountPath")+"/") {
+			mounted = manifest.Get(vm, "readOnly") == true && manifest.String(vm, "subPath") == "" &&
+				volumeIsSecret(pod, manifest.String(vm, "name"))
 		}
 	}
 	if !mounted {
@@ -243,8 +245,8 @@ func TestIstioDeployment(t *testing.T) {
 	checkPrincipalPattern(t, args)
 
 	svc := one(t, m, "Service")
-	labels := get(d, "spec", "template", "metadata", "labels").(map[string]any)
-	for k, v := range get(svc, "spec", "selector").(map[string]any) {
+	labels := manifest.Get(d, "spec", "template", "metadata", "labels").(map[string]any)
+	for k, v := range manifest.Get(svc, "spec", "selector").(map[string]any) {
 		if labels[k] != v {
 			t.Errorf("Service selector %s=%v does not select the Deployment's pods", k, v)
 		}
@@ -254,18 +256,18 @@ func TestIstioDeployment(t *testing.T) {
 	}
 	for _, k := range []string{"PodDisruptionBudget"} {
 		pdb := one(t, m, k)
-		for lk, lv := range get(pdb, "spec", "selector", "matchLabels").(map[string]any) {
+		for lk, lv := range manifest.Get(pdb, "spec", "selector", "matchLabels").(map[string]any) {
 			if labels[lk] != lv {
 				t.Errorf("%s does not select the Deployment's pods", k)
 			}
 		}
 	}
 	hpa := one(t, m, "HorizontalPodAutoscaler")
-	if getString(hpa, "spec", "scaleTargetRef", "kind") != "Deployment" ||
-		getString(hpa, "spec", "scaleTargetRef", "name") != getString(d, "metadata", "name") {
+	if manifest.String(hpa, "spec", "scaleTargetRef", "kind") != "Deployment" ||
+		manifest.String(hpa, "spec", "scaleTargetRef", "name") != manifest.String(d, "metadata", "name") {
 		t.Error("HorizontalPodAutoscaler does not target the Deployment")
 	}
-	if getInt(hpa, "spec", "minReplicas") < 2 {
+	if manifest.Int(hpa, "spec", "minReplicas") < 2 {
 		t.Error("HorizontalPodAutoscaler minReplicas < 2: one pod down would stop all egress")
 	}
 }
@@ -281,8 +283,8 @@ func checkIstioImage(t *testing.T, image string) {
 		t.Errorf("Deployment image = %q; want the placeholder %q", image, istioImage)
 	}
 	steps := []string{"docker build -t " + istioImage + " .", "docker push " + istioImage}
-	for _, f := range []string{filepath.Join("istio", "extauthz.yaml"), filepath.Join(repoRoot, "README.md")} {
-		text := string(readFile(t, f))
+	for _, f := range []string{"extauthz.yaml", filepath.Join("..", "..", "README.md")} {
+		text := string(manifest.ReadFile(t, f))
 		for _, step := range steps {
 			if !strings.Contains(text, step) {
 				t.Errorf("%s does not say how to build and push the image (%q)", f, step)
@@ -292,9 +294,9 @@ func checkIstioImage(t *testing.T, image string) {
 }
 
 func volumeIsSecret(pod any, name string) bool {
-	for _, v := range getList(pod, "volumes") {
-		if getString(v, "name") == name {
-			return getString(v, "secret", "secretName") != ""
+	for _, v := range manifest.List(pod, "volumes") {
+		if manifest.String(v, "name") == name {
+			return manifest.String(v, "secret", "secretName") != ""
 		}
 	}
 	return false
@@ -304,7 +306,7 @@ func volumeIsSecret(pod any, name string) bool {
 // account, and it cannot be fooled by extra path segments.
 func checkPrincipalPattern(t *testing.T, args []string) {
 	t.Helper()
-	from, _ := flagValue(args, "container-id-from")
+	from, _ := manifest.Flag(args, "container-id-from")
 	expr, ok := strings.CutPrefix(from, "principal:")
 	if !ok {
 		t.Fatalf("--container-id-from = %q; want principal:REGEX", from)
@@ -339,39 +341,39 @@ func checkPrincipalPattern(t *testing.T, args []string) {
 func TestIstioEgressTLS(t *testing.T) {
 	m := istioManifests(t)
 	se := one(t, m, "ServiceEntry")
-	hosts := stringList(getList(se, "spec", "hosts"))
+	hosts := manifest.Strings(manifest.List(se, "spec", "hosts"))
 	if len(hosts) == 0 {
 		t.Fatal("ServiceEntry has no hosts")
 	}
-	gwName := getString(one(t, m, "Gateway"), "metadata", "name")
+	gwName := manifest.String(one(t, m, "Gateway"), "metadata", "name")
 	for _, h := range hosts {
 		var tls any
 		for _, dr := range m["DestinationRule"] {
-			if getString(dr, "spec", "host") != h {
+			if manifest.String(dr, "spec", "host") != h {
 				continue
 			}
-			for _, pl := range getList(dr, "spec", "trafficPolicy", "portLevelSettings") {
-				if getInt(pl, "port", "number") == 443 {
-					tls = get(pl, "tls")
+			for _, pl := range manifest.List(dr, "spec", "trafficPolicy", "portLevelSettings") {
+				if manifest.Int(pl, "port", "number") == 443 {
+					tls = manifest.Get(pl, "tls")
 				}
 			}
 		}
 		switch {
 		case tls == nil:
 			t.Errorf("%s: no DestinationRule originating TLS on 443", h)
-		case getString(tls, "mode") != "SIMPLE":
-			t.Errorf("%s: tls.mode = %q; want SIMPLE", h, getString(tls, "mode"))
-		case getString(tls, "sni") != h:
-			t.Errorf("%s: tls.sni = %q", h, getString(tls, "sni"))
-		case !slices.Contains(stringList(getList(tls, "subjectAltNames")), h):
+		case manifest.String(tls, "mode") != "SIMPLE":
+			t.Errorf("%s: tls.mode = %q; want SIMPLE", h, manifest.String(tls, "mode"))
+		case manifest.String(tls, "sni") != h:
+			t.Errorf("%s: tls.sni = %q", h, manifest.String(tls, "sni"))
+		case !slices.Contains(manifest.Strings(manifest.List(tls, "subjectAltNames")), h):
 			t.Errorf("%s: tls.subjectAltNames does not verify the name", h)
-		case getString(tls, "caCertificates") == "" || get(tls, "insecureSkipVerify") == true:
+		case manifest.String(tls, "caCertificates") == "" || manifest.Get(tls, "insecureSkipVerify") == true:
 			t.Errorf("%s: the upstream certificate is not verified", h)
 		}
 		routed := false
 		for _, vs := range m["VirtualService"] {
-			if slices.Contains(stringList(getList(vs, "spec", "hosts")), h) &&
-				slices.Contains(stringList(getList(vs, "spec", "gateways")), gwName) {
+			if slices.Contains(manifest.Strings(manifest.List(vs, "spec", "hosts")), h) &&
+				slices.Contains(manifest.Strings(manifest.List(vs, "spec", "gateways")), gwName) {
 				routed = true
 			}
 		}

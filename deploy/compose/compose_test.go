@@ -1,4 +1,4 @@
-package envoy
+package compose
 
 import (
 	"encoding/json"
@@ -15,11 +15,26 @@ import (
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
+	"github.com/extauthz/extauthz/internal/testutil/envoyconf"
 	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/manifest"
 )
 
 // Ports the server listens on by default (see cmd/extauthz serve).
 const serverGRPCPort = 9191
+
+// The compose file is in this directory, and the paths it names (build
+// context, bind mounts) are relative to it, as Docker Compose resolves them.
+const composeFileName = "docker-compose.yaml"
+
+// envoyConfig is the demo's Envoy config, which the compose file mounts.
+var envoyConfig = filepath.Join("..", "envoy", "envoy-compose.yaml")
+
+// The context extensions the demo's Envoy config sets on its routes.
+const (
+	extContainerID    = envoyconf.ContainerIDExtension
+	extUpstreamScheme = envoyconf.UpstreamSchemeExtension
+)
 
 type composeFile struct {
 	services map[string]map[string]any
@@ -28,7 +43,7 @@ type composeFile struct {
 
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
-	docs := loadDocs(t, filepath.Join(repoRoot, "docker-compose.yaml"))
+	docs := manifest.Load(t, composeFileName)
 	if len(docs) != 1 {
 		t.Fatalf("docker-compose.yaml has %d documents; want 1", len(docs))
 	}
@@ -54,13 +69,13 @@ func (cf composeFile) service(t *testing.T, name string) map[string]any {
 	return s
 }
 
-func command(s map[string]any) []string { return stringList(getList(s, "command")) }
+func command(s map[string]any) []string { return manifest.Strings(manifest.List(s, "command")) }
 
 // mounts returns target → source for a service's short-syntax volumes.
 func mounts(t *testing.T, s map[string]any) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, v := range stringList(getList(s, "volumes")) {
+	for _, v := range manifest.Strings(manifest.List(s, "volumes")) {
 		parts := strings.Split(v, ":")
 		if len(parts) < 2 {
 			t.Fatalf("volume %q: want source:target[:mode]", v)
@@ -87,12 +102,12 @@ func TestComposeFileReferences(t *testing.T) {
 		cf.service(t, want)
 	}
 	for name, s := range cf.services {
-		if b := get(s, "build"); b != nil {
-			ctx := filepath.Join(repoRoot, getString(b, "context"))
+		if b := manifest.Get(s, "build"); b != nil {
+			ctx := filepath.Clean(manifest.String(b, "context"))
 			if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() {
 				t.Errorf("%s: build context %s is not a directory", name, ctx)
 			}
-			df := getString(b, "dockerfile")
+			df := manifest.String(b, "dockerfile")
 			if df == "" {
 				df = "Dockerfile"
 			}
@@ -100,36 +115,36 @@ func TestComposeFileReferences(t *testing.T) {
 			for _, st := range parseDockerfile(t, filepath.Join(ctx, df)) {
 				stages = append(stages, st.name)
 			}
-			if target := getString(b, "target"); !slices.Contains(stages, target) {
+			if target := manifest.String(b, "target"); !slices.Contains(stages, target) {
 				t.Errorf("%s: build target %q is not a stage of %s (%v)", name, target, df, stages)
 			}
-		} else if getString(s, "image") == "" {
+		} else if manifest.String(s, "image") == "" {
 			t.Errorf("%s: neither build nor image", name)
 		}
 		for target, src := range mounts(t, s) {
 			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
-				if _, err := os.Stat(filepath.Join(repoRoot, src)); err != nil {
+				if _, err := os.Stat(src); err != nil {
 					t.Errorf("%s: bind mount %s → %s: %v", name, src, target, err)
 				}
 			} else if _, ok := cf.volumes[src]; !ok {
 				t.Errorf("%s: named volume %q is not declared", name, src)
 			}
 		}
-		deps, _ := get(s, "depends_on").(map[string]any)
+		deps, _ := manifest.Get(s, "depends_on").(map[string]any)
 		for dep := range deps {
 			ds, ok := cf.services[dep]
 			if !ok {
 				t.Errorf("%s depends on unknown service %q", name, dep)
 				continue
 			}
-			switch cond := getString(deps[dep], "condition"); cond {
+			switch cond := manifest.String(deps[dep], "condition"); cond {
 			case "service_started":
 			case "service_healthy":
-				if get(ds, "healthcheck", "test") == nil {
+				if manifest.Get(ds, "healthcheck", "test") == nil {
 					t.Errorf("%s waits for %s to be healthy, which has no healthcheck", name, dep)
 				}
 			case "service_completed_successfully":
-				if get(ds, "restart") != nil {
+				if manifest.Get(ds, "restart") != nil {
 					t.Errorf("%s waits for %s to complete, which restarts", name, dep)
 				}
 			default:
@@ -137,7 +152,7 @@ func TestComposeFileReferences(t *testing.T) {
 			}
 		}
 	}
-	hc := stringList(getList(cf.service(t, "envoy"), "healthcheck", "test"))
+	hc := manifest.Strings(manifest.List(cf.service(t, "envoy"), "healthcheck", "test"))
 	script := hc[len(hc)-1]
 	if src := mounts(t, cf.service(t, "envoy"))[script]; src == "" {
 		t.Errorf("envoy healthcheck runs %s, which is not mounted", script)
@@ -149,11 +164,11 @@ func TestComposeFileReferences(t *testing.T) {
 func TestComposeMatchesEnvoyConfig(t *testing.T) {
 	cf := loadCompose(t)
 	envoySvc := cf.service(t, "envoy")
-	if img, want := getString(envoySvc, "image"), "envoyproxy/envoy:v"+envoyproc.Version; img != want {
+	if img, want := manifest.String(envoySvc, "image"), "envoyproxy/envoy:v"+envoyproc.Version; img != want {
 		t.Errorf("envoy image %q; want %q, the release CI tests the configs against", img, want)
 	}
-	if readme := string(readFile(t, filepath.Join(repoRoot, "README.md"))); !strings.Contains(readme, "`"+getString(envoySvc, "image")+"`") {
-		t.Errorf("README does not name the compose Envoy image %s", getString(envoySvc, "image"))
+	if readme := string(manifest.ReadFile(t, filepath.Join(repoRoot, "README.md"))); !strings.Contains(readme, "`"+manifest.String(envoySvc, "image")+"`") {
+		t.Errorf("README does not name the compose Envoy image %s", manifest.String(envoySvc, "image"))
 	}
 	cfgPath := ""
 	if cmd := command(envoySvc); len(cmd) > 0 {
@@ -162,10 +177,10 @@ func TestComposeMatchesEnvoyConfig(t *testing.T) {
 		}
 	}
 	src := mounts(t, envoySvc)[cfgPath]
-	if filepath.Clean(src) != filepath.Join("envoy", "envoy-compose.yaml") {
-		t.Fatalf("envoy -c %s is mounted from %q; want ./envoy/envoy-compose.yaml", cfgPath, src)
+	if filepath.Clean(src) != envoyConfig {
+		t.Fatalf("envoy -c %s is mounted from %q; want %s", cfgPath, src, envoyConfig)
 	}
-	bs, err := loadBootstrap(readFile(t, "envoy-compose.yaml"))
+	bs, err := envoyconf.Parse(manifest.ReadFile(t, envoyConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,17 +211,17 @@ func TestComposeMatchesEnvoyConfig(t *testing.T) {
 	lis := bs.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress()
 	sandbox := cf.service(t, "sandbox")
 	args := command(sandbox)
-	proxy, _ := flagValue(args, "proxy")
+	proxy, _ := manifest.Flag(args, "proxy")
 	if u, err := url.Parse(proxy); err != nil || u.Hostname() != "envoy" || u.Port() != strconv.Itoa(int(lis.GetPortValue())) {
 		t.Errorf("sandbox --proxy %q; want http://envoy:%d", proxy, lis.GetPortValue())
 	}
-	if !slices.Contains(stringList(getList(envoySvc, "ports")), "127.0.0.1:10000:10000") {
+	if !slices.Contains(manifest.Strings(manifest.List(envoySvc, "ports")), "127.0.0.1:10000:10000") {
 		t.Error("envoy does not publish 127.0.0.1:10000 for trying requests by hand")
 	}
-	hcm := firstHCM(t, "envoy-compose.yaml")
+	hcm := envoyconf.FirstHCM(t, envoyConfig)
 	var ext map[string]string
 	for _, flag := range []string{"allowed-url", "denied-url"} {
-		raw, _ := flagValue(args, flag)
+		raw, _ := manifest.Flag(args, flag)
 		u, err := url.Parse(raw)
 		if err != nil {
 			t.Fatalf("sandbox --%s: %v", flag, err)
@@ -233,18 +248,18 @@ func TestComposeMatchesEnvoyConfig(t *testing.T) {
 		OutboundContainerID string            `json:"outboundContainerId"`
 		Targets             map[string]string `json:"targets"`
 	}
-	if err := json.Unmarshal(readFile(t, filepath.Join(repoRoot, "deploy", "demo-subject.json")), &subject); err != nil {
+	if err := json.Unmarshal(manifest.ReadFile(t, "demo-subject.json"), &subject); err != nil {
 		t.Fatal(err)
 	}
 	if subject.OutboundContainerID == "" || subject.OutboundContainerID != ext[extContainerID] {
 		t.Errorf("subject outboundContainerId %q != Envoy's outbound_container_id %q", subject.OutboundContainerID, ext[extContainerID])
 	}
-	script := string(readFile(t, filepath.Join(repoRoot, "deploy", "demo-init.sh")))
+	script := string(manifest.ReadFile(t, "demo-init.sh"))
 	m := regexp.MustCompile(`--dev-http-hosts[ =](\S+)`).FindStringSubmatch(script)
 	if m == nil {
 		t.Fatal("demo-init.sh does not pass --dev-http-hosts to issue")
 	}
-	serveHosts, _ := flagValue(command(cf.service(t, "extauthz")), "dev-http-hosts")
+	serveHosts, _ := manifest.Flag(command(cf.service(t, "extauthz")), "dev-http-hosts")
 	for name, target := range subject.Targets {
 		u, err := url.Parse(target)
 		if err != nil {
@@ -266,10 +281,10 @@ func TestComposeMatchesEnvoyConfig(t *testing.T) {
 func TestComposeSecretsFlow(t *testing.T) {
 	cf := loadCompose(t)
 	initSvc, srv, sandbox := cf.service(t, "demo-init"), cf.service(t, "extauthz"), cf.service(t, "sandbox")
-	script := string(readFile(t, filepath.Join(repoRoot, "deploy", "demo-init.sh")))
+	script := string(manifest.ReadFile(t, "demo-init.sh"))
 
-	keyFile, _ := flagValue(command(srv), "key-file")
-	capFile, _ := flagValue(command(sandbox), "capability-file")
+	keyFile, _ := manifest.Flag(command(srv), "key-file")
+	capFile, _ := manifest.Flag(command(sandbox), "capability-file")
 	for _, f := range []struct{ what, path string }{{"key", keyFile}, {"capability", capFile}} {
 		if !strings.Contains(script, f.path) {
 			t.Errorf("demo-init.sh does not write the %s to %s", f.what, f.path)
@@ -288,7 +303,7 @@ func TestComposeSecretsFlow(t *testing.T) {
 		}
 	}
 	for _, s := range []map[string]any{srv, sandbox} {
-		for _, v := range stringList(getList(s, "volumes")) {
+		for _, v := range manifest.Strings(manifest.List(s, "volumes")) {
 			if !strings.HasSuffix(v, ":ro") {
 				t.Errorf("volume %q is mounted read-write outside demo-init", v)
 			}
@@ -299,7 +314,7 @@ func TestComposeSecretsFlow(t *testing.T) {
 // addrPort returns the port of a --flag=host:port in args, or def.
 func addrPort(t *testing.T, args []string, flag string, def int) int {
 	t.Helper()
-	v, ok := flagValue(args, flag)
+	v, ok := manifest.Flag(args, flag)
 	if !ok {
 		return def
 	}
@@ -321,7 +336,7 @@ func TestComposeStopGrace(t *testing.T) {
 	srv := loadCompose(t).service(t, "extauthz")
 	args := command(srv)
 	durationFlag := func(name string, def time.Duration) time.Duration {
-		v, ok := flagValue(args, name)
+		v, ok := manifest.Flag(args, name)
 		if !ok {
 			return def
 		}

@@ -1,15 +1,16 @@
 package envoy
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/extauthz/extauthz/internal/testutil/envoyconf"
+	"github.com/extauthz/extauthz/internal/testutil/manifest"
 )
 
 func TestEnvoyConfigsPass(t *testing.T) {
@@ -24,7 +25,7 @@ func TestEnvoyConfigsPass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, p := range checkEnvoyConfig(readFile(t, tt.file), tt.opts) {
+			for _, p := range checkEnvoyConfig(manifest.ReadFile(t, tt.file), tt.opts) {
 				t.Errorf("%s: %v", tt.file, p)
 			}
 		})
@@ -34,7 +35,7 @@ func TestEnvoyConfigsPass(t *testing.T) {
 // TestComposeConfigNeedsDemoAllowance: the TLS rule is relaxed only for the
 // clusters the compose config marks as local demo, and only when asked.
 func TestComposeConfigNeedsDemoAllowance(t *testing.T) {
-	got := checkEnvoyConfig(readFile(t, "envoy-compose.yaml"), checkOptions{})
+	got := checkEnvoyConfig(manifest.ReadFile(t, "envoy-compose.yaml"), checkOptions{})
 	var checks []string
 	for _, p := range got {
 		checks = append(checks, p.check)
@@ -86,7 +87,7 @@ func TestBrokenEnvoyConfigs(t *testing.T) {
 	for _, tt := range tests {
 		covered[tt.file] = true
 		t.Run(strings.TrimSuffix(tt.file, ".yaml"), func(t *testing.T) {
-			got := checkEnvoyConfig(readFile(t, filepath.Join("testdata", "broken", tt.file)), checkOptions{})
+			got := checkEnvoyConfig(manifest.ReadFile(t, filepath.Join("testdata", "broken", tt.file)), checkOptions{})
 			if len(got) == 0 {
 				t.Fatalf("%s passed every check; want %s to fail", tt.file, tt.check)
 			}
@@ -113,20 +114,11 @@ func TestBrokenEnvoyConfigs(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestComposeDemoMatchesProduction: the demo must exercise the same HTTP
 // filters (ext_authz settings, router) as the production config, so what the
 // demo shows is what production does.
 func TestComposeDemoMatchesProduction(t *testing.T) {
-	prod, demo := firstHCM(t, "envoy.yaml"), firstHCM(t, "envoy-compose.yaml")
+	prod, demo := envoyconf.FirstHCM(t, "envoy.yaml"), envoyconf.FirstHCM(t, "envoy-compose.yaml")
 	if len(prod.GetHttpFilters()) != len(demo.GetHttpFilters()) {
 		t.Fatalf("http_filters: %d in envoy.yaml, %d in envoy-compose.yaml", len(prod.GetHttpFilters()), len(demo.GetHttpFilters()))
 	}
@@ -143,7 +135,7 @@ func TestComposeDemoMatchesProduction(t *testing.T) {
 // TestProductionRoutes: envoy.yaml routes the three target hosts, all for one
 // container id (one Envoy or listener per sandbox).
 func TestProductionRoutes(t *testing.T) {
-	hcm := firstHCM(t, "envoy.yaml")
+	hcm := envoyconf.FirstHCM(t, "envoy.yaml")
 	ids := map[string]bool{}
 	domains := map[string]bool{}
 	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
@@ -169,18 +161,4 @@ func TestProductionRoutes(t *testing.T) {
 	if len(ids) != 1 {
 		t.Errorf("outbound_container_id values = %v; want exactly one per Envoy", ids)
 	}
-}
-
-func firstHCM(t *testing.T, file string) *hcmv3.HttpConnectionManager {
-	t.Helper()
-	bs, err := loadBootstrap(readFile(t, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hcm := &hcmv3.HttpConnectionManager{}
-	a := bs.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig()
-	if err := a.UnmarshalTo(hcm); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return hcm
 }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # One-shot init of the docker-compose demo (service demo-init).
 # Mints an AES-256 key into the keys volume (kept across runs, so a restart does
-# not invalidate anything) and a fresh capability for deploy/demo-subject.json
-# into the sandbox volume, then hands both files to uid 65532, the non-root user
-# of the extauthz and sandbox-client images. The sandbox never sees the key.
+# not invalidate anything) and a fresh capability for demo-subject.json (beside
+# this script; compose mounts both under /deploy) into the sandbox volume, then
+# hands both files to uid 65532, the non-root user of the extauthz and
+# sandbox-client images. The sandbox never sees the key.
 set -eu
 umask 077
 

@@ -150,7 +150,7 @@ func missingFiles(t *testing.T, name string) []string {
 // TestCIInstallsTheTestedEnvoy keeps .ci/run's pin and the version the tests
 // require in step.
 func TestCIInstallsTheTestedEnvoy(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", ".ci", "run"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", ".ci", "run"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -14,17 +13,11 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
-	// Every typed_config type the configs use must be registered in
-	// protoregistry.GlobalTypes, or protojson cannot resolve the Any. The ones
-	// imported by name above register themselves too.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/formatter/req_without_query/v3"
+	"github.com/extauthz/extauthz/internal/testutil/envoyconf"
 )
 
 // Names of the checks, so a test can assert which one a broken config fails.
@@ -54,8 +47,8 @@ const (
 	localDemoKey       = "local_demo"
 
 	capabilityHeader  = "x-kilo-capability"
-	extContainerID    = "outbound_container_id"
-	extUpstreamScheme = "upstream_scheme"
+	extContainerID    = envoyconf.ContainerIDExtension
+	extUpstreamScheme = envoyconf.UpstreamSchemeExtension
 	httpProtocolOpts  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
@@ -85,24 +78,10 @@ func (c *checker) addf(check, format string, args ...any) {
 	c.problems = append(c.problems, problem{check, fmt.Sprintf(format, args...)})
 }
 
-// loadBootstrap parses YAML strictly: YAML → JSON → protojson with unknown
-// fields rejected, typed_config resolved through protoregistry.GlobalTypes.
-func loadBootstrap(data []byte) (*bootstrapv3.Bootstrap, error) {
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("yaml: %w", err)
-	}
-	bs := &bootstrapv3.Bootstrap{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(js, bs); err != nil {
-		return nil, fmt.Errorf("protojson: %w", err)
-	}
-	return bs, nil
-}
-
 // checkEnvoyConfig runs every check on an Envoy bootstrap in YAML and returns
 // the problems found (none for a good config).
 func checkEnvoyConfig(data []byte, opts checkOptions) []problem {
-	bs, err := loadBootstrap(data)
+	bs, err := envoyconf.Parse(data)
 	if err != nil {
 		return []problem{{checkParse, err.Error()}}
 	}
