@@ -1,6 +1,7 @@
 // Package testpki makes throwaway certificate authorities and certificates
-// for tests: an upstream certificate for a host name, a server or client
-// certificate for mTLS, written as PEM files. Imported by tests only.
+// for tests and benchmarks: an upstream certificate for a host name, a server
+// or client certificate for mTLS, written as PEM files. Imported by tests and
+// by the benchmark commands (New, Sign), never by the server.
 package testpki
 
 import (
@@ -11,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -20,9 +22,9 @@ import (
 	"time"
 )
 
-// CA is a test certificate authority whose files live in a test's temp dir.
+// CA is a throwaway certificate authority whose files live in one directory.
 type CA struct {
-	t    testing.TB
+	t    testing.TB // set by NewCA, for Issue
 	dir  string
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
@@ -32,15 +34,31 @@ type CA struct {
 	Pool *x509.CertPool
 }
 
-// NewCA makes a CA named cn.
+// NewCA makes a CA named cn in a test's temp dir; a failure fails the test.
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
-	ca := &CA{t: t, dir: t.TempDir()}
-	ca.cert, ca.key = ca.issue(Spec{CommonName: cn}, true, nil, nil)
-	ca.File = ca.write(cn+"-ca.pem", "CERTIFICATE", ca.cert.Raw)
+	ca, err := New(t.TempDir(), cn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.t = t
+	return ca
+}
+
+// New makes a CA named cn whose files are written into dir, for a program
+// that is not a test; it issues certificates with Sign.
+func New(dir, cn string) (*CA, error) {
+	ca := &CA{dir: dir}
+	var err error
+	if ca.cert, ca.key, err = ca.issue(Spec{CommonName: cn}, true, nil, nil); err != nil {
+		return nil, err
+	}
+	if ca.File, err = ca.write(cn+"-ca.pem", "CERTIFICATE", ca.cert.Raw); err != nil {
+		return nil, err
+	}
 	ca.Pool = x509.NewCertPool()
 	ca.Pool.AddCert(ca.cert)
-	return ca
+	return ca, nil
 }
 
 // Spec names a leaf certificate.
@@ -58,28 +76,43 @@ type Leaf struct {
 	TLS               tls.Certificate
 }
 
-// Issue signs a leaf certificate for spec.
+// Issue signs a leaf certificate for spec with a CA made by NewCA; a failure
+// fails the test.
 func (ca *CA) Issue(spec Spec) Leaf {
 	ca.t.Helper()
-	cert, key := ca.issue(spec, false, ca.cert, ca.key)
-	der, err := x509.MarshalECPrivateKey(key)
+	l, err := ca.Sign(spec)
 	if err != nil {
 		ca.t.Fatal(err)
-	}
-	name := spec.CommonName
-	l := Leaf{
-		CertFile: ca.write(name+".pem", "CERTIFICATE", cert.Raw),
-		KeyFile:  ca.write(name+"-key.pem", "EC PRIVATE KEY", der),
-		TLS:      tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
 	}
 	return l
 }
 
-func (ca *CA) issue(spec Spec, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	ca.t.Helper()
+// Sign signs a leaf certificate for spec and writes it and its key as
+// CommonName.pem and CommonName-key.pem.
+func (ca *CA) Sign(spec Spec) (Leaf, error) {
+	cert, key, err := ca.issue(spec, false, ca.cert, ca.key)
+	if err != nil {
+		return Leaf{}, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return Leaf{}, err
+	}
+	name := spec.CommonName
+	l := Leaf{TLS: tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}
+	if l.CertFile, err = ca.write(name+".pem", "CERTIFICATE", cert.Raw); err != nil {
+		return Leaf{}, err
+	}
+	if l.KeyFile, err = ca.write(name+"-key.pem", "EC PRIVATE KEY", der); err != nil {
+		return Leaf{}, err
+	}
+	return l, nil
+}
+
+func (ca *CA) issue(spec Spec, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		ca.t.Fatal(err)
+		return nil, nil, err
 	}
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
@@ -93,7 +126,7 @@ func (ca *CA) issue(spec Spec, isCA bool, parent *x509.Certificate, parentKey *e
 	for _, u := range spec.URIs {
 		pu, err := url.Parse(u)
 		if err != nil {
-			ca.t.Fatal(err)
+			return nil, nil, fmt.Errorf("URI %q: %w", u, err)
 		}
 		tmpl.URIs = append(tmpl.URIs, pu)
 	}
@@ -113,20 +146,19 @@ func (ca *CA) issue(spec Spec, isCA bool, parent *x509.Certificate, parentKey *e
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		ca.t.Fatal(err)
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		ca.t.Fatal(err)
+		return nil, nil, err
 	}
-	return cert, key
+	return cert, key, nil
 }
 
-func (ca *CA) write(name, typ string, der []byte) string {
-	ca.t.Helper()
+func (ca *CA) write(name, typ string, der []byte) (string, error) {
 	p := filepath.Join(ca.dir, name)
 	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		ca.t.Fatal(err)
+		return "", err
 	}
-	return p
+	return p, nil
 }
