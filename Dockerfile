@@ -5,8 +5,8 @@
 #   docker build -t extauthz .                    # the server (the last stage)
 #   docker run --rm extauthz version
 #
-# The other targets build the docker-compose demo's helpers from the same
-# builder stage (docker compose builds them for you):
+# The other targets build the compose demo's helpers from the same builder
+# stage (deploy/compose/docker-compose.yaml builds them for you):
 #   --target echo-upstream    the echo upstream (cmd/echo-upstream)
 #   --target sandbox-client   the demo sandbox (cmd/sandbox-client)
 #   --target demo-init        extauthz plus a busybox shell, for the init job
@@ -26,6 +26,7 @@ RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/extau
  && go build -trimpath -ldflags "-s -w" -o /out/sandbox-client ./cmd/sandbox-client
 
 # Demo only: the init job needs a shell to write the key and capability files.
+# The compose file mounts deploy/compose/demo-init.sh at /deploy/demo-init.sh.
 FROM gcr.io/distroless/static-debian13:debug-nonroot AS demo-init
 COPY --from=build /out/extauthz /extauthz
 ENTRYPOINT ["/busybox/sh", "/deploy/demo-init.sh"]

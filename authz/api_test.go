@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 

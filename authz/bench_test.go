@@ -7,7 +7,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/extauthz/extauthz/internal/benchcpu"
+	"github.com/extauthz/extauthz/internal/testutil/benchcpu"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"

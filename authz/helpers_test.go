@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 

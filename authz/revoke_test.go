@@ -10,7 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/revocation"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 func interopSubjects() map[string]Subject {

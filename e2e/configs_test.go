@@ -22,9 +22,11 @@ import (
 	"github.com/extauthz/extauthz/authz"
 )
 
-func readConfig(t *testing.T, name string) []byte {
+// readConfig reads the shipped config name of a deployment target (a
+// directory under deploy/).
+func readConfig(t *testing.T, target, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "envoy", name))
+	b, err := os.ReadFile(filepath.Join("..", "deploy", target, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +78,11 @@ func exactPatterns(l *matcherv3.ListStringMatcher) []string {
 	return out
 }
 
-// TestEnvoyHTTPServiceConfig: envoy/envoy-http-service.yaml parses strictly,
+// TestEnvoyHTTPServiceConfig: deploy/envoy/envoy-http-service.yaml parses strictly,
 // validates (typed configs included), references only defined clusters, and
 // wires ext_authz http_service to extauthz the way the HTTP handler expects.
 func TestEnvoyHTTPServiceConfig(t *testing.T) {
-	js, err := yaml.YAMLToJSON(readConfig(t, "envoy-http-service.yaml"))
+	js, err := yaml.YAMLToJSON(readConfig(t, "envoy", "envoy-http-service.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestEnvoyHTTPServiceConfig(t *testing.T) {
 }
 
 // traefikConfig is the part of Traefik's dynamic configuration that
-// envoy/traefik.yaml uses; decoding it strictly catches misspelt keys.
+// deploy/traefik/traefik.yaml uses; decoding it strictly catches misspelt keys.
 type traefikConfig struct {
 	HTTP struct {
 		Routers map[string]struct {
@@ -189,7 +191,7 @@ type traefikConfig struct {
 // and copies exactly Authorization back.
 func TestTraefikConfig(t *testing.T) {
 	var c traefikConfig
-	if err := yaml.UnmarshalStrict(readConfig(t, "traefik.yaml"), &c); err != nil {
+	if err := yaml.UnmarshalStrict(readConfig(t, "traefik", "traefik.yaml"), &c); err != nil {
 		t.Fatalf("strict parse: %v", err)
 	}
 	if len(c.HTTP.Routers) == 0 {

@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // TestComposeDemoFlow runs the docker-compose demo without Docker: the
-// demo-init steps (keygen, issue with deploy/demo-subject.json), extauthz with
+// demo-init steps (keygen, issue with deploy/compose/demo-subject.json), extauthz with
 // the compose service's flags, the echo upstream and the sandbox client, all
-// built from this repo, behind a real Envoy running envoy/envoy-compose.yaml.
+// built from this repo, behind a real Envoy running deploy/envoy/envoy-compose.yaml.
 func TestComposeDemoFlow(t *testing.T) {
 	envoyBin := envoyproc.Require(t)
 	dir := t.TempDir()
@@ -30,7 +30,7 @@ func TestComposeDemoFlow(t *testing.T) {
 	// demo-init: a key, then a capability for the demo subject.
 	keyFile := filepath.Join(dir, "keys")
 	demoRun(t, exec.Command(bins["extauthz"], "keygen"), "", keyFile)
-	subject, err := os.ReadFile(filepath.Join("..", "deploy", "demo-subject.json"))
+	subject, err := os.ReadFile(filepath.Join("..", "deploy", "compose", "demo-subject.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestComposeDemoFlow(t *testing.T) {
 	// changed: extauthz and echo on loopback ports instead of compose names.
 	grpcAddr := demoStartExtauthz(t, bins["extauthz"], keyFile)
 	echoAddr := demoStartEcho(t, bins["echo-upstream"])
-	cfg, err := envoyproc.Load(filepath.Join("..", "envoy", "envoy-compose.yaml"))
+	cfg, err := envoyproc.Load(filepath.Join("..", "deploy", "envoy", "envoy-compose.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

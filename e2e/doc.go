@@ -1,6 +1,6 @@
 // Package e2e holds end-to-end tests that run the real extauthz binary behind
-// real proxies, using the configurations shipped in envoy/ (nginx.conf,
-// traefik.yaml, envoy-http-service.yaml).
+// real proxies (Envoy, nginx) and a real Prometheus, using the configurations
+// shipped under deploy/ (envoy/, nginx/, traefik/, compose/, observability/).
 //
 // The nginx test needs an nginx binary (Debian nginx-light; .ci/run installs
 // it). Without one it is skipped, except when CI=true, where it fails: the

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // drainDelay is extauthz's default --drain-delay, passed explicitly because

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/envoyproc"
-	"github.com/extauthz/extauthz/internal/testpki"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/testpki"
 )
 
 // routeCase is one allowed request per route class.

@@ -8,7 +8,7 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-// httpModeOptions runs envoy/envoy-http-service.yaml against extauthz's HTTP
+// httpModeOptions runs deploy/envoy/envoy-http-service.yaml against extauthz's HTTP
 // endpoint with the identity header that config sets.
 var httpModeOptions = stackOptions{
 	httpMode:  true,

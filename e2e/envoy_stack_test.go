@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/envoyproc"
-	"github.com/extauthz/extauthz/internal/testpki"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/testpki"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -285,8 +285,8 @@ func (x *extauthzProc) decisionAfter(n int) (decision, bool) {
 	}
 }
 
-// envoyStack is the shipped envoy/envoy.yaml (gRPC mode) or
-// envoy/envoy-http-service.yaml running for real: extauthz built from the
+// envoyStack is the shipped deploy/envoy/envoy.yaml (gRPC mode) or
+// deploy/envoy/envoy-http-service.yaml running for real: extauthz built from the
 // tree behind a relay, HTTPS upstreams for the shipped host names with
 // certificates from a test CA, and a codec to seal capabilities. Only
 // addresses, ports and certificate paths of the shipped file are changed.
@@ -335,7 +335,7 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 	}
 	s.relay = newRelay(t, target)
 
-	cfg, err := envoyproc.Load(filepath.Join("..", "envoy", file))
+	cfg, err := envoyproc.Load(filepath.Join("..", "deploy", "envoy", file))
 	if err != nil {
 		t.Fatal(err)
 	}

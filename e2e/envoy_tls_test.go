@@ -8,8 +8,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
-	"github.com/extauthz/extauthz/internal/testpki"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/testpki"
 )
 
 // readmeBlock returns the code block that follows the marker line in the

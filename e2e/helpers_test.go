@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/proc"
-	"github.com/extauthz/extauthz/internal/testprog"
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/proc"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 )
 
 // startTimeout bounds every wait for a process to become ready.

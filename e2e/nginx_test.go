@@ -17,16 +17,16 @@ import (
 const (
 	userToken     = "e2e-user-token-SECRET-4b1d"
 	providerToken = "e2e-provider-token-SECRET-9e0c"
-	// devContainer is the identity envoy/nginx.conf gives 127.0.0.1.
+	// devContainer is the identity deploy/nginx/nginx.conf gives 127.0.0.1.
 	devContainer = "dev-container"
 )
 
-// nginxConfig rewrites envoy/nginx.conf for this test: free ports, the echo
+// nginxConfig rewrites deploy/nginx/nginx.conf for this test: free ports, the echo
 // upstream, paths inside dir. Every rewritten literal must still be in the
 // shipped file, so that the test cannot drift away from it unnoticed.
 func nginxConfig(t *testing.T, dir string, egressPort int, extauthzAddr, upstreamAddr string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "envoy", "nginx.conf"))
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "nginx", "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func nginxConfig(t *testing.T, dir string, egressPort int, extauthzAddr, upstrea
 		{"\nhttp {\n", "\nhttp {\n" + temp},
 	} {
 		if !strings.Contains(conf, r.old) {
-			t.Fatalf("envoy/nginx.conf no longer contains %q: update this test with it", r.old)
+			t.Fatalf("deploy/nginx/nginx.conf no longer contains %q: update this test with it", r.old)
 		}
 		conf = strings.ReplaceAll(conf, r.old, r.new)
 	}
@@ -85,7 +85,7 @@ func sealed(t *testing.T, c *capability.Codec, s capability.Subject) string {
 }
 
 // TestNginxEgress runs extauthz, an echo upstream and nginx with the shipped
-// envoy/nginx.conf, and checks through nginx that allowed requests reach the
+// deploy/nginx/nginx.conf, and checks through nginx that allowed requests reach the
 // upstream with the real token and no capability, that denied ones never do
 // and get extauthz's status and JSON body, and that nginx fails closed when
 // extauthz is gone.

@@ -23,15 +23,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/internal/dashpreview"
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/dashpreview"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 // TestPrometheusRules runs promtool on the shipped alert rules: the syntax
-// check and the rule unit tests in deploy/prometheus/alerts_test.yaml.
+// check and the rule unit tests in deploy/observability/prometheus/alerts_test.yaml.
 func TestPrometheusRules(t *testing.T) {
 	promtool := testprog.Require(t, "promtool")
-	dir := filepath.Join("..", "deploy", "prometheus")
+	dir := filepath.Join("..", "deploy", "observability", "prometheus")
 	for _, args := range [][]string{{"check", "rules", "alerts.yaml"}, {"test", "rules", "alerts_test.yaml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = dir
@@ -44,7 +44,7 @@ func TestPrometheusRules(t *testing.T) {
 // alertRules reads the shipped alert rules.
 func alertRules(t *testing.T) (raw []byte, rules []struct{ Alert, Expr, For string }) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "deploy", "prometheus", "alerts.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "observability", "prometheus", "alerts.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ type dashPanel struct {
 // its queries filled in for the test's Prometheus.
 func dashboardPanels(t *testing.T, rateInterval string) []dashPanel {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "extauthz.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "observability", "grafana", "extauthz.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ scrape_configs:
 }
 
 // previewDashboard draws the dashboard's panels from the test's own data as
-// SVG (internal/dashpreview) and checks the drawing; with
+// SVG (internal/testutil/dashpreview) and checks the drawing; with
 // EXTAUTHZ_DASHBOARD_SVG=FILE it also keeps it there (the README's picture is
 // made that way, then converted with rsvg-convert).
 func previewDashboard(t *testing.T, p prometheus, panels []dashPanel, since time.Time) {
@@ -307,7 +307,7 @@ func previewDashboard(t *testing.T, p prometheus, panels []dashPanel, since time
 		out = append(out, dp)
 	}
 	var b strings.Builder
-	if err := dashpreview.SVG(&b, "extauthz — deploy/grafana/extauthz.json, drawn from e2e/prometheus_test.go's data", out); err != nil {
+	if err := dashpreview.SVG(&b, "extauthz — deploy/observability/grafana/extauthz.json, drawn from e2e/prometheus_test.go's data", out); err != nil {
 		t.Fatal(err)
 	}
 	if err := xml.Unmarshal([]byte(b.String()), new(struct{})); err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 func openRedis(t testing.TB, url string, maxStale time.Duration) *RedisStore {

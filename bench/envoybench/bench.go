@@ -13,23 +13,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/loadgen"
-	"github.com/extauthz/extauthz/bench/nopauthz"
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/testpki"
 )
 
-// Config is one benchmark run.
+// Config is one benchmark run: Run.Concurrency connections, one request in
+// flight on each; certificates, keys, configs and logs in Run.Dir.
 type Config struct {
+	benchcmd.Run
 	EnvoyBin    string
-	EnvoyConfig string // the shipped envoy/envoy.yaml
-	Dir         string // work directory: certificates, keys, configs, logs
-	Concurrency int    // connections, one request in flight on each
-	Rounds      int
-	Duration    time.Duration // measured, per case per round
-	Warmup      time.Duration // per case, before the first round, not measured
-	BareNop     bool          // do-nothing server answers a bare OK
-	Progress    io.Writer     // one line per measurement
+	EnvoyConfig string // the shipped deploy/envoy/envoy.yaml
+	BareNop     bool   // do-nothing server answers a bare OK
 }
 
 // The cases, in the order of the first round.
@@ -73,16 +70,19 @@ type benchCase struct {
 // run sets everything up, measures the cases in alternating rounds, and
 // tears everything down.
 func run(ctx context.Context, c Config) (*Report, error) {
-	progress := func(format string, a ...any) {
-		if c.Progress != nil {
-			fmt.Fprintf(c.Progress, format+"\n", a...)
-		}
-	}
-	caFile, cert, err := upstreamCert(c.Dir, apiHost)
+	progress := c.Progressf
+	// The upstream's certificate, from a throwaway CA that Envoy trusts in
+	// place of the system bundle.
+	ca, err := testpki.New(c.Dir, "envoybench")
 	if err != nil {
 		return nil, err
 	}
-	upstream, stopUpstream, err := startUpstream(cert)
+	cert, err := ca.Sign(testpki.Spec{CommonName: benchcmd.APIHost, DNSNames: []string{benchcmd.APIHost}})
+	if err != nil {
+		return nil, err
+	}
+	caFile := ca.File
+	upstream, stopUpstream, err := startUpstream(cert.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -92,29 +92,21 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	subject := extauthzproc.Subject(containerID, apiHost, ingestHost)
+	subject := extauthzproc.Subject(benchcmd.ContainerID, benchcmd.APIHost, benchcmd.IngestHost)
 	ttl := min(capabilityTTL(c), 4*time.Hour)
 	capability, err := codec.Seal(subject, ttl)
 	if err != nil {
 		return nil, err
 	}
-	progress("building extauthz")
-	bin, err := extauthzproc.Build(c.Dir)
-	if err != nil {
-		return nil, err
-	}
-	ext, err := extauthzproc.Start(bin, keyFile, filepath.Join(c.Dir, "extauthz.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer ext.Stop()
 	// The provider route sends the provider token: the do-nothing server
 	// overwrites authorization with a value of the same length.
-	nop, err := nopauthz.StartProcess(capHeader, len(subject.ProviderToken), c.BareNop, filepath.Join(c.Dir, "nopauthz.log"))
+	servers, err := benchcmd.StartServers(c.Run, benchcmd.ServerOptions{
+		KeyFile: keyFile, TokenLen: len(subject.ProviderToken), BareNop: c.BareNop})
 	if err != nil {
 		return nil, err
 	}
-	defer nop.Stop()
+	defer servers.Stop()
+	ext, nop := servers.Ext, servers.Nop
 
 	var cases []*benchCase
 	defer func() {
@@ -177,7 +169,7 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		}
 	}()
 
-	target := "http://" + apiHost + requestPath
+	target := "http://" + benchcmd.APIHost + benchcmd.RequestPath
 	body := []byte(`{"model":"bench/model","messages":[{"role":"user","content":"hi"}]}`)
 	measure := func(bc *benchCase, d time.Duration) (Measurement, error) {
 		pids := []int{bc.envoy.PID(), bc.authzPID, os.Getpid()}
@@ -253,7 +245,7 @@ func proxyRequest(client *http.Client, target, capability string, body []byte) l
 		if err != nil {
 			return err
 		}
-		req.Header.Set(capHeader, capability)
+		req.Header.Set(benchcmd.CapHeader, capability)
 		req.Header.Set("content-type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -272,27 +264,11 @@ func proxyRequest(client *http.Client, target, capability string, body []byte) l
 }
 
 // cpuTimes returns the user+system CPU time of each process (0 for pid 0
-// or an unreadable one), from /proc/PID/stat in clock ticks of 10 ms.
+// or an unreadable one).
 func cpuTimes(pids []int) []time.Duration {
 	out := make([]time.Duration, len(pids))
 	for i, pid := range pids {
-		if pid <= 0 {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command name, which is in parentheses and may
-		// contain spaces: state is field 3, utime 14 and stime 15.
-		j := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[j+1:]))
-		if j < 0 || len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		out[i] = time.Duration(u+s) * 10 * time.Millisecond
+		out[i] = benchcmd.CPUTime(pid)
 	}
 	return out
 }

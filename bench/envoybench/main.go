@@ -1,11 +1,13 @@
 // Command envoybench measures extauthz through a real Envoy: requests per
 // second and p50/p99 latency at a fixed concurrency for the shipped
-// envoy/envoy.yaml with no ext_authz filter, with a do-nothing ext_authz
+// deploy/envoy/envoy.yaml with no ext_authz filter, with a do-nothing ext_authz
 // server, and with extauthz built from the tree, in alternating rounds of one
 // run. The last line is extauthz's throughput as a fraction of the
 // do-nothing server's.
 //
-//	go run ./bench/envoybench
+//	cd bench && go run ./envoybench
+//
+// (bench/ is a module of its own, so run it from there.)
 //
 // Envoy is found like the tests find it ($ENVOY_BIN, else envoy on PATH) and
 // runs with --concurrency 1. What is substituted in the shipped config, and
@@ -14,20 +16,19 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/loadgen"
 	"github.com/extauthz/extauthz/bench/nopauthz"
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 func main() {
@@ -36,48 +37,35 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("envoybench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := Config{Progress: stderr}
-	fs.IntVar(&c.Concurrency, "concurrency", 32, "connections to Envoy, one request in flight on each")
-	fs.IntVar(&c.Rounds, "rounds", 9, "rounds; each measures every case once")
-	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time per case per round")
-	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load per case before the first round")
+	var c Config
+	cmd := benchcmd.New("envoybench", stderr, &c.Run,
+		benchcmd.Run{Concurrency: 32, Rounds: 9, Duration: 6 * time.Second, Warmup: 3 * time.Second},
+		benchcmd.Help{
+			Concurrency: "connections to Envoy, one request in flight on each",
+			Rounds:      "rounds; each measures every case once",
+			Keep:        "configs and logs",
+		})
+	fs := cmd.Flags
 	fs.BoolVar(&c.BareNop, "bare-nop", false, "do-nothing server answers a bare OK instead of an allow shaped like extauthz's")
-	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's envoy/envoy.yaml)")
-	keep := fs.Bool("keep", false, "keep the work directory (configs and logs) and print its path")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	var err error
-	if c.EnvoyBin, err = envoyproc.Find(); err != nil {
-		fmt.Fprintln(stderr, "envoybench:", err)
-		return 1
-	}
-	if c.EnvoyConfig == "" {
-		if c.EnvoyConfig, err = repoFile("envoy/envoy.yaml"); err != nil {
-			fmt.Fprintln(stderr, "envoybench:", err)
-			return 1
+	fs.StringVar(&c.EnvoyConfig, "envoy-config", "", "Envoy config to measure (default: the repository's deploy/envoy/envoy.yaml)")
+	setup := func() error {
+		var err error
+		if c.EnvoyBin, err = envoyproc.Find(); err != nil {
+			return err
 		}
+		if c.EnvoyConfig == "" {
+			c.EnvoyConfig, err = repoFile("deploy/envoy/envoy.yaml")
+		}
+		return err
 	}
-	if c.Dir, err = os.MkdirTemp("", "envoybench-"); err != nil {
-		fmt.Fprintln(stderr, "envoybench:", err)
-		return 1
-	}
-	if *keep {
-		fmt.Fprintln(stderr, "work directory:", c.Dir)
-	} else {
-		defer os.RemoveAll(c.Dir)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := run(ctx, c)
-	if err != nil {
-		fmt.Fprintln(stderr, "envoybench:", err)
-		return 1
-	}
-	rep.write(stdout, envoyVersion(c.EnvoyBin))
-	return 0
+	return cmd.Main(args, setup, func(ctx context.Context) error {
+		rep, err := run(ctx, c)
+		if err != nil {
+			return err
+		}
+		rep.write(stdout, envoyVersion(c.EnvoyBin))
+		return nil
+	})
 }
 
 // write prints the table: per case the median over rounds of each column.
@@ -87,11 +75,11 @@ func (r *Report) write(w io.Writer, envoy string) {
 	if c.BareNop {
 		nop = "a bare OK"
 	}
-	fmt.Fprintf(w, "Envoy %s (--concurrency 1), shipped envoy/envoy.yaml; %d connections (HTTP/1.1 keep-alive, POST %s via the proxy)\n",
-		envoy, c.Concurrency, requestPath)
+	fmt.Fprintf(w, "Envoy %s (--concurrency 1), shipped deploy/envoy/envoy.yaml; %d connections (HTTP/1.1 keep-alive, POST %s via the proxy)\n",
+		envoy, c.Concurrency, benchcmd.RequestPath)
 	fmt.Fprintf(w, "%d rounds x %v per case, alternating, after %v warm-up per case; do-nothing server answers %s\n",
 		c.Rounds, c.Duration, c.Warmup, nop)
-	fmt.Fprintf(w, "%d CPUs (%s), GOMAXPROCS %d, %s; medians over rounds\n\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Fprintf(w, "%d CPUs (%s), GOMAXPROCS %d, %s; medians over rounds\n\n", runtime.NumCPU(), benchcmd.CPUModel(), runtime.GOMAXPROCS(0), runtime.Version())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tEnvoy CPU/req\tauthz CPU/req\tbench CPU/req\ttotal CPU/req\tother load\t")
 	perReq := func(d time.Duration, m Measurement) float64 {
@@ -109,8 +97,8 @@ func (r *Report) write(w io.Writer, envoy string) {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f µs\t%s\t%.0f µs\t%.0f µs\t%.2f CPU\t\n", cr.Name,
 			loadgen.Median(ms, func(m Measurement) float64 { return m.RPS() }),
-			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
-			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
+			benchcmd.Round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
+			benchcmd.Round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
 			loadgen.Median(ms, func(m Measurement) float64 { return perReq(m.EnvoyCPU, m) }),
 			authz,
 			loadgen.Median(ms, func(m Measurement) float64 { return perReq(m.SelfCPU, m) }),
@@ -199,13 +187,6 @@ func (r *Report) RoundRatios(a, b string) []float64 {
 	return out
 }
 
-func round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
 func envoyVersion(bin string) string {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
@@ -218,17 +199,4 @@ func envoyVersion(bin string) string {
 		}
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

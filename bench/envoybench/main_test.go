@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/nopauthz"
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
 // TestMain lets the test binary stand in for the benchmark binary when run
@@ -19,21 +20,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestRun runs the benchmark for a moment so that `go run ./bench/envoybench`
-// cannot rot: every case through the shipped config answers only 200s (run
-// fails on any other status), with nonzero throughput, and extauthz logged
-// its decisions.
+// TestRun runs the benchmark for a moment so that `go run ./envoybench` (in
+// bench/) cannot rot: every case through the shipped config answers only
+// 200s (run fails on any other status), with nonzero throughput, and
+// extauthz logged its decisions.
 func TestRun(t *testing.T) {
 	bin := envoyproc.Require(t)
-	cfgFile, err := repoFile("envoy/envoy.yaml")
+	cfgFile, err := repoFile("deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
 	c := Config{
-		EnvoyBin: bin, EnvoyConfig: cfgFile, Dir: t.TempDir(),
-		Concurrency: 4, Rounds: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Progress: &progress,
+		EnvoyBin: bin, EnvoyConfig: cfgFile,
+		Run: benchcmd.Run{Dir: t.TempDir(), Concurrency: 4, Rounds: 1, Duration: 300 * time.Millisecond,
+			Warmup: 100 * time.Millisecond, Progress: &progress},
 	}
 	rep, err := run(context.Background(), c)
 	if err != nil {

@@ -12,20 +12,17 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/envoyproc"
+	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 )
 
-// Names in the shipped envoy/envoy.yaml that the benchmark relies on.
+// Names in the shipped deploy/envoy/envoy.yaml that the benchmark relies
+// on, beside the hosts, container and header every benchmark uses
+// (benchcmd).
 const (
-	apiHost       = "api.kilo.example"
-	ingestHost    = "ingest.kilo.example"
-	containerID   = "outbound-container-CHANGE-ME" // the shipped context extension
-	capHeader     = "x-kilo-capability"
 	listenerName  = "sandbox_egress"
 	authzCluster  = "extauthz"
 	authzFilter   = "envoy.filters.http.ext_authz"
 	systemCAFile  = "/etc/ssl/certs/ca-certificates.crt"
-	requestPath   = "/api/openrouter/chat/completions"
 	upstreamReply = `{"id":"bench","choices":[]}`
 )
 

@@ -20,21 +20,32 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/proc"
+	"github.com/extauthz/extauthz/internal/testutil/proc"
 	"github.com/extauthz/extauthz/policy"
 )
 
 // Build compiles github.com/extauthz/extauthz/cmd/extauthz into dir and
-// returns the binary. It must run inside the module (any directory of the
-// repository).
+// returns the binary. It must run inside the repository: in the bench
+// module, whose go.mod replaces the extauthz module with the tree above it,
+// or in the root module. The binary is built in the root module, with its
+// own go.mod and go.sum, as users build it.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "extauthz")
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
-	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/extauthz/extauthz/cmd/extauthz").CombinedOutput()
+	root, err := exec.Command(gobin, "list", "-m", "-f", "{{.Dir}}", "github.com/extauthz/extauthz").Output()
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("find the extauthz module (run inside the repository): %w", err)
+	}
+	build := exec.Command(gobin, "build", "-o", bin, "./cmd/extauthz")
+	build.Dir = strings.TrimSpace(string(root))
+	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build extauthz: %w\n%s", err, out)
 	}
 	return bin, nil

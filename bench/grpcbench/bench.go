@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,34 +17,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/loadgen"
-	"github.com/extauthz/extauthz/bench/nopauthz"
 	"github.com/extauthz/extauthz/capability"
 )
 
-// What every request asks: an allowed provider_model call, shaped like the
-// CheckRequest Envoy sends with the shipped config.
-const (
-	containerID = "outbound-container-CHANGE-ME"
-	apiHost     = "api.kilo.example"
-	ingestHost  = "ingest.kilo.example"
-	requestPath = "/api/openrouter/chat/completions"
-	capHeader   = "x-kilo-capability"
-)
-
-// Config is one benchmark run.
+// Config is one benchmark run; Run.Concurrency requests are in flight.
 type Config struct {
-	Dir         string // work directory: key file, logs
-	Bin         string // extauthz binary; empty: built from the tree into Dir
-	Concurrency int
-	Rounds      int
-	Duration    time.Duration // measured, per case per round
-	Warmup      time.Duration // per case, before the first round
-	Flood       bool          // add the flood case; the do-nothing server gets pool capabilities too
-	PoolSize    int           // flood: distinct capabilities sealed before the first round
-	ExtraFlags  []string      // for extauthz serve
-	Progress    io.Writer
+	benchcmd.Run
+	Bin        string   // extauthz binary; empty: built from the tree into Dir
+	Flood      bool     // add the flood case; the do-nothing server gets pool capabilities too
+	PoolSize   int      // flood: distinct capabilities sealed before the first round
+	ExtraFlags []string // for extauthz serve
 }
 
 // Measurement is one case in one round.
@@ -134,11 +117,7 @@ func sessionID(i int) string { return fmt.Sprintf("bench-session-%07d", i) }
 // run seals the pool (flood), starts both servers, measures every case in
 // rounds whose order alternates, and stops the servers.
 func run(ctx context.Context, c Config) (*Report, error) {
-	progress := func(format string, a ...any) {
-		if c.Progress != nil {
-			fmt.Fprintf(c.Progress, format+"\n", a...)
-		}
-	}
+	progress := c.Progressf
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -146,7 +125,7 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := extauthzproc.Subject(containerID, apiHost, ingestHost)
+	base := extauthzproc.Subject(benchcmd.ContainerID, benchcmd.APIHost, benchcmd.IngestHost)
 	subject := func(i int) capability.Subject {
 		s := base
 		s.KiloSessionID = sessionID(i)
@@ -170,22 +149,13 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		rep.Seal, rep.PoolBytes = time.Since(t0), pool.Bytes()
 		progress("sealed %d capabilities (%.0f MiB) in %v", pool.Len(), float64(rep.PoolBytes)/(1<<20), rep.Seal.Round(time.Millisecond))
 	}
-	if c.Bin == "" {
-		progress("building extauthz")
-		if c.Bin, err = extauthzproc.Build(c.Dir); err != nil {
-			return nil, err
-		}
-	}
-	ext, err := extauthzproc.Start(c.Bin, keyFile, filepath.Join(c.Dir, "extauthz.log"), c.ExtraFlags...)
+	servers, err := benchcmd.StartServers(c.Run, benchcmd.ServerOptions{
+		Bin: c.Bin, KeyFile: keyFile, TokenLen: len(base.ProviderToken), Extra: c.ExtraFlags})
 	if err != nil {
 		return nil, err
 	}
-	defer ext.Stop()
-	nop, err := nopauthz.StartProcess(capHeader, len(base.ProviderToken), false, filepath.Join(c.Dir, "nopauthz.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer nop.Stop()
+	defer servers.Stop()
+	ext, nop := servers.Ext, servers.Nop
 
 	nopSrv, extSrv := &server{pid: nop.PID()}, &server{pid: ext.PID()}
 	for _, s := range []struct {
@@ -238,7 +208,7 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	for round := range c.Rounds {
 		for _, i := range order(len(cases), round) {
 			bc := cases[i]
-			cpu0 := cpuTime(bc.srv.pid)
+			cpu0 := benchcmd.CPUTime(bc.srv.pid)
 			res, err := load(bc, c.Duration)
 			if err != nil {
 				return nil, err
@@ -246,7 +216,7 @@ func run(ctx context.Context, c Config) (*Report, error) {
 			if err := ext.Alive(); err != nil {
 				return nil, fmt.Errorf("%w:\n%s", err, ext.Tail(4096))
 			}
-			m := Measurement{Result: res, CPU: cpuTime(bc.srv.pid) - cpu0, RSS: procStatus(bc.srv.pid, "VmRSS")}
+			m := Measurement{Result: res, CPU: benchcmd.CPUTime(bc.srv.pid) - cpu0, RSS: procStatus(bc.srv.pid, "VmRSS")}
 			progress("round %d/%d %s: %v, RSS %.1f MiB", round+1, c.Rounds, bc.name, res, float64(m.RSS)/(1<<20))
 			rep.Cases[i].Rounds = append(rep.Cases[i].Rounds, m)
 		}
@@ -318,45 +288,21 @@ func check(ctx context.Context, client authv3.AuthorizationClient, tok string) e
 func checkRequest(tok string) *authv3.CheckRequest {
 	var headers []*corev3.HeaderValue
 	for _, kv := range [][2]string{
-		{":authority", apiHost}, {":path", requestPath}, {":method", "POST"}, {":scheme", "http"},
+		{":authority", benchcmd.APIHost}, {":path", benchcmd.RequestPath}, {":method", "POST"}, {":scheme", "http"},
 		{"content-type", "application/json"}, {"content-length", "68"}, {"user-agent", "grpcbench"},
 		{"x-forwarded-proto", "http"}, {"x-request-id", "3f1c2a9e-5b7d-4e8f-9a1b-2c3d4e5f6a7b"},
-		{capHeader, tok},
+		{benchcmd.CapHeader, tok},
 	} {
 		headers = append(headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
 	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:            &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
-		ContextExtensions: map[string]string{"outbound_container_id": containerID, "upstream_scheme": "https"},
+		ContextExtensions: map[string]string{"outbound_container_id": benchcmd.ContainerID, "upstream_scheme": "https"},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1", Method: "POST", Scheme: "http", Host: apiHost, Path: requestPath, Protocol: "HTTP/1.1", Size: 68,
+			Id: "1", Method: "POST", Scheme: "http", Host: benchcmd.APIHost, Path: benchcmd.RequestPath, Protocol: "HTTP/1.1", Size: 68,
 			HeaderMap: &corev3.HeaderMap{Headers: headers},
 		}},
 	}}
-}
-
-// cpuTime is a process's user+system CPU time from /proc/PID/stat (clock
-// ticks of 10 ms), 0 if unreadable.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // procStatus is a "kB" field of /proc/PID/status in bytes, 0 if unreadable.

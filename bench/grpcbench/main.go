@@ -9,8 +9,10 @@
 // over the do-nothing server's (medians of rounds), followed with -flood by
 // "flood/repeated".
 //
-//	go run ./bench/grpcbench              # one capability, repeated
-//	go run ./bench/grpcbench -flood       # and a flood of 1,000,000 distinct capabilities
+//	cd bench && go run ./grpcbench              # one capability, repeated
+//	cd bench && go run ./grpcbench -flood       # and a flood of 1,000,000 distinct capabilities
+//
+// (bench/ is a module of its own, so run it from there.)
 //
 // # Flood
 //
@@ -67,17 +69,16 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/loadgen"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 )
@@ -88,47 +89,36 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("grpcbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := Config{Progress: stderr}
-	fs.IntVar(&c.Concurrency, "concurrency", 32, "requests in flight (streams on one HTTP/2 connection per server)")
-	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("rounds; each measures every case once (default %d, with -flood %d)", defaultRounds, floodRounds))
-	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time per case per round")
-	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured load per case before the first round")
+	var c Config
+	cmd := benchcmd.New("grpcbench", stderr, &c.Run,
+		benchcmd.Run{Concurrency: 32, Rounds: 0, Duration: 5 * time.Second, Warmup: 2 * time.Second},
+		benchcmd.Help{
+			Concurrency: "requests in flight (streams on one HTTP/2 connection per server)",
+			Rounds:      fmt.Sprintf("rounds; each measures every case once (default %d, with -flood %d)", defaultRounds, floodRounds),
+			Keep:        "key, logs",
+		})
+	fs := cmd.Flags
 	fs.BoolVar(&c.Flood, "flood", false, "add a third case, extauthz sent a distinct valid capability on every request from a pool sealed before the first round, and compare it with the repeated case")
 	fs.IntVar(&c.PoolSize, "flood-capabilities", 1_000_000, "with -flood: distinct capabilities to seal before the first round")
 	extra := fs.String("extauthz-flags", "", "extra flags for extauthz serve, space-separated (e.g. --log-level=warn)")
-	keep := fs.Bool("keep", false, "keep the work directory (key, logs) and print its path")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setup := func() error {
+		if c.Rounds == 0 {
+			c.Rounds = map[bool]int{false: defaultRounds, true: floodRounds}[c.Flood]
+		}
+		if err := c.validate(); err != nil {
+			return benchcmd.Usage(err)
+		}
+		c.ExtraFlags = strings.Fields(*extra)
+		return nil
 	}
-	if c.Rounds == 0 {
-		c.Rounds = map[bool]int{false: defaultRounds, true: floodRounds}[c.Flood]
-	}
-	if err := c.validate(); err != nil {
-		fmt.Fprintln(stderr, "grpcbench:", err)
-		return 2
-	}
-	c.ExtraFlags = strings.Fields(*extra)
-	var err error
-	if c.Dir, err = os.MkdirTemp("", "grpcbench-"); err != nil {
-		fmt.Fprintln(stderr, "grpcbench:", err)
-		return 1
-	}
-	if *keep {
-		fmt.Fprintln(stderr, "work directory:", c.Dir)
-	} else {
-		defer os.RemoveAll(c.Dir)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := run(ctx, c)
-	if err != nil {
-		fmt.Fprintln(stderr, "grpcbench:", err)
-		return 1
-	}
-	rep.write(stdout)
-	return 0
+	return cmd.Main(args, setup, func(ctx context.Context) error {
+		rep, err := run(ctx, c)
+		if err != nil {
+			return err
+		}
+		rep.write(stdout)
+		return nil
+	})
 }
 
 // Defaults of -rounds. The flood's sends a million capabilities to extauthz
@@ -154,7 +144,7 @@ func (r *Report) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%d rounds x %v per case, order alternating, after %v warm-up each; extauthz logs at info unless -extauthz-flags says otherwise\n",
 		c.Rounds, c.Duration, c.Warmup)
-	fmt.Fprintf(w, "%d CPUs (%s), %s; medians over rounds\n\n", runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Fprintf(w, "%d CPUs (%s), %s; medians over rounds\n\n", runtime.NumCPU(), benchcmd.CPUModel(), runtime.Version())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\treq/s\tp50\tp99\tserver CPU/req\tRSS end\tRSS peak\terrors\t")
 	for _, cr := range r.Cases {
@@ -165,8 +155,8 @@ func (r *Report) write(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.1f µs\t%.1f MiB\t%.1f MiB\t%d\t\n", cr.Name,
 			loadgen.Median(ms, func(m Measurement) float64 { return m.RPS() }),
-			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
-			round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
+			benchcmd.Round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.50) })),
+			benchcmd.Round(loadgen.Median(ms, func(m Measurement) time.Duration { return m.Percentile(0.99) })),
 			loadgen.Median(ms, func(m Measurement) float64 { return m.CPUPerRequest() }),
 			mib(ms[len(ms)-1].RSS), mib(cr.PeakRSS), errs)
 	}
@@ -292,24 +282,4 @@ func thousands(n int64) string {
 		b.WriteRune(d)
 	}
 	return b.String()
-}
-
-func round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/bench/benchcmd"
 	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 )
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestRun runs the benchmark for a moment, in both modes, so that `go run
-// ./bench/grpcbench` cannot rot: every request in every case is allowed,
+// ./grpcbench` (in bench/) cannot rot: every request in every case is allowed,
 // throughput is nonzero, extauthz logged a decision for every request it was
 // sent and saw as many distinct capabilities as the report says, and the
 // last lines are the ratios. The flood runs with a pool that the run may or
@@ -45,8 +46,8 @@ func TestRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var progress bytes.Buffer
-			c := Config{Dir: t.TempDir(), Bin: bin, Concurrency: 4, Rounds: 2, Duration: 300 * time.Millisecond,
-				Warmup: 50 * time.Millisecond, Flood: tc.flood, PoolSize: tc.pool, Progress: &progress}
+			c := Config{Run: benchcmd.Run{Dir: t.TempDir(), Concurrency: 4, Rounds: 2, Duration: 300 * time.Millisecond,
+				Warmup: 50 * time.Millisecond, Progress: &progress}, Bin: bin, Flood: tc.flood, PoolSize: tc.pool}
 			if tc.flood {
 				c.ExtraFlags = []string{"--log-level=debug"} // decisions name the capability's session
 			}

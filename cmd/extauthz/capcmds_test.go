@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 const (

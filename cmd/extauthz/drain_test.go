@@ -152,7 +152,7 @@ func TestServeDrain(t *testing.T) {
 // plus the check's timeout), so Envoy has marked a draining instance
 // unhealthy before its listeners close.
 func TestDefaultDrainDelay(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "envoy", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "envoy", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Envoy configs: %v", err)
 	}

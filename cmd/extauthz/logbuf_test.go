@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 )
 
 // TestLogBuffer: info lines wait for a flush, a warning is written at once

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/extauthz/extauthz/internal/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testprog"
 )
 
 // dashboardMetricFiles are the files that name the metrics operators watch.
 var dashboardMetricFiles = []string{
-	"../../deploy/grafana/extauthz.json",
-	"../../deploy/prometheus/alerts.yaml",
+	"../../deploy/observability/grafana/extauthz.json",
+	"../../deploy/observability/prometheus/alerts.yaml",
 }
 
 // watchedMetrics returns every extauthz_* series name the dashboard and the

@@ -28,7 +28,7 @@ import (
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/internal/testsupport"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/policy"
 )
 

@@ -3,7 +3,7 @@ module github.com/extauthz/extauthz/deploy/helm/test
 go 1.26.0
 
 require (
-	github.com/extauthz/extauthz/envoy/istio/schema v0.0.0-00010101000000-000000000000
+	github.com/extauthz/extauthz/deploy/istio/schema v0.0.0-00010101000000-000000000000
 	helm.sh/helm/v3 v3.22.0
 	istio.io/api v1.32.0
 	k8s.io/api v0.37.2
@@ -77,4 +77,4 @@ require (
 )
 
 // The strict decoder of the manifests' test, from this repository.
-replace github.com/extauthz/extauthz/envoy/istio/schema => ../../../envoy/istio/schema
+replace github.com/extauthz/extauthz/deploy/istio/schema => ../../istio/schema

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/extauthz/extauthz/envoy/istio/schema"
+	"github.com/extauthz/extauthz/deploy/istio/schema"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -35,7 +35,7 @@ const (
 )
 
 // decoder knows exactly the kinds the chart may render, with the API types
-// of envoy/istio's manifests plus NetworkPolicy: a Secret, a ConfigMap or any
+// of deploy/istio's manifests plus NetworkPolicy: a Secret, a ConfigMap or any
 // other kind fails to decode.
 var decoder = schema.Decoder{
 	Kube:  pick(schema.Manifests.Kube, "ServiceAccount", "Service", "Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"),
