@@ -97,12 +97,15 @@ func TestServeRefusesBadConfig(t *testing.T) {
 
 func TestCheckConfigOK(t *testing.T) {
 	t.Setenv("EXTAUTHZ_KEYS", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
-	t.Setenv("EXTAUTHZ_KEY_FILE", "")
+	for _, k := range []string{"EXTAUTHZ_KEY_FILE", "EXTAUTHZ_API_TOKEN_FILE", "EXTAUTHZ_REVOCATION_STORE", "EXTAUTHZ_REVOCATION_FILE"} {
+		t.Setenv(k, "")
+	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("check-config = %d, stderr %q", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
+	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || !strings.Contains(out.String(), "revocations in memory (not durable, not shared") ||
+		strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
 		t.Errorf("check-config printed %q", out.String())
 	}
 }
