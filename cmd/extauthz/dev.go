@@ -60,6 +60,9 @@ func (a *app) printDevHelp(w io.Writer, lns []listener) {
 		return ""
 	}
 	fmt.Fprintf(w, "\nextauthz --dev: ephemeral key, sample capability (valid 1 h, bound to container %q):\n\n  %s\n", s.OutboundContainerID, tok)
+	if a.opts.revocationKind == storeMemory {
+		fmt.Fprintf(w, "\nRevocations are kept in memory (%s): they end with this process.\n", a.opts.revocationWhy)
+	}
 	if g := addr("grpc"); g != "" {
 		req := fmt.Sprintf(`{"attributes":{"contextExtensions":{"outbound_container_id":%q},"request":{"http":{"method":"POST","scheme":"http","host":"localhost:8080","path":"/api/openrouter/v1/chat/completions","headers":{"authorization":"Bearer %s"}}}}}`, s.OutboundContainerID, tok)
 		fmt.Fprintf(w, "\nTry an Envoy-style gRPC Check (allowed: the response sets authorization to the provider token):\n\n  go run github.com/fullstorydev/grpcurl/cmd/grpcurl@%s -plaintext -d '%s' %s envoy.service.auth.v3.Authorization/Check\n", grpcurlVersion, req, g)

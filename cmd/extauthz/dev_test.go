@@ -22,6 +22,7 @@ import (
 // ports) and performs the two requests it prints: the grpcurl command's
 // CheckRequest over gRPC, and the curl command, verbatim with curl when it is
 // installed. Both must allow with the sample capability's provider token.
+// It also says that revocations are kept in memory.
 func TestDevQuickStart(t *testing.T) {
 	cmd := exec.Command(buildBinary(t), "serve", "--dev",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "")
@@ -36,7 +37,7 @@ func TestDevQuickStart(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	var grpcurlLine, curlLine string
+	var grpcurlLine, curlLine, revocationLine string
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -59,10 +60,17 @@ func TestDevQuickStart(t *testing.T) {
 				grpcurlLine = line
 			case strings.HasPrefix(line, "curl "):
 				curlLine = line
+			case strings.HasPrefix(line, "Revocations are kept in memory"):
+				revocationLine = line
 			}
 		case <-timeout:
 			t.Fatal("serve --dev printed no sample requests within 20s")
 		}
+	}
+
+	// --dev implies --revocation-store=memory, and says so.
+	if !strings.Contains(revocationLine, "implied by --dev") {
+		t.Errorf("serve --dev printed %q before its sample requests; want it to say revocations are in memory, implied by --dev", revocationLine)
 	}
 
 	t.Run("grpcurl", func(t *testing.T) {

@@ -86,7 +86,7 @@ func TestHTTPListenerComposition(t *testing.T) {
 		`"userToken":"ut","targets":{"backendBaseUrl":"http://up.test","providerBaseUrl":"http://up.test",` +
 		`"sessionIngestBaseUrl":"http://up.test:81"}}`
 
-	h := build("--api-token-file", tokenFile)
+	h := build("--api-token-file", tokenFile, "--revocation-store", "memory")
 	w := do(h, http.MethodPost, authz.IssuePath, map[string]string{"Authorization": "Bearer " + token}, subject)
 	var issued struct{ Capability string }
 	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &issued) != nil || issued.Capability == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,74 @@ import (
 // revocationPruneInterval is how often expired revocations are dropped.
 const revocationPruneInterval = time.Minute
 
+// The revocation stores serve can keep revocations in.
+const (
+	storeMemory = "memory" // this process only: lost on restart, unseen by other replicas
+	storeFile   = "file"   // --revocation-file: one replica's, durable
+	storeRedis  = "redis"  // redis:// or rediss://: shared by every replica
+)
+
+// revocationStoreUsage is the help text of --revocation-store: its grammar.
+const revocationStoreUsage = "where revocations are kept: memory (this process only: lost on restart, unseen by other replicas), " +
+	"or redis://[user:password@]host:port[/db] or rediss://… (TLS), shared by every replica; excludes --revocation-file. " +
+	"With --api-token-file one of the two is required (--dev implies memory); without the API nothing can be revoked here and memory is the default"
+
+// errNoRevocationStore is the refusal of the API without a store named.
+var errNoRevocationStore = errors.New("--api-token-file turns on the revocation API, so say where revocations are kept: " +
+	"--revocation-file PATH (one replica; survives restarts), " +
+	"--revocation-store=redis://host:port or rediss://… (shared by every replica; survives restarts as Redis persists), " +
+	"or --revocation-store=memory (this process only: lost on restart, unseen by other replicas) " +
+	"(or EXTAUTHZ_REVOCATION_FILE, EXTAUTHZ_REVOCATION_STORE)")
+
+// chooseRevocationStore applies the grammar of --revocation-store and
+// --revocation-file and sets revocationKind. Nothing is silently
+// non-durable: with the API on (--api-token-file) a store must be named,
+// --revocation-store=memory included; --dev implies memory, being ephemeral
+// anyway. Without the API no revocation can be made through this process,
+// and memory (empty) is the default. An error never repeats the value: it
+// may be a URL with a password.
+func (o *serveOptions) chooseRevocationStore() error {
+	s := o.revocationStore
+	scheme, _, _ := strings.Cut(s, "://")
+	isRedis := strings.Contains(s, "://") && (strings.EqualFold(scheme, "redis") || strings.EqualFold(scheme, "rediss"))
+	switch {
+	case s != "" && s != storeMemory && !isRedis:
+		return fmt.Errorf("--revocation-store (or %s): want memory, redis://[user:password@]host:port[/db] or rediss://…", envName("revocation-store"))
+	case s != "" && o.revocationFile != "":
+		return errors.New("--revocation-store and --revocation-file exclude each other: Redis keeps the shared set, a file one replica's, memory one process's")
+	case !isRedis && (o.revocationStorePasswordFile != "" || o.revocationStoreCAFile != ""):
+		return errors.New("--revocation-store-password-file and --revocation-store-ca-file need a redis:// or rediss:// --revocation-store")
+	}
+	o.revocationWhy = ""
+	switch {
+	case isRedis:
+		o.revocationKind = storeRedis
+	case o.revocationFile != "":
+		o.revocationKind = storeFile
+	case s == storeMemory:
+		o.revocationKind, o.revocationWhy = storeMemory, "--revocation-store=memory"
+	case o.dev:
+		o.revocationKind, o.revocationWhy = storeMemory, "implied by --dev"
+	case o.apiTokenFile != "":
+		return errNoRevocationStore
+	default:
+		o.revocationKind, o.revocationWhy = storeMemory, "the API is off: none can be made here"
+	}
+	return nil
+}
+
+// revocationSummary names the store chosen for check-config: never the
+// Redis URL, which may hold a password.
+func (o *serveOptions) revocationSummary() string {
+	switch o.revocationKind {
+	case storeMemory:
+		return "in memory (not durable, not shared; " + o.revocationWhy + ")"
+	case storeFile:
+		return "in file " + o.revocationFile
+	}
+	return "in Redis (shared)"
+}
+
 // freshnessReporter is a store that can go stale (Redis).
 type freshnessReporter interface {
 	Ready() bool
@@ -21,14 +90,15 @@ type freshnessReporter interface {
 	MaxStaleness() time.Duration
 }
 
-// openRevocations opens the revocation store that serve's flags name
-// (--revocation-store, --revocation-file, else memory only) and exports its
-// size and staleness. A file is loaded before the server listens; Redis is
-// loaded in the background, and the server is not ready until it is.
+// openRevocations opens the revocation store chosen by
+// chooseRevocationStore and exports its size and staleness. A file is
+// loaded before the server listens; Redis is loaded in the background, and
+// the server is not ready until it is. Memory is said at warn whenever
+// revocations can be made (the API on) or it was named.
 func (a *app) openRevocations() error {
 	o := a.opts
-	switch {
-	case o.revocationStore != "":
+	switch o.revocationKind {
+	case storeRedis:
 		password := ""
 		if o.revocationStorePasswordFile != "" {
 			data, err := os.ReadFile(o.revocationStorePasswordFile)
@@ -59,7 +129,7 @@ func (a *app) openRevocations() error {
 			return fmt.Errorf("--revocation-store: %w", err)
 		}
 		a.revocations = rs
-	case o.revocationFile != "":
+	case storeFile:
 		fs, err := revocation.OpenFileStore(o.revocationFile, nil)
 		if err != nil {
 			return err
@@ -67,6 +137,11 @@ func (a *app) openRevocations() error {
 		a.revocations = fs
 	default:
 		a.revocations = revocation.NewMemoryStore()
+		if o.revocationStore == storeMemory || o.apiTokenFile != "" {
+			a.log.Warn().Str("revocation_store", storeMemory).Str("chosen_by", o.revocationWhy).
+				Msg("revocations are kept in this process's memory, neither durable nor shared: a restart forgets them and other replicas never see them; " +
+					"use --revocation-file (one replica) or --revocation-store=redis://… (many) for a kill switch that holds")
+		}
 	}
 	set := a.revocations.Set()
 	collectors := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -112,6 +187,9 @@ func (a *app) revocationsReady() bool {
 // revocationDetails is the revocation line of /readyz.
 func (a *app) revocationDetails() string {
 	n := a.revocations.Set().Len()
+	if a.opts.revocationKind == storeMemory {
+		return fmt.Sprintf("revocations: %d entries, in memory: not durable, not shared (%s)\n", n, a.opts.revocationWhy)
+	}
 	fr, ok := a.revocations.(freshnessReporter)
 	if !ok {
 		return fmt.Sprintf("revocations: %d entries\n", n)

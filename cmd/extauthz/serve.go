@@ -53,6 +53,9 @@ type serveOptions struct {
 	extra    []string
 	policy   *policy.Policy
 	level    zerolog.Level
+	// revocationKind is the revocation store chosen (storeMemory,
+	// storeFile, storeRedis); revocationWhy says how memory was chosen.
+	revocationKind, revocationWhy string
 }
 
 // The capability cache's default and upper bound: each entry is at most
@@ -76,10 +79,10 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.upstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension")
 	fs.StringVar(&o.devHTTPHosts, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)")
 	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API")
-	fs.StringVar(&o.revocationFile, "revocation-file", "", "file that keeps revocations across restarts (appended and fsynced before a revocation is acknowledged); unset, revocations live in memory only")
-	fs.StringVar(&o.revocationStore, "revocation-store", "", "shared revocation store for many replicas: redis://[user:password@]host:port[/db] or rediss://… (TLS); excludes --revocation-file")
-	fs.StringVar(&o.revocationStorePasswordFile, "revocation-store-password-file", "", "file holding the Redis AUTH password (replaces one in the URL)")
-	fs.StringVar(&o.revocationStoreCAFile, "revocation-store-ca-file", "", "PEM CA bundle that verifies a rediss:// server")
+	fs.StringVar(&o.revocationFile, "revocation-file", "", "file that keeps one replica's revocations across restarts (appended and fsynced before a revocation is acknowledged); excludes --revocation-store")
+	fs.StringVar(&o.revocationStore, "revocation-store", "", revocationStoreUsage)
+	fs.StringVar(&o.revocationStorePasswordFile, "revocation-store-password-file", "", "with a redis:// or rediss:// --revocation-store: file holding the Redis AUTH password (replaces one in the URL)")
+	fs.StringVar(&o.revocationStoreCAFile, "revocation-store-ca-file", "", "with a rediss:// --revocation-store: PEM CA bundle that verifies the server")
 	fs.DurationVar(&o.revocationMaxStaleness, "revocation-max-staleness", 60*time.Second, "with --revocation-store: how long to go on deciding with the last known revocations after losing Redis; then deny with revocation_unavailable (503)")
 	fs.DurationVar(&o.revocationResyncInterval, "revocation-resync-interval", 30*time.Second, "with --revocation-store: period of the full reload that heals missed announcements")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file")
@@ -87,7 +90,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners; needs --tls-client-identities")
 	fs.StringVar(&o.tlsClientIdentities, "tls-client-identities", "", "with --tls-client-ca-file: the client certificates allowed, comma-separated uri:NAME or dns:NAME (exact) or uri:~REGEX, dns:~REGEX (whole name)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, prints a sample capability and request")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, revocations in memory (implies --revocation-store=memory unless a store is named), prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
 	fs.BoolVar(&o.tracing, "tracing", false, "export an OpenTelemetry span per decision over OTLP, configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, OTEL_TRACES_SAMPLER, …)")
 	fs.BoolVar(&o.strictPerms, "strict-perms", false, "refuse to start when a key, token or TLS key file is readable by group or others (else a warning)")
@@ -154,11 +157,8 @@ func (o *serveOptions) validate() error {
 	if o.grpcAddr == "" {
 		return errors.New("--grpc-addr: must not be empty")
 	}
-	if o.revocationStore != "" && o.revocationFile != "" {
-		return errors.New("--revocation-store and --revocation-file exclude each other: Redis keeps the shared set, a file one replica's")
-	}
-	if o.revocationStore == "" && (o.revocationStorePasswordFile != "" || o.revocationStoreCAFile != "") {
-		return errors.New("--revocation-store-password-file and --revocation-store-ca-file need --revocation-store")
+	if err := o.chooseRevocationStore(); err != nil {
+		return err
 	}
 	if err := checkListenAddrs(map[string]string{"grpc-addr": o.grpcAddr, "http-addr": o.httpAddr, "admin-addr": o.adminAddr}); err != nil {
 		return err
@@ -227,7 +227,7 @@ func runCheckConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "extauthz check-config: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "configuration OK: %d key(s) %s, container id from %s, capability header %s\n",
-		a.codec.KeyRing().Len(), strings.Join(a.codec.KeyRing().Fingerprints(), ","), o.identity, o.capHdr)
+	fmt.Fprintf(stdout, "configuration OK: %d key(s) %s, container id from %s, capability header %s, revocations %s\n",
+		a.codec.KeyRing().Len(), strings.Join(a.codec.KeyRing().Fingerprints(), ","), o.identity, o.capHdr, o.revocationSummary())
 	return 0
 }

@@ -15,7 +15,7 @@ import (
 // TestServeRefusesBadConfig: every configuration error stops serve (and
 // check-config) before it listens, with a message that names the problem.
 func TestServeRefusesBadConfig(t *testing.T) {
-	for _, k := range []string{"EXTAUTHZ_KEYS", "EXTAUTHZ_KEY_FILE", "EXTAUTHZ_DEV", "EXTAUTHZ_API_TOKEN_FILE"} {
+	for _, k := range []string{"EXTAUTHZ_KEYS", "EXTAUTHZ_KEY_FILE", "EXTAUTHZ_DEV", "EXTAUTHZ_API_TOKEN_FILE", "EXTAUTHZ_REVOCATION_STORE", "EXTAUTHZ_REVOCATION_FILE"} {
 		t.Setenv(k, "")
 	}
 	dir := t.TempDir()
@@ -43,8 +43,9 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad upstream scheme", []string{"--key-file", good, "--upstream-scheme", "ftp"}, 2, "want http or https"},
 		{"bad dev host", []string{"--key-file", good, "--dev-http-hosts", "a b"}, 2, "--dev-http-hosts"},
 		{"bad log level", []string{"--key-file", good, "--log-level", "loud"}, 2, "--log-level"},
-		{"short API token", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--api-token-file", short}, 1, "at least 16"},
-		{"API token without HTTP listener", []string{"--key-file", good, "--api-token-file", good}, 1, "need --http-addr"},
+		{"short API token", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--api-token-file", short, "--revocation-store", "memory"}, 1, "at least 16"},
+		{"API token without HTTP listener", []string{"--key-file", good, "--api-token-file", good, "--revocation-store", "memory"}, 1, "need --http-addr"},
+		{"API without a revocation store", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--api-token-file", good}, 2, "say where revocations are kept"},
 		{"identity header without HTTP listener", []string{"--key-file", good, "--http-container-id-header", "x-outbound-container-id"}, 1, "need --http-addr"},
 		{"HTTP listener serving nothing", []string{"--key-file", good, "--http-addr", "127.0.0.1:0"}, 1, "--http-addr serves nothing"},
 		{"reserved identity header", []string{"--key-file", good, "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-forwarded-for"}, 1, "--http-container-id-header"},
@@ -96,12 +97,15 @@ func TestServeRefusesBadConfig(t *testing.T) {
 
 func TestCheckConfigOK(t *testing.T) {
 	t.Setenv("EXTAUTHZ_KEYS", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
-	t.Setenv("EXTAUTHZ_KEY_FILE", "")
+	for _, k := range []string{"EXTAUTHZ_KEY_FILE", "EXTAUTHZ_API_TOKEN_FILE", "EXTAUTHZ_REVOCATION_STORE", "EXTAUTHZ_REVOCATION_FILE"} {
+		t.Setenv(k, "")
+	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("check-config = %d, stderr %q", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
+	if !strings.Contains(out.String(), "configuration OK: 1 key(s)") || !strings.Contains(out.String(), "revocations in memory (not durable, not shared") ||
+		strings.Contains(out.String(), os.Getenv("EXTAUTHZ_KEYS")) {
 		t.Errorf("check-config printed %q", out.String())
 	}
 }

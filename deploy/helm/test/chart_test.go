@@ -39,13 +39,21 @@ type chartCase struct {
 	values string // merged over values.yaml, after imageValues
 	args   []string
 	// the case's flags, between baseArgs and tailArgs
-	mounts        map[string]string // volume → mount path; every volume is a Secret
+	mounts        map[string]string // volume → mount path
 	secrets       map[string]string // volume → Secret name
+	claims        map[string]string // volume → PersistentVolumeClaim name (the one writable mount)
 	kinds         []string          // beyond defaultKinds
+	withoutKinds  []string          // of defaultKinds, not rendered
 	servicePorts  map[string]int32
 	decisionPorts []int32
-	check         func(t *testing.T, r *render)
+	// egress is each egress rule's ports ("UDP/53 TCP/53"), in order; nil:
+	// DNS alone.
+	egress []string
+	check  func(t *testing.T, r *render)
 }
+
+// dnsEgress is the egress rule every render has: DNS over UDP and TCP.
+const dnsEgress = "UDP/53 TCP/53"
 
 var keysMount = map[string]string{"keys": "/etc/extauthz/keys"}
 
@@ -74,13 +82,15 @@ http:
   containerIdHeader: x-outbound-container-id
   apiToken:
     existingSecret: extauthz-api-token
-`,
+` + redisValues,
 		args: []string{
 			"--container-id-from=context-extension:outbound_container_id",
 			"--http-addr=:8181",
 			"--http-container-id-header=x-outbound-container-id",
 			"--api-token-file=/etc/extauthz/api-token/api-token",
+			"--revocation-store=redis://redis.data.svc/0",
 		},
+		egress:        []string{dnsEgress, "TCP/6379"},
 		mounts:        map[string]string{"keys": "/etc/extauthz/keys", "api-token": "/etc/extauthz/api-token"},
 		secrets:       map[string]string{"keys": "extauthz-keys", "api-token": "extauthz-api-token"},
 		servicePorts:  map[string]int32{"grpc": 9191, "http": 8181, "http-admin": 9090},
@@ -103,6 +113,7 @@ istio:
 		kinds:         []string{"AuthorizationPolicy", "PeerAuthentication"},
 		servicePorts:  map[string]int32{"grpc": 9191, "http-admin": 9090},
 		decisionPorts: []int32{9191},
+		egress:        []string{dnsEgress, "TCP/15012"}, // and istiod, for the sidecar
 		check: func(t *testing.T, r *render) {
 			pa := r.Istio["PeerAuthentication"].Spec.(*securityv1.PeerAuthentication)
 			if pa.GetMtls().GetMode() != securityv1.PeerAuthentication_MutualTLS_STRICT {
@@ -209,7 +220,8 @@ func TestChartRenders(t *testing.T) {
 	for _, c := range chartCases {
 		t.Run(c.name, func(t *testing.T) {
 			r := mustRender(t, imageValues+c.values)
-			wantKinds := slices.Sorted(slices.Values(append(slices.Clone(defaultKinds), c.kinds...)))
+			wantKinds := slices.DeleteFunc(append(slices.Clone(defaultKinds), c.kinds...), func(k string) bool { return slices.Contains(c.withoutKinds, k) })
+			slices.Sort(wantKinds)
 			if got := slices.Sorted(slices.Values(r.kinds)); !slices.Equal(got, wantKinds) {
 				t.Errorf("kinds = %v; want %v", got, wantKinds)
 			}
@@ -222,9 +234,9 @@ func TestChartRenders(t *testing.T) {
 				t.Errorf("image = %q", ctr.Image)
 			}
 			checkPod(t, r.Deployment.Spec.Template.Spec, ctr)
-			checkSecretMounts(t, r.Deployment.Spec.Template.Spec, ctr, c.mounts, c.secrets)
+			checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, c.mounts, c.secrets, c.claims)
 			checkService(t, r, c.servicePorts)
-			checkNetworkPolicy(t, r, c.decisionPorts)
+			checkNetworkPolicy(t, r, c.decisionPorts, c.egress)
 			if c.check != nil {
 				c.check(t, r)
 			}
@@ -256,8 +268,13 @@ func checkPod(t *testing.T, pod corev1.PodSpec, ctr corev1.Container) {
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Error("pod uses a host namespace")
 	}
-	if len(ctr.Env) != 0 || len(ctr.EnvFrom) != 0 {
-		t.Errorf("container env = %v %v; want none (configuration is in args, secrets in files)", ctr.Env, ctr.EnvFrom)
+	for _, e := range ctr.Env {
+		if !slices.Contains([]string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}, e.Name) || e.ValueFrom != nil {
+			t.Errorf("container env %s: want only the OTLP exporter's endpoint and protocol, as values (configuration is in args, secrets in files)", e.Name)
+		}
+	}
+	if len(ctr.EnvFrom) != 0 {
+		t.Errorf("container envFrom = %v; want none (configuration is in args, secrets in files)", ctr.EnvFrom)
 	}
 	adminPort := containerPort(t, ctr, "admin")
 	for name, p := range map[string]*corev1.Probe{"readiness": ctr.ReadinessProbe, "liveness": ctr.LivenessProbe} {
@@ -281,10 +298,11 @@ func checkPod(t *testing.T, pod corev1.PodSpec, ctr corev1.Container) {
 	}
 }
 
-// checkSecretMounts checks that the volumes are exactly the Secrets wanted,
+// checkVolumes checks that the volumes are exactly the Secrets wanted,
 // mounted read-only as directories (no subPath, so that updates propagate)
-// and readable by the server's group alone.
-func checkSecretMounts(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts, secrets map[string]string) {
+// and readable by the server's group alone, and the claims wanted (the
+// revocation file's), the only writable mounts.
+func checkVolumes(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts, secrets, claims map[string]string) {
 	t.Helper()
 	gotMounts := map[string]string{}
 	for _, m := range ctr.VolumeMounts {
@@ -292,17 +310,24 @@ func checkSecretMounts(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, m
 		if m.SubPath != "" || m.SubPathExpr != "" {
 			t.Errorf("volume %s mounted with subPath: a subPath mount never sees the Secret's updates", m.Name)
 		}
-		if !m.ReadOnly {
+		if _, claim := claims[m.Name]; !m.ReadOnly && !claim {
 			t.Errorf("volume %s mounted writable", m.Name)
 		}
 	}
 	if !maps.Equal(gotMounts, mounts) {
 		t.Errorf("mounts = %v; want %v", gotMounts, mounts)
 	}
-	gotSecrets := map[string]string{}
+	gotSecrets, gotClaims := map[string]string{}, map[string]string{}
 	for _, v := range pod.Volumes {
+		if pvc := v.PersistentVolumeClaim; pvc != nil {
+			gotClaims[v.Name] = pvc.ClaimName
+			if pvc.ReadOnly {
+				t.Errorf("claim volume %s is read-only: the revocation file is written", v.Name)
+			}
+			continue
+		}
 		if v.Secret == nil {
-			t.Errorf("volume %s is not a Secret", v.Name)
+			t.Errorf("volume %s is neither a Secret nor a claim", v.Name)
 			continue
 		}
 		gotSecrets[v.Name] = v.Secret.SecretName
@@ -315,6 +340,9 @@ func checkSecretMounts(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, m
 	}
 	if !maps.Equal(gotSecrets, secrets) {
 		t.Errorf("secret volumes = %v; want %v", gotSecrets, secrets)
+	}
+	if !maps.Equal(gotClaims, claims) {
+		t.Errorf("claim volumes = %v; want %v", gotClaims, claims)
 	}
 }
 
@@ -345,16 +373,18 @@ func checkService(t *testing.T, r *render, want map[string]int32) {
 }
 
 // checkNetworkPolicy checks that the decision ports admit the proxy's pods
-// alone (the default peers: the Istio egress gateway).
-func checkNetworkPolicy(t *testing.T, r *render, decisionPorts []int32) {
+// alone (the default peers: the Istio egress gateway), and that egress goes
+// to the rules wanted alone, DNS first.
+func checkNetworkPolicy(t *testing.T, r *render, decisionPorts []int32, egress []string) {
 	t.Helper()
 	np := r.NetworkPolicy
 	if !selects(np.Spec.PodSelector.MatchLabels, r.Deployment.Spec.Template.Labels) || len(np.Spec.PodSelector.MatchLabels) == 0 {
 		t.Errorf("NetworkPolicy podSelector %v does not select the pods", np.Spec.PodSelector.MatchLabels)
 	}
-	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
-		t.Errorf("policyTypes = %v; want [Ingress]", np.Spec.PolicyTypes)
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
+		t.Errorf("policyTypes = %v; want [Ingress Egress]", np.Spec.PolicyTypes)
 	}
+	checkEgress(t, np, egress)
 	if len(np.Spec.Ingress) == 0 {
 		t.Fatal("NetworkPolicy has no ingress rule")
 	}

@@ -134,7 +134,7 @@ func TestREADMEInstall(t *testing.T) {
 	r := mustRender(t, string(y))
 	ctr := r.container(t)
 	checkPod(t, r.Deployment.Spec.Template.Spec, ctr)
-	checkSecretMounts(t, r.Deployment.Spec.Template.Spec, ctr, keysMount, map[string]string{"keys": secretName})
+	checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, keysMount, map[string]string{"keys": secretName}, nil)
 	if !slices.Contains(ctr.Args, "--key-file=/etc/extauthz/keys/"+secretKey) {
 		t.Errorf("args %q do not read the Secret's key %q", ctr.Args, secretKey)
 	}

@@ -35,8 +35,9 @@ const (
 )
 
 // decoder knows exactly the kinds the chart may render, with the API types
-// of deploy/istio's manifests plus NetworkPolicy: a Secret, a ConfigMap or any
-// other kind fails to decode.
+// of deploy/istio's manifests plus NetworkPolicy and PersistentVolumeClaim
+// (the revocation file's): a Secret, a ConfigMap or any other kind fails to
+// decode.
 var decoder = schema.Decoder{
 	Kube:  pick(schema.Manifests.Kube, "ServiceAccount", "Service", "Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"),
 	Istio: pick(schema.Manifests.Istio, "AuthorizationPolicy", "PeerAuthentication"),
@@ -44,6 +45,7 @@ var decoder = schema.Decoder{
 
 func init() {
 	decoder.Kube[networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")] = func() any { return &networkingv1.NetworkPolicy{} }
+	decoder.Kube[corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")] = func() any { return &corev1.PersistentVolumeClaim{} }
 }
 
 // pick returns the entries of m for the kinds named.
@@ -94,6 +96,7 @@ type render struct {
 	Deployment     *appsv1.Deployment
 	Service        *corev1.Service
 	NetworkPolicy  *networkingv1.NetworkPolicy
+	Claim          *corev1.PersistentVolumeClaim
 	ServiceMonitor *serviceMonitor
 	Istio          map[string]*schema.IstioResource // by kind
 }
@@ -223,6 +226,8 @@ func (r *render) keep(obj any) {
 		r.Service = o
 	case *networkingv1.NetworkPolicy:
 		r.NetworkPolicy = o
+	case *corev1.PersistentVolumeClaim:
+		r.Claim = o
 	case *serviceMonitor:
 		r.ServiceMonitor = o
 	case *schema.IstioResource:

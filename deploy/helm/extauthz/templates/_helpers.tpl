@@ -86,6 +86,122 @@ would leave it open: each message names the value to set.
 {{- if and $v.istio.enabled (not $v.istio.callerPrincipals) -}}
 {{- fail "istio.callerPrincipals is empty: name the egress gateway's principal (an ALLOW policy without it would refuse every caller)" -}}
 {{- end -}}
+{{- include "extauthz.validateRevocation" . -}}
+{{- include "extauthz.validateTracing" . -}}
+{{- include "extauthz.validateEgress" . -}}
+{{- end -}}
+
+{{/*
+extauthz.validateRevocation: the API on (http.apiToken) takes revocations, so
+the store must keep them for every replica: never memory, and a file only
+for one pod. A file is one pod's in any case (a ReadWriteOnce volume, one
+writer). The Redis URL carries no password: that comes from a Secret.
+*/}}
+{{- define "extauthz.validateRevocation" -}}
+{{- $v := .Values -}}
+{{- $r := $v.revocation -}}
+{{- $api := and $v.http.enabled $v.http.apiToken.existingSecret -}}
+{{- if and $api (eq $r.store "memory") -}}
+{{- fail "revocation.store memory with the capability API on (http.apiToken.existingSecret): a revocation would live in the memory of the one pod that took it, lost when it restarts and unseen by the other replicas. Set revocation.store: redis (revocation.redis.url; shared by every replica) or file (one replica)" -}}
+{{- end -}}
+{{- if and (eq $r.store "file") (or $v.autoscaling.enabled (gt (int $v.replicaCount) 1)) -}}
+{{- fail (printf "revocation.store file keeps revocations in one pod's file on a ReadWriteOnce volume, but this would run %s: set replicaCount: 1 and autoscaling.enabled: false, or use revocation.store: redis for many replicas" (ternary "the HPA's 2 or more replicas (autoscaling.enabled)" (printf "replicaCount %v replicas" $v.replicaCount) $v.autoscaling.enabled)) -}}
+{{- end -}}
+{{- if eq $r.store "redis" -}}
+{{- if not $r.redis.url -}}
+{{- fail "revocation.redis.url is required with revocation.store redis: redis://host:port[/db] or rediss://host:port[/db]" -}}
+{{- end -}}
+{{- if or (regexMatch "^[a-z]+://[^/@]*:[^/@]*@" $r.redis.url) (regexMatch "(?i)[?&]password=" $r.redis.url) -}}
+{{- fail "revocation.redis.url carries a password: values are not secret. Put the password in a Secret and name it in revocation.redis.password.existingSecret (an ACL user name may stay in the URL: redis://user@host:port)" -}}
+{{- end -}}
+{{- if not (regexMatch (include "extauthz.urlPattern" "rediss?") $r.redis.url) -}}
+{{- fail "revocation.redis.url: want redis://host:port[/db] or rediss://host:port[/db]" -}}
+{{- end -}}
+{{- if and $r.redis.ca.existingSecret (not (hasPrefix "rediss://" $r.redis.url)) -}}
+{{- fail "revocation.redis.ca needs a rediss:// revocation.redis.url: the CA verifies the server's TLS certificate" -}}
+{{- end -}}
+{{- else if or $r.redis.url $r.redis.password.existingSecret $r.redis.ca.existingSecret -}}
+{{- fail (printf "revocation.redis needs revocation.store: redis (it is %s)" $r.store) -}}
+{{- end -}}
+{{- if and (ne $r.store "file") $r.file.existingClaim -}}
+{{- fail (printf "revocation.file.existingClaim needs revocation.store: file (it is %s)" $r.store) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* extauthz.validateTracing: the OTLP endpoint is a URL with its port. */}}
+{{- define "extauthz.validateTracing" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.enabled -}}
+{{- if not (regexMatch (include "extauthz.urlPattern" "https?") $t.endpoint) -}}
+{{- fail (printf "tracing.endpoint %q: want the collector's URL with its port, e.g. http://otel-collector.observability.svc:4317" $t.endpoint) -}}
+{{- end -}}
+{{- if not (include "extauthz.urlPort" $t.endpoint) -}}
+{{- fail (printf "tracing.endpoint %q has no port: name it (4317 for grpc, 4318 for http/protobuf)" $t.endpoint) -}}
+{{- end -}}
+{{- else if $t.endpoint -}}
+{{- fail "tracing.endpoint needs tracing.enabled: true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+extauthz.validateEgress: every egress rule the pods need has peers; an
+empty "to" would allow every destination.
+*/}}
+{{- define "extauthz.validateEgress" -}}
+{{- $v := .Values -}}
+{{- if $v.networkPolicy.enabled -}}
+{{- $e := $v.networkPolicy.egress -}}
+{{- if not $e.dns.to -}}
+{{- fail "networkPolicy.egress.dns.to is empty: the pods could resolve no name. Name the cluster's DNS pods (kube-dns) or address (ipBlock)" -}}
+{{- end -}}
+{{- if and (eq $v.revocation.store "redis") (not $e.redis.to) -}}
+{{- fail "networkPolicy.egress.redis.to is empty with revocation.store redis: name the Redis pods (podSelector, namespaceSelector) or address (ipBlock) the pods may connect to" -}}
+{{- end -}}
+{{- if and $v.tracing.enabled (not $e.otlp.to) -}}
+{{- fail "networkPolicy.egress.otlp.to is empty with tracing.enabled: name the OTLP collector's pods (podSelector, namespaceSelector) or address (ipBlock)" -}}
+{{- end -}}
+{{- if and $v.istio.enabled (not $e.istiod.to) -}}
+{{- fail "networkPolicy.egress.istiod.to is empty with istio.enabled: the sidecar could not reach istiod for its configuration. Name istiod's pods" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+extauthz.urlPattern: a URL of the scheme pattern given (lower case), with an
+optional user name, a host (name, IPv4 or bracketed IPv6), an optional port
+and an optional path; extauthz.urlPort reads its port ("" when absent).
+*/}}
+{{- define "extauthz.urlPattern" -}}
+^(?:{{ . }})://(?:[^@/?#:]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?(?:[/?][^#\s]*)?$
+{{- end -}}
+
+{{- define "extauthz.urlPort" -}}
+{{- regexReplaceAll (include "extauthz.urlPattern" "[a-z]+") . "${1}" -}}
+{{- end -}}
+
+{{/* The port Redis listens on, for the NetworkPolicy. */}}
+{{- define "extauthz.redisPort" -}}
+{{- $e := .Values.networkPolicy.egress.redis -}}
+{{- if $e.port -}}
+{{- $e.port -}}
+{{- else -}}
+{{- default "6379" (include "extauthz.urlPort" .Values.revocation.redis.url) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port the OTLP collector listens on, for the NetworkPolicy. */}}
+{{- define "extauthz.otlpPort" -}}
+{{- $e := .Values.networkPolicy.egress.otlp -}}
+{{- if $e.port -}}
+{{- $e.port -}}
+{{- else -}}
+{{- include "extauthz.urlPort" .Values.tracing.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The revocation file's volume: an existing claim, or the chart's. */}}
+{{- define "extauthz.revocationClaim" -}}
+{{- default (printf "%s-revocations" (include "extauthz.fullname" .)) .Values.revocation.file.existingClaim -}}
 {{- end -}}
 
 {{/* The decision ports: gRPC, and HTTP when enabled. */}}
