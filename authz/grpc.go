@@ -190,31 +190,6 @@ func (s *GRPCServer) input(f *checkFields) Input {
 	return in
 }
 
-// headerValues returns every value of the lower-case header name found in
-// the headers map and in header_map (value and raw_value: an entry that
-// carries both, differently, is ambiguous and must be seen as two values).
-func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
-	var out []string
-	if v, ok := http.GetHeaders()[name]; ok {
-		out = append(out, v)
-	}
-	for _, h := range http.GetHeaderMap().GetHeaders() {
-		if !strings.EqualFold(h.GetKey(), name) {
-			continue
-		}
-		raw, v := h.GetRawValue(), h.GetValue()
-		switch {
-		case len(raw) == 0:
-			out = append(out, v)
-		case v == "" || v == string(raw):
-			out = append(out, string(raw))
-		default:
-			out = append(out, string(raw), v)
-		}
-	}
-	return out
-}
-
 // The header an allow sets.
 const (
 	credentialHeader = "authorization"

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
 
 // This file holds every header rule the adapters share: which names may
@@ -77,6 +79,70 @@ func agree(form valueForm, pick func(string) (string, bool), lists ...[]string) 
 		}
 	}
 	return v, true
+}
+
+// How a header of a CheckRequest is read (docs/decisions.md, sections 6
+// and 7). Envoy sends the original request's headers in one of two fields:
+// the headers map (lower-case names, each once, repeated values
+// comma-joined) or, with encode_raw_headers, header_map (one entry per
+// header line, in order, in any case, the bytes in raw_value). Both are
+// read, the map first. A header_map entry stands for its raw_value and its
+// value: when they differ, that is two values, so that the ambiguity is
+// seen rather than settled by picking one. This is the one reader: the
+// decoded message is read by headerValues, its encoding by wire.go with
+// headerMapKey and entryValues, and the two are held equal by
+// FuzzWireFields.
+
+// headerMapKey reports whether a header_map entry's key names the header
+// name (lower case): header_map keys match in any case.
+func headerMapKey(key, name string) bool { return strings.EqualFold(key, name) }
+
+// entryValues returns the values one header_map entry stands for, in
+// order, n of them (1 or 2): raw_value, unless empty, then value, unless
+// empty or equal to raw_value. An entry with neither is one empty value.
+func entryValues[T string | []byte](value, raw T) (v [2]T, n int) {
+	switch {
+	case len(raw) == 0:
+		return [2]T{value}, 1
+	case len(value) == 0 || string(value) == string(raw):
+		return [2]T{raw}, 1
+	}
+	return [2]T{raw, value}, 2
+}
+
+// headerValues returns every value of the lower-case header name in a
+// decoded CheckRequest's HTTP attributes, in order.
+func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
+	var out []string
+	if v, ok := http.GetHeaders()[name]; ok {
+		out = append(out, v)
+	}
+	for _, h := range http.GetHeaderMap().GetHeaders() {
+		if headerMapKey(h.GetKey(), name) {
+			v, n := entryValues(h.GetValue(), string(h.GetRawValue()))
+			out = append(out, v[:n]...)
+		}
+	}
+	return out
+}
+
+// CheckHeader returns the first value of the lower-case header name in
+// req's HTTP attributes, as every reader of a CheckRequest orders them
+// (the headers map's value, else the first of header_map's, raw_value
+// before value), or "" when there is none. It is for a unary interceptor
+// of a Register server, which sees the *CheckRequest; one of a
+// RegisterWire server reads WireRequest.Header, which answers the same.
+// The decision never reads a header this way: it needs every value.
+func CheckHeader(req *authv3.CheckRequest, name string) string {
+	return firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), name)
+}
+
+// firstHeaderValue is headerValues' first value, or "".
+func firstHeaderValue(http *authv3.AttributeContext_HttpRequest, name string) string {
+	if v := headerValues(http, name); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // agreedHeader is agree over every value of the named request headers.

@@ -62,9 +62,8 @@ type wireCheck struct {
 // RegisterWire server.
 type WireRequest interface {
 	// Header returns the value of header name, one of the server's
-	// GRPCOptions.ExtraHeaders: the headers map's value, else the first in
-	// header_map (raw_value, else value); "" when absent or not an extra
-	// header.
+	// GRPCOptions.ExtraHeaders, as CheckHeader reads it from the decoded
+	// request; "" when absent or not an extra header.
 	Header(name string) string
 }
 

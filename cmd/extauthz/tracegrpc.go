@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/extauthz/extauthz/authz"
@@ -27,12 +26,12 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if info.FullMethod != checkMethod {
 		return handler(ctx, req)
 	}
-	var carrier propagation.TextMapCarrier = checkHeaders{}
+	carrier := headerCarrier(func(string) string { return "" })
 	switch r := req.(type) {
 	case *authv3.CheckRequest:
-		carrier = checkHeaders{r.GetAttributes().GetRequest().GetHttp()}
+		carrier = func(name string) string { return authz.CheckHeader(r, name) }
 	case authz.WireRequest: // served by authz.RegisterWire
-		carrier = wireHeaders{r}
+		carrier = r.Header
 	}
 	parent := t.prop.Extract(ctx, carrier)
 	if !trace.SpanContextFromContext(parent).IsValid() {
@@ -96,53 +95,27 @@ func allowAttrs(routeClass, containerID string) []attribute.KeyValue {
 	return attrs
 }
 
-// checkHeaders reads the trace headers of the original request from a
-// CheckRequest's attributes.request.http: the headers map (lower-case
-// names), then header_map (any case; value, else raw_value). Only the
+// headerCarrier reads the trace headers of the original request from the
+// Check request an interceptor sees, as authz reads every header of a
+// CheckRequest (authz.CheckHeader, authz.WireRequest). Only the
 // propagators' own headers are ever asked for.
-type checkHeaders struct {
-	http *authv3.AttributeContext_HttpRequest
-}
+type headerCarrier func(name string) string
 
-var _ propagation.TextMapCarrier = checkHeaders{}
+var _ propagation.TextMapCarrier = headerCarrier(nil)
 
-func (c checkHeaders) Get(key string) string {
-	if v, ok := c.http.GetHeaders()[key]; ok {
-		return v
-	}
-	for _, h := range c.http.GetHeaderMap().GetHeaders() {
-		if !strings.EqualFold(h.GetKey(), key) {
-			continue
-		}
-		if v := h.GetValue(); v != "" {
-			return v
-		}
-		return string(h.GetRawValue())
-	}
-	return ""
-}
+func (h headerCarrier) Get(key string) string { return h(key) }
 
 // Set is never called: the server extracts, it does not inject.
-func (checkHeaders) Set(string, string) {}
+func (headerCarrier) Set(string, string) {}
+
+// Keys is not needed by the W3C and B3 propagators.
+func (headerCarrier) Keys() []string { return nil }
 
 // traceHeaders are every header the tracer's propagators may read when they
 // extract (W3C trace context, B3 single and multiple headers): the headers
 // a RegisterWire server keeps for it (GRPCOptions.ExtraHeaders).
 // TestTraceHeadersCoverPropagators checks the list against the propagators.
 var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
-
-// wireHeaders reads the trace headers from the request a RegisterWire
-// server hands to interceptors.
-type wireHeaders struct{ r authz.WireRequest }
-
-var _ propagation.TextMapCarrier = wireHeaders{}
-
-func (w wireHeaders) Get(key string) string { return w.r.Header(key) }
-func (wireHeaders) Set(string, string)      {}
-func (wireHeaders) Keys() []string          { return nil }
-
-// Keys is not needed by the W3C and B3 propagators.
-func (checkHeaders) Keys() []string { return nil }
 
 // metadataCarrier reads trace headers from incoming gRPC metadata.
 type metadataCarrier metadata.MD
