@@ -274,7 +274,7 @@ func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 	writeJSONValue(w, http.StatusOK, struct {
 		Authorization string `json:"authorization"`
 		RouteClass    string `json:"routeClass"`
-	}{"Bearer " + d.Credential(), string(d.Route.Class)})
+	}{bearer(d.Credential()), string(d.Route.Class)})
 }
 
 // writeAPIDeny answers a deny of the API: the status, JSON body and

@@ -155,6 +155,29 @@ func agreedHeader(h http.Header, form valueForm, names ...string) (string, bool)
 	return agree(form, nil, lists...)
 }
 
+// credentialHeader is the header an allow sets, to bearer(credential),
+// replacing whatever the container sent (docs/decisions.md section 5).
+const credentialHeader = "authorization"
+
+// bearerPrefix starts an allow's credentialHeader value; bearer writes it,
+// and appendOK (wirecodec.go) appends the same two parts.
+const bearerPrefix = "Bearer "
+
+// bearer is the value of credentialHeader that carries credential.
+func bearer(credential string) string { return bearerPrefix + credential }
+
+// removedOnAllow lists the headers an allow removes (docs/decisions.md
+// section 5): the capability header, and identityHeader when the caller's
+// identity came from a header ("" when it did not). Never
+// credentialHeader, which an allow sets: Envoy removes after it sets
+// (section 7).
+func removedOnAllow(capHeader, identityHeader string) []string {
+	if identityHeader == "" {
+		return []string{capHeader}
+	}
+	return []string{capHeader, identityHeader}
+}
+
 // validHeaderName reports whether name is an RFC 9110 token.
 func validHeaderName(name string) bool {
 	if name == "" {

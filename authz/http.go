@@ -57,6 +57,9 @@ type HTTPHandler struct {
 	identityHeader string // lower case
 	capHeader      string // lower case
 	upstreamScheme string
+	// envoyRemove is the headerEnvoyRemove value of an allow: the
+	// removedOnAllow headers, comma-separated.
+	envoyRemove string
 }
 
 // NewHTTPHandler returns the HTTP authorization adapter. Any other path,
@@ -79,7 +82,8 @@ func NewHTTPHandler(core *Authorizer, opts HTTPOptions) (*HTTPHandler, error) {
 	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
 		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	return &HTTPHandler{core: core, identityHeader: idHeader, capHeader: capHeader, upstreamScheme: opts.UpstreamScheme}, nil
+	return &HTTPHandler{core: core, identityHeader: idHeader, capHeader: capHeader, upstreamScheme: opts.UpstreamScheme,
+		envoyRemove: strings.Join(removedOnAllow(capHeader, idHeader), ",")}, nil
 }
 
 // ServeHTTP dispatches on the raw request target. It does not use
@@ -171,10 +175,10 @@ func (h *HTTPHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bo
 		return
 	}
 	hd := w.Header()
-	hd.Set("Authorization", "Bearer "+d.Credential())
+	hd.Set(credentialHeader, bearer(d.Credential()))
 	hd.Set(HeaderRouteClass, string(d.Route.Class))
 	if envoy {
-		hd.Set(headerEnvoyRemove, h.capHeader+","+h.identityHeader)
+		hd.Set(headerEnvoyRemove, h.envoyRemove)
 	}
 	w.WriteHeader(http.StatusOK)
 }
