@@ -135,7 +135,7 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, er
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.core.recordPanic(protocolGRPC, p)
+			s.core.recordPanic(ProtocolGRPC, p)
 			d, err = Decision{Reason: ReasonConfigurationError}, nil
 		}
 	}()
@@ -146,7 +146,7 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, er
 // attributes, with headers read from both the headers map and the raw
 // header_map.
 func (s *GRPCServer) input(f *checkFields) Input {
-	in := Input{Protocol: protocolGRPC}
+	in := Input{Protocol: ProtocolGRPC}
 	if !f.hasHTTP {
 		return in
 	}

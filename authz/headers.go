@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -205,11 +206,21 @@ var reservedHeaders = map[string]bool{
 	"proxy-authorization": true, "x-envoy-auth-headers-to-remove": true,
 }
 
+// traceHeaders are the trace context headers: W3C trace context, and B3
+// single and multiple.
+var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
+
+// TraceHeaders returns the trace context headers (W3C trace context, B3
+// single and multiple): what a tracing interceptor of a RegisterWire
+// server reads (GRPCOptions.ExtraHeaders). No identity is ever read from
+// one (proxyHeaders).
+func TraceHeaders() []string { return slices.Clone(traceHeaders) }
+
 // proxyHeaders are set or appended by proxies on the way (an entry ending in
-// "-" stands for every name with that prefix): a client can send them, and a
-// proxy adds to them rather than replacing them, so none can be trusted to
-// carry an identity.
-var proxyHeaders = []string{"forwarded", "x-forwarded-", "x-real-ip", "via", "x-envoy-", "x-request-id", "traceparent", "tracestate", "b3", "x-b3-"}
+// "-" stands for every name with that prefix, here every B3 header, known
+// or not): a client can send them, and a proxy adds to them rather than
+// replacing them, so none can be trusted to carry an identity.
+var proxyHeaders = append([]string{"forwarded", "x-forwarded-", "x-real-ip", "via", "x-envoy-", "x-request-id", "x-b3-"}, traceHeaders...)
 
 // CanonicalCapabilityHeader validates a dedicated capability header name and
 // returns it lower-case; "" means DefaultCapabilityHeader.

@@ -29,7 +29,7 @@ func newRevocableCore(t testing.TB, store revocation.Store, log *testsupport.Loc
 }
 
 func decideCap(core *Authorizer, token, caller string) Decision {
-	return core.Decide(Input{Protocol: protocolGRPC, Complete: true, Method: "GET", Scheme: "https",
+	return core.Decide(Input{Protocol: ProtocolGRPC, Complete: true, Method: "GET", Scheme: "https",
 		Authority: "api.kilo.example", Path: "/api/x", Capability: []string{token}, CallerID: caller})
 }
 

@@ -119,7 +119,7 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (w *wireCheck) read(data mem.BufferSlice) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			w.s.core.recordPanic(protocolGRPC, p)
+			w.s.core.recordPanic(ProtocolGRPC, p)
 			err = errWire
 		}
 	}()

@@ -15,7 +15,7 @@ import (
 )
 
 // checkSpanName names every Check span (rpc.service/rpc.method).
-const checkSpanName = "envoy.service.auth.v3.Authorization/Check"
+const checkSpanName = authz.ServiceName + "/Check"
 
 // unary is a gRPC unary interceptor that wraps each Check in a server span.
 // The parent is the original request's trace context, which Envoy's
@@ -44,9 +44,9 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if !span.IsRecording() {
 		return resp, err // not sampled: no attributes to build
 	}
-	span.SetAttributes(t.commonAttrs(protocolGRPCName,
+	span.SetAttributes(t.commonAttrs(authz.ProtocolGRPC,
 		attribute.String("rpc.system", "grpc"),
-		attribute.String("rpc.service", "envoy.service.auth.v3.Authorization"),
+		attribute.String("rpc.service", authz.ServiceName),
 		attribute.String("rpc.method", "Check"))...)
 	code := status.Code(err)
 	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
@@ -62,10 +62,6 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	return resp, err
 }
-
-// protocolGRPCName is the protocol attribute of a Check span, as the
-// decision log names it.
-const protocolGRPCName = "grpc"
 
 // checkResponseAttrs reads the decision from a CheckResponse: status.code
 // OK is an allow, whose dynamic metadata carries the route class and the
@@ -110,12 +106,6 @@ func (headerCarrier) Set(string, string) {}
 
 // Keys is not needed by the W3C and B3 propagators.
 func (headerCarrier) Keys() []string { return nil }
-
-// traceHeaders are every header the tracer's propagators may read when they
-// extract (W3C trace context, B3 single and multiple headers): the headers
-// a RegisterWire server keeps for it (GRPCOptions.ExtraHeaders).
-// TestTraceHeadersCoverPropagators checks the list against the propagators.
-var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
 
 // metadataCarrier reads trace headers from incoming gRPC metadata.
 type metadataCarrier metadata.MD

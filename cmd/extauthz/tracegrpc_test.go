@@ -38,7 +38,7 @@ func TestTraceParentReadAsAuthzReads(t *testing.T) {
 
 	t.Run("RegisterWire", func(t *testing.T) {
 		f.exp.Reset()
-		srv, err := authz.NewGRPCServer(f.app.core, authz.GRPCOptions{ExtraHeaders: traceHeaders})
+		srv, err := authz.NewGRPCServer(f.app.core, authz.GRPCOptions{ExtraHeaders: authz.TraceHeaders()})
 		if err != nil {
 			t.Fatal(err)
 		}
