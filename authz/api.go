@@ -111,8 +111,10 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve guards an API endpoint: authorised, the method, body within bounds.
 func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, []byte)) {
-	// The server has no ReadTimeout (the authorization endpoints serve
-	// long-lived proxy connections): bound the body read here, including
+	// The listener's ReadTimeout (30 s in serve: httpReadTimeout in
+	// cmd/extauthz/limits.go) bounds reading a whole request; an API body
+	// is held to the shorter apiBodyTimeout here, and to it alone where
+	// APIHandler is served without a ReadTimeout. The deadline also bounds
 	// the discard of an unread body after an early answer. Not every
 	// ResponseWriter supports it (httptest), hence the ignored error.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(apiBodyTimeout))
