@@ -9,7 +9,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/extauthz/extauthz/authz"
 )
@@ -42,14 +41,16 @@ func TestTraceParentReadAsAuthzReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// As serve registers it: the wire codec, the tracer's interceptor.
 		gs := grpc.NewServer(authz.WireServerOption(), grpc.ChainUnaryInterceptor(f.tr.unary))
 		authz.RegisterWire(gs, srv)
-		ln := bufconn.Listen(1 << 20)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
 		go gs.Serve(ln)
 		t.Cleanup(gs.Stop)
-		conn, err := grpc.NewClient("passthrough:///bufconn",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
 		}
