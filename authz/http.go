@@ -159,13 +159,17 @@ func (h *HTTPHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bo
 		return
 	}
 	hd := w.Header()
-	hd.Set(credentialHeader, bearer(d.Credential()))
+	hd.Set(credentialHeaderKey, bearer(d.Credential()))
 	hd.Set(HeaderRouteClass, string(d.Route.Class))
 	if envoy {
 		hd.Set(headerEnvoyRemove, h.envoyRemove)
 	}
 	w.WriteHeader(http.StatusOK)
 }
+
+// credentialHeaderKey is credentialHeader in http.Header's canonical form,
+// which Header.Set keeps without allocating.
+var credentialHeaderKey = http.CanonicalHeaderKey(credentialHeader)
 
 // writeDeny answers a deny: the status, JSON body and challenge of the reason
 // table, and the reason slug as a header.
