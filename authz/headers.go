@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"slices"
 	"strings"
@@ -90,7 +91,7 @@ func agree(form valueForm, pick func(string) (string, bool), lists ...[]string) 
 // read, the map first. A header_map entry stands for its raw_value and its
 // value: when they differ, that is two values, so that the ambiguity is
 // seen rather than settled by picking one. This is the one reader: the
-// decoded message is read by headerValues, its encoding by wire.go with
+// decoded message is read by headerValueSeq, its encoding by wire.go with
 // headerMapKey and entryValues, and the two are held equal by
 // FuzzWireFields.
 
@@ -111,20 +112,38 @@ func entryValues[T string | []byte](value, raw T) (v [2]T, n int) {
 	return [2]T{raw, value}, 2
 }
 
-// headerValues returns every value of the lower-case header name in a
+// headerValueSeq yields every value of the lower-case header name in a
 // decoded CheckRequest's HTTP attributes, in order.
-func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
-	var out []string
-	if v, ok := http.GetHeaders()[name]; ok {
-		out = append(out, v)
-	}
-	for _, h := range http.GetHeaderMap().GetHeaders() {
-		if headerMapKey(h.GetKey(), name) {
+func headerValueSeq(http *authv3.AttributeContext_HttpRequest, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if v, ok := http.GetHeaders()[name]; ok && !yield(v) {
+			return
+		}
+		for _, h := range http.GetHeaderMap().GetHeaders() {
+			if !headerMapKey(h.GetKey(), name) {
+				continue
+			}
 			v, n := entryValues(h.GetValue(), string(h.GetRawValue()))
-			out = append(out, v[:n]...)
+			for _, x := range v[:n] {
+				if !yield(x) {
+					return
+				}
+			}
 		}
 	}
-	return out
+}
+
+// headerValues returns every value headerValueSeq yields.
+func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
+	return slices.Collect(headerValueSeq(http, name))
+}
+
+// firstHeaderValue is the first value headerValueSeq yields, or "".
+func firstHeaderValue(http *authv3.AttributeContext_HttpRequest, name string) string {
+	for v := range headerValueSeq(http, name) {
+		return v
+	}
+	return ""
 }
 
 // CheckHeader returns the first value of the lower-case header name in
@@ -136,14 +155,6 @@ func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []stri
 // The decision never reads a header this way: it needs every value.
 func CheckHeader(req *authv3.CheckRequest, name string) string {
 	return firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), name)
-}
-
-// firstHeaderValue is headerValues' first value, or "".
-func firstHeaderValue(http *authv3.AttributeContext_HttpRequest, name string) string {
-	if v := headerValues(http, name); len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
 
 // agreedHeader is agree over every value of the named request headers.

@@ -26,12 +26,12 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if info.FullMethod != checkMethod {
 		return handler(ctx, req)
 	}
-	carrier := headerCarrier(func(string) string { return "" })
+	var carrier propagation.TextMapCarrier = (*checkCarrier)(nil)
 	switch r := req.(type) {
 	case *authv3.CheckRequest:
-		carrier = func(name string) string { return authz.CheckHeader(r, name) }
+		carrier = (*checkCarrier)(r)
 	case authz.WireRequest: // served by authz.RegisterWire
-		carrier = r.Header
+		carrier = wireCarrier{r}
 	}
 	parent := t.prop.Extract(ctx, carrier)
 	if !trace.SpanContextFromContext(parent).IsValid() {
@@ -91,21 +91,34 @@ func allowAttrs(routeClass, containerID string) []attribute.KeyValue {
 	return attrs
 }
 
-// headerCarrier reads the trace headers of the original request from the
-// Check request an interceptor sees, as authz reads every header of a
-// CheckRequest (authz.CheckHeader, authz.WireRequest). Only the
-// propagators' own headers are ever asked for.
-type headerCarrier func(name string) string
+// checkCarrier and wireCarrier read the trace headers of the original
+// request from the Check request an interceptor sees (a *CheckRequest from
+// Register, a WireRequest from RegisterWire) by authz's one reader of
+// CheckRequest headers (authz.CheckHeader, which WireRequest.Header
+// matches). Only the propagators' own headers are ever asked for. A
+// checkCarrier is the request's own pointer: no allocation per Check.
+type (
+	checkCarrier authv3.CheckRequest
+	wireCarrier  struct{ authz.WireRequest }
+)
 
-var _ propagation.TextMapCarrier = headerCarrier(nil)
+var (
+	_ propagation.TextMapCarrier = (*checkCarrier)(nil)
+	_ propagation.TextMapCarrier = wireCarrier{}
+)
 
-func (h headerCarrier) Get(key string) string { return h(key) }
+func (c *checkCarrier) Get(key string) string {
+	return authz.CheckHeader((*authv3.CheckRequest)(c), key)
+}
 
-// Set is never called: the server extracts, it does not inject.
-func (headerCarrier) Set(string, string) {}
+func (w wireCarrier) Get(key string) string { return w.Header(key) }
 
-// Keys is not needed by the W3C and B3 propagators.
-func (headerCarrier) Keys() []string { return nil }
+// Set is never called: the server extracts, it does not inject; Keys is
+// not needed by the W3C and B3 propagators.
+func (*checkCarrier) Set(string, string) {}
+func (*checkCarrier) Keys() []string     { return nil }
+func (wireCarrier) Set(string, string)   {}
+func (wireCarrier) Keys() []string       { return nil }
 
 // metadataCarrier reads trace headers from incoming gRPC metadata.
 type metadataCarrier metadata.MD
