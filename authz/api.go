@@ -36,13 +36,6 @@ const (
 	apiAuthChallengeFailed = `Bearer realm="extauthz-api", error="invalid_token"`
 )
 
-// IssuePath and RedeemPath are the capability API, guarded by the admin
-// token.
-const (
-	IssuePath  = "/v1/capabilities:issue"
-	RedeemPath = "/v1/capabilities:redeem"
-)
-
 // MinAPITokenLen is the shortest admin token accepted.
 const MinAPITokenLen = 16
 
@@ -91,43 +84,37 @@ func checkAPIToken(tok string) error {
 	return nil
 }
 
-// ServeHTTP serves IssuePath, RedeemPath, RevokePath and RevocationsPath, matched exactly on the raw
-// request path; anything else is 404. A panic is recovered into a
-// capability_configuration_error answer.
+// ServeHTTP serves IssuePath, RedeemPath, RevokePath and RevocationsPath,
+// routed on the raw request target (endpoints.go); anything else is 404.
+// A panic is recovered into a capability_configuration_error answer.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path, _, _ := strings.Cut(requestTarget(r), "?")
-	switch path {
-	case IssuePath:
-		defer h.core.recoverHTTP(w, protocolIssue, writeAPIDeny)
-		startJSON(w)
-		h.serve(w, r, http.MethodPost, h.issue)
-	case RedeemPath:
-		defer h.core.recoverHTTP(w, protocolRedeem, writeAPIDeny)
-		startJSON(w)
-		h.serve(w, r, http.MethodPost, h.redeem)
-	case RevokePath, RevocationsPath:
-		if h.store == nil {
-			startJSON(w)
-			writeJSONError(w, http.StatusNotFound, apiErrNotFound)
-			return
-		}
-		defer h.core.recoverHTTP(w, protocolRevoke, writeAPIDeny)
-		startJSON(w)
-		if path == RevokePath {
-			h.serve(w, r, http.MethodPost, func(w http.ResponseWriter, body []byte) { h.revoke(w, r, body) })
-		} else {
-			h.serve(w, r, http.MethodGet, func(w http.ResponseWriter, _ []byte) { h.list(w, r) })
-		}
-	default:
+	id, _ := endpointOf(r)
+	revocation := id == epRevoke || id == epRevocations
+	if id == epNone || !endpoints[id].API || revocation && h.store == nil {
 		startJSON(w)
 		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
+		return
+	}
+	defer h.core.recoverHTTP(w, endpoints[id].Protocol, writeAPIDeny)
+	startJSON(w)
+	switch id {
+	case epIssue:
+		h.serve(w, r, http.MethodPost, h.issue)
+	case epRedeem:
+		h.serve(w, r, http.MethodPost, h.redeem)
+	case epRevoke:
+		h.serve(w, r, http.MethodPost, func(w http.ResponseWriter, body []byte) { h.revoke(w, r, body) })
+	case epRevocations:
+		h.serve(w, r, http.MethodGet, func(w http.ResponseWriter, _ []byte) { h.list(w, r) })
 	}
 }
 
 // serve guards an API endpoint: authorised, the method, body within bounds.
 func (h *APIHandler) serve(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, []byte)) {
-	// The server has no ReadTimeout (the authorization endpoints serve
-	// long-lived proxy connections): bound the body read here, including
+	// The listener's ReadTimeout (30 s in serve: httpReadTimeout in
+	// cmd/extauthz/limits.go) bounds reading a whole request; an API body
+	// is held to the shorter apiBodyTimeout here, and to it alone where
+	// APIHandler is served without a ReadTimeout. The deadline also bounds
 	// the discard of an unread body after an early answer. Not every
 	// ResponseWriter supports it (httptest), hence the ignored error.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(apiBodyTimeout))
@@ -254,7 +241,7 @@ func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 		return
 	}
 	in := Input{
-		Protocol:   protocolRedeem,
+		Protocol:   ProtocolRedeem,
 		Complete:   true,
 		Method:     v[2],
 		Capability: []string{v[0]},
@@ -274,7 +261,7 @@ func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 	writeJSONValue(w, http.StatusOK, struct {
 		Authorization string `json:"authorization"`
 		RouteClass    string `json:"routeClass"`
-	}{"Bearer " + d.Credential(), string(d.Route.Class)})
+	}{bearer(d.Credential()), string(d.Route.Class)})
 }
 
 // writeAPIDeny answers a deny of the API: the status, JSON body and

@@ -14,14 +14,16 @@ import (
 	"github.com/extauthz/extauthz/revocation"
 )
 
-// Protocol names recorded in logs and metrics, one per adapter endpoint.
+// Protocol names, one per adapter endpoint: the protocol of decision logs
+// and metrics, and of the binary's spans. The HTTP listener's endpoints
+// carry theirs in their Endpoint (endpoints.go).
 const (
-	protocolGRPC    = "grpc"
-	protocolForward = "http-forward"
-	protocolEnvoy   = "http-envoy"
-	protocolIssue   = "api-issue"
-	protocolRedeem  = "api-redeem"
-	protocolRevoke  = "api-revoke"
+	ProtocolGRPC    = "grpc"
+	ProtocolForward = "http-forward"
+	ProtocolEnvoy   = "http-envoy"
+	ProtocolIssue   = "api-issue"
+	ProtocolRedeem  = "api-redeem"
+	ProtocolRevoke  = "api-revoke"
 )
 
 // Input is one authorization question, already extracted from the proxy's

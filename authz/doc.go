@@ -19,9 +19,10 @@
 //   - api.go: APIHandler, the admin capability API (issue, redeem), with
 //     the revocation endpoints in revoke.go.
 //
-// What they share lives in one file each: header rules (headers.go), the
-// reason table (reason.go), caller identity sources (identity.go), JSON
-// answers over HTTP (respond.go).
+// What they share lives in one file each: header rules, the one reader of
+// a CheckRequest's headers included (headers.go), the reason table
+// (reason.go), caller identity sources (identity.go), the HTTP listener's
+// route table (endpoints.go), JSON answers over HTTP (respond.go).
 //
 // Security invariants:
 //   - Fail closed: every error, every unknown input and every ambiguity

@@ -33,8 +33,8 @@ type GRPCServer struct {
 	identity         IdentitySource
 	capabilityHeader string
 	upstreamScheme   string
-	// removeOnAllow is the headers_to_remove of every allow: the capability
-	// header, and the identity header when the identity comes from one.
+	// removeOnAllow is the headers_to_remove of every allow
+	// (removedOnAllow).
 	removeOnAllow []string
 	// slotNames are the headers the adapter reads, by slot (wire.go); the
 	// identity slot is "" unless the identity comes from a header.
@@ -90,17 +90,14 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
 		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	remove := []string{h}
+	idHeader := ""
 	if opts.Identity.Kind == IdentityHeader {
-		remove = append(remove, opts.Identity.Key)
+		idHeader = opts.Identity.Key
 	}
 	s := &GRPCServer{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme,
-		removeOnAllow: slices.Clip(remove)}
+		removeOnAllow: removedOnAllow(h, idHeader)}
 	s.slotNames = [numSlots]string{slotAuthority: ":authority", slotPath: ":path", slotScheme: ":scheme",
-		slotAuthorization: "authorization", slotCapability: h}
-	if opts.Identity.Kind == IdentityHeader {
-		s.slotNames[slotIdentity] = opts.Identity.Key
-	}
+		slotAuthorization: credentialHeader, slotCapability: h, slotIdentity: idHeader}
 	if len(opts.ExtraHeaders) > MaxExtraHeaders {
 		return nil, fmt.Errorf("authz: %d extra headers; at most %d", len(opts.ExtraHeaders), MaxExtraHeaders)
 	}
@@ -138,7 +135,7 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, er
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.core.recordPanic(protocolGRPC, p)
+			s.core.recordPanic(ProtocolGRPC, p)
 			d, err = Decision{Reason: ReasonConfigurationError}, nil
 		}
 	}()
@@ -149,7 +146,7 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, er
 // attributes, with headers read from both the headers map and the raw
 // header_map.
 func (s *GRPCServer) input(f *checkFields) Input {
-	in := Input{Protocol: protocolGRPC}
+	in := Input{Protocol: ProtocolGRPC}
 	if !f.hasHTTP {
 		return in
 	}
@@ -190,37 +187,9 @@ func (s *GRPCServer) input(f *checkFields) Input {
 	return in
 }
 
-// headerValues returns every value of the lower-case header name found in
-// the headers map and in header_map (value and raw_value: an entry that
-// carries both, differently, is ambiguous and must be seen as two values).
-func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
-	var out []string
-	if v, ok := http.GetHeaders()[name]; ok {
-		out = append(out, v)
-	}
-	for _, h := range http.GetHeaderMap().GetHeaders() {
-		if !strings.EqualFold(h.GetKey(), name) {
-			continue
-		}
-		raw, v := h.GetRawValue(), h.GetValue()
-		switch {
-		case len(raw) == 0:
-			out = append(out, v)
-		case v == "" || v == string(raw):
-			out = append(out, string(raw))
-		default:
-			out = append(out, string(raw), v)
-		}
-	}
-	return out
-}
-
-// The header an allow sets.
-const (
-	credentialHeader = "authorization"
-	bearerPrefix     = "Bearer "
-	credentialAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-)
+// credentialAction is how an allow sets credentialHeader: replacing the
+// container's (docs/decisions.md section 7).
+const credentialAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 
 // metadata is the dynamic metadata of an allow, in the order it is encoded.
 func (d *Decision) metadata() [5][2]string {
@@ -249,10 +218,15 @@ type okParts struct {
 	strs    [5]structpb.Value_StringValue
 }
 
+// okResponse is the allow of d (docs/decisions.md section 5): status OK,
+// credentialHeader set to bearer(credential) with credentialAction, the
+// removeOnAllow headers removed, and d's metadata. It is the one
+// definition of an allow over gRPC: appendOK encodes the same message
+// directly, and FuzzAppendOK and TestAppendOKLengths hold the two equal.
 func (s *GRPCServer) okResponse(d Decision) *authv3.CheckResponse {
 	p := new(okParts)
 	p.status.Code = int32(codes.OK)
-	p.header = corev3.HeaderValue{Key: credentialHeader, Value: bearerPrefix + d.Credential()}
+	p.header = corev3.HeaderValue{Key: credentialHeader, Value: bearer(d.Credential())}
 	p.option.Header = &p.header
 	p.option.AppendAction = credentialAction
 	p.options[0] = &p.option

@@ -7,18 +7,6 @@ import (
 	"strings"
 )
 
-// Paths served by the HTTP authorization handler.
-const (
-	// ForwardPath is the forward-auth endpoint (nginx auth_request, Traefik
-	// forwardAuth, Caddy forward_auth): the original request is described by
-	// X-Forwarded-* / X-Original-* headers.
-	ForwardPath = "/v1/authz/forward"
-	// EnvoyPathPrefix is the Envoy ext_authz http_service endpoint: Envoy
-	// sends the original method, authority and headers, and the original path
-	// after this prefix (http_service.path_prefix).
-	EnvoyPathPrefix = "/v1/authz/envoy"
-)
-
 // Response headers of the authorization endpoints.
 const (
 	// HeaderRouteClass carries the route class of an allow, for access logs.
@@ -57,6 +45,9 @@ type HTTPHandler struct {
 	identityHeader string // lower case
 	capHeader      string // lower case
 	upstreamScheme string
+	// envoyRemove is the headerEnvoyRemove value of an allow: the
+	// removedOnAllow headers, comma-separated.
+	envoyRemove string
 }
 
 // NewHTTPHandler returns the HTTP authorization adapter. Any other path,
@@ -79,31 +70,28 @@ func NewHTTPHandler(core *Authorizer, opts HTTPOptions) (*HTTPHandler, error) {
 	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
 		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	return &HTTPHandler{core: core, identityHeader: idHeader, capHeader: capHeader, upstreamScheme: opts.UpstreamScheme}, nil
+	return &HTTPHandler{core: core, identityHeader: idHeader, capHeader: capHeader, upstreamScheme: opts.UpstreamScheme,
+		envoyRemove: strings.Join(removedOnAllow(capHeader, idHeader), ",")}, nil
 }
 
-// ServeHTTP dispatches on the raw request target. It does not use
-// http.ServeMux, which cleans paths and redirects: the Envoy endpoint must see
-// the original path exactly as received, dot segments and double slashes
-// included, so that the policy can reject them.
+// ServeHTTP serves ForwardPath and EnvoyPathPrefix, routed on the raw
+// request target (endpoints.go); anything else is 404.
 //
 // A panic is recovered into a capability_configuration_error deny, with
 // every header set so far dropped (an allow may have set Authorization).
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	uri := requestTarget(r)
-	path, _, _ := strings.Cut(uri, "?")
-	switch {
-	case path == ForwardPath:
-		defer h.core.recoverHTTP(w, protocolForward, writeDeny)
-		startJSON(w)
-		h.decideAndRespond(w, h.forwardInput(r), false)
-	case strings.HasPrefix(uri, EnvoyPathPrefix):
-		defer h.core.recoverHTTP(w, protocolEnvoy, writeDeny)
-		startJSON(w)
-		h.decideAndRespond(w, h.envoyInput(r, uri[len(EnvoyPathPrefix):]), true)
-	default:
+	id, rest := endpointOf(r)
+	if id != epForward && id != epEnvoy {
 		startJSON(w)
 		writeJSONError(w, http.StatusNotFound, "not_found")
+		return
+	}
+	defer h.core.recoverHTTP(w, endpoints[id].Protocol, writeDeny)
+	startJSON(w)
+	if id == epForward {
+		h.decideAndRespond(w, h.forwardInput(r), false)
+	} else {
+		h.decideAndRespond(w, h.envoyInput(r, rest), true)
 	}
 }
 
@@ -111,7 +99,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // A required attribute that is missing, or given twice with different values,
 // leaves Complete false: the decision is invalid_upstream_url (fail closed).
 func (h *HTTPHandler) forwardInput(r *http.Request) Input {
-	in := h.commonInput(r, protocolForward)
+	in := h.commonInput(r, ProtocolForward)
 	method, ok1 := agreedHeader(r.Header, listForm, "X-Forwarded-Method", "X-Original-Method")
 	if method == "" {
 		// nginx's auth_request subrequest carries the original method itself.
@@ -131,7 +119,7 @@ func (h *HTTPHandler) forwardInput(r *http.Request) Input {
 // envoyInput describes the original request of an Envoy http_service check:
 // method and authority as received, the path after the prefix.
 func (h *HTTPHandler) envoyInput(r *http.Request, path string) Input {
-	in := h.commonInput(r, protocolEnvoy)
+	in := h.commonInput(r, ProtocolEnvoy)
 	scheme, ok := h.scheme(r.Header)
 	in.Method, in.Scheme, in.Authority, in.Path = r.Method, scheme, r.Host, path
 	// An empty path or one that does not start with "/" is left to the
@@ -171,13 +159,17 @@ func (h *HTTPHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bo
 		return
 	}
 	hd := w.Header()
-	hd.Set("Authorization", "Bearer "+d.Credential())
+	hd.Set(credentialHeaderKey, bearer(d.Credential()))
 	hd.Set(HeaderRouteClass, string(d.Route.Class))
 	if envoy {
-		hd.Set(headerEnvoyRemove, h.capHeader+","+h.identityHeader)
+		hd.Set(headerEnvoyRemove, h.envoyRemove)
 	}
 	w.WriteHeader(http.StatusOK)
 }
+
+// credentialHeaderKey is credentialHeader in http.Header's canonical form,
+// which Header.Set keeps without allocating.
+var credentialHeaderKey = http.CanonicalHeaderKey(credentialHeader)
 
 // writeDeny answers a deny: the status, JSON body and challenge of the reason
 // table, and the reason slug as a header.

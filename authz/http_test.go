@@ -331,7 +331,7 @@ func TestHTTPDecidesOnceAndLogsNoSecret(t *testing.T) {
 	doHTTP(t, h, caps, fwd(set("Authorization", "Bearer ${CAP_EXPIRED}")))
 	doHTTP(t, h, caps, env("POST", "/api/x", nil))
 	doHTTP(t, newAPITestHandler(t, httpSetup{log: &log}), caps, redeemRequestFor(redeemBody(caps["CAP"], "ctr-1", "GET", "https://api.kilo.example/api/x")))
-	want := map[string]int{protocolForward: 2, protocolEnvoy: 1, protocolRedeem: 1}
+	want := map[string]int{ProtocolForward: 2, ProtocolEnvoy: 1, ProtocolRedeem: 1}
 	got := map[string]int{}
 	for line := range strings.Lines(log.String()) {
 		var e map[string]any

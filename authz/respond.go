@@ -7,16 +7,8 @@ import (
 	"github.com/go-json-experiment/json"
 )
 
-// This file holds what the HTTP adapters (HTTPHandler, APIHandler) share:
-// the raw request target, JSON answers and panic recovery.
-
-// requestTarget is the request target as received, never cleaned.
-func requestTarget(r *http.Request) string {
-	if r.RequestURI != "" {
-		return r.RequestURI
-	}
-	return r.URL.RequestURI()
-}
+// This file holds what the HTTP adapters (HTTPHandler, APIHandler) share
+// besides their routing (endpoints.go): JSON answers and panic recovery.
 
 // startJSON sets the headers every answer of an HTTP adapter carries.
 func startJSON(w http.ResponseWriter) {

@@ -9,13 +9,6 @@ import (
 	"github.com/extauthz/extauthz/revocation"
 )
 
-// RevokePath and RevocationsPath are the revocation API, guarded by the
-// admin token like the capability API.
-const (
-	RevokePath      = "/v1/capabilities:revoke"
-	RevocationsPath = "/v1/revocations"
-)
-
 // Revocation listing page sizes.
 const (
 	defaultRevocationPage = 100

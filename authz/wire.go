@@ -87,9 +87,7 @@ func (s *GRPCServer) fieldsOf(req *authv3.CheckRequest) (f checkFields) {
 	if len(s.extraNames) > 0 {
 		f.extra = make([]string, len(s.extraNames))
 		for i, name := range s.extraNames {
-			if v := headerValues(http, name); len(v) > 0 {
-				f.extra[i] = v[0]
-			}
+			f.extra[i] = firstHeaderValue(http, name)
 		}
 	}
 	return f
@@ -318,29 +316,19 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 	if !ok || err != nil {
 		return n, ok, err
 	}
+	// The rule of headerValues (headers.go), on the encoding.
 	for i, name := range r.extraNames {
-		if e := &r.extra[i]; !e.found && strings.EqualFold(string(key), name) {
-			// As headerValues's first value for the entry.
-			e.first, e.found = value, true
-			if len(raw) > 0 {
-				e.first = raw
-			}
+		if e := &r.extra[i]; !e.found && headerMapKey(string(key), name) {
+			v, _ := entryValues(value, raw)
+			e.first, e.found = v[0], true
 		}
 	}
 	for i, name := range r.names {
-		if name == "" || !strings.EqualFold(string(key), name) {
-			continue
-		}
-		// As headerValues: an entry carrying value and raw_value differently
-		// is two values.
-		switch {
-		case len(raw) == 0:
-			r.add(i, value)
-		case len(value) == 0 || string(value) == string(raw):
-			r.add(i, raw)
-		default:
-			r.add(i, raw)
-			r.add(i, value)
+		if name != "" && headerMapKey(string(key), name) {
+			v, n := entryValues(value, raw)
+			for _, x := range v[:n] {
+				r.add(i, x)
+			}
 		}
 	}
 	return n, true, nil

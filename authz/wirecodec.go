@@ -21,7 +21,7 @@ import (
 // path: the request is read from its encoding (wire.go) and an allow is
 // encoded directly; a deny is built and encoded as by Check. The answers
 // are the same as Check's (TestWireMatchesCheck, FuzzWireFields,
-// TestAppendOK).
+// FuzzAppendOK).
 
 // WireServerOption is the grpc.ServerOption that RegisterWire needs: a
 // codec that hands Check's encoding to the adapter and delegates every
@@ -62,9 +62,8 @@ type wireCheck struct {
 // RegisterWire server.
 type WireRequest interface {
 	// Header returns the value of header name, one of the server's
-	// GRPCOptions.ExtraHeaders: the headers map's value, else the first in
-	// header_map (raw_value, else value); "" when absent or not an extra
-	// header.
+	// GRPCOptions.ExtraHeaders, as CheckHeader reads it from the decoded
+	// request; "" when absent or not an extra header.
 	Header(name string) string
 }
 
@@ -120,7 +119,7 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (w *wireCheck) read(data mem.BufferSlice) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			w.s.core.recordPanic(protocolGRPC, p)
+			w.s.core.recordPanic(ProtocolGRPC, p)
 			err = errWire
 		}
 	}()
@@ -165,10 +164,11 @@ func (s *GRPCServer) wireCheck(ctx context.Context, w *wireCheck) (any, error) {
 	return w, nil
 }
 
-// appendOK appends the encoding of okResponse(d) to b: the CheckResponse
-// with an OK status, the credential header, headers_to_remove and the
-// dynamic metadata (field numbers from envoy/service/auth/v3 and
-// google/protobuf/struct.proto).
+// appendOK appends the encoding of okResponse(d) to b, written directly
+// from the same parts (field numbers from envoy/service/auth/v3 and
+// google/protobuf/struct.proto): okResponse defines the allow, and
+// FuzzAppendOK and TestAppendOKLengths hold this encoding to its message
+// for any decision and server set-up.
 func (s *GRPCServer) appendOK(b []byte, d Decision) []byte {
 	cred := d.Credential()
 	header := sizeString(1, credentialHeader) + protowire.SizeTag(2) + protowire.SizeBytes(len(bearerPrefix)+len(cred))

@@ -85,7 +85,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	}
 	grpcOptions := authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme}
 	if o.tracing {
-		grpcOptions.ExtraHeaders = traceHeaders
+		grpcOptions.ExtraHeaders = authz.TraceHeaders()
 	}
 	srv, err := authz.NewGRPCServer(a.core, grpcOptions)
 	if err != nil {

@@ -51,22 +51,16 @@ func (a *app) newHTTPHandler() (http.Handler, error) {
 	return withAPI(proxy, api), nil
 }
 
-// withAPI serves the capability API's paths with api and every other path
-// with proxy. It matches the raw request path exactly, as the handlers do:
-// http.ServeMux would clean the path and redirect, and the Envoy endpoint
-// must see the path as received.
+// withAPI serves the capability API's endpoints with api and every other
+// request with proxy, routed as the handlers route (authz.EndpointOf, on
+// the raw request target).
 func withAPI(proxy, api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := r.RequestURI
-		if target == "" {
-			target = r.URL.RequestURI()
-		}
-		switch path, _, _ := strings.Cut(target, "?"); path {
-		case authz.IssuePath, authz.RedeemPath, authz.RevokePath, authz.RevocationsPath:
+		if ep, ok := authz.EndpointOf(r); ok && ep.API {
 			api.ServeHTTP(w, r)
-		default:
-			proxy.ServeHTTP(w, r)
+			return
 		}
+		proxy.ServeHTTP(w, r)
 	})
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/extauthz/extauthz/authz"
@@ -16,7 +15,7 @@ import (
 )
 
 // checkSpanName names every Check span (rpc.service/rpc.method).
-const checkSpanName = "envoy.service.auth.v3.Authorization/Check"
+const checkSpanName = authz.ServiceName + "/Check"
 
 // unary is a gRPC unary interceptor that wraps each Check in a server span.
 // The parent is the original request's trace context, which Envoy's
@@ -27,12 +26,12 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if info.FullMethod != checkMethod {
 		return handler(ctx, req)
 	}
-	var carrier propagation.TextMapCarrier = checkHeaders{}
+	var carrier propagation.TextMapCarrier = (*checkCarrier)(nil)
 	switch r := req.(type) {
 	case *authv3.CheckRequest:
-		carrier = checkHeaders{r.GetAttributes().GetRequest().GetHttp()}
+		carrier = (*checkCarrier)(r)
 	case authz.WireRequest: // served by authz.RegisterWire
-		carrier = wireHeaders{r}
+		carrier = wireCarrier{r}
 	}
 	parent := t.prop.Extract(ctx, carrier)
 	if !trace.SpanContextFromContext(parent).IsValid() {
@@ -45,9 +44,9 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if !span.IsRecording() {
 		return resp, err // not sampled: no attributes to build
 	}
-	span.SetAttributes(t.commonAttrs(protocolGRPCName,
+	span.SetAttributes(t.commonAttrs(authz.ProtocolGRPC,
 		attribute.String("rpc.system", "grpc"),
-		attribute.String("rpc.service", "envoy.service.auth.v3.Authorization"),
+		attribute.String("rpc.service", authz.ServiceName),
 		attribute.String("rpc.method", "Check"))...)
 	code := status.Code(err)
 	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
@@ -63,10 +62,6 @@ func (t *tracer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	return resp, err
 }
-
-// protocolGRPCName is the protocol attribute of a Check span, as the
-// decision log names it.
-const protocolGRPCName = "grpc"
 
 // checkResponseAttrs reads the decision from a CheckResponse: status.code
 // OK is an allow, whose dynamic metadata carries the route class and the
@@ -96,53 +91,34 @@ func allowAttrs(routeClass, containerID string) []attribute.KeyValue {
 	return attrs
 }
 
-// checkHeaders reads the trace headers of the original request from a
-// CheckRequest's attributes.request.http: the headers map (lower-case
-// names), then header_map (any case; value, else raw_value). Only the
-// propagators' own headers are ever asked for.
-type checkHeaders struct {
-	http *authv3.AttributeContext_HttpRequest
+// checkCarrier and wireCarrier read the trace headers of the original
+// request from the Check request an interceptor sees (a *CheckRequest from
+// Register, a WireRequest from RegisterWire) by authz's one reader of
+// CheckRequest headers (authz.CheckHeader, which WireRequest.Header
+// matches). Only the propagators' own headers are ever asked for. A
+// checkCarrier is the request's own pointer: no allocation per Check.
+type (
+	checkCarrier authv3.CheckRequest
+	wireCarrier  struct{ authz.WireRequest }
+)
+
+var (
+	_ propagation.TextMapCarrier = (*checkCarrier)(nil)
+	_ propagation.TextMapCarrier = wireCarrier{}
+)
+
+func (c *checkCarrier) Get(key string) string {
+	return authz.CheckHeader((*authv3.CheckRequest)(c), key)
 }
 
-var _ propagation.TextMapCarrier = checkHeaders{}
+func (w wireCarrier) Get(key string) string { return w.Header(key) }
 
-func (c checkHeaders) Get(key string) string {
-	if v, ok := c.http.GetHeaders()[key]; ok {
-		return v
-	}
-	for _, h := range c.http.GetHeaderMap().GetHeaders() {
-		if !strings.EqualFold(h.GetKey(), key) {
-			continue
-		}
-		if v := h.GetValue(); v != "" {
-			return v
-		}
-		return string(h.GetRawValue())
-	}
-	return ""
-}
-
-// Set is never called: the server extracts, it does not inject.
-func (checkHeaders) Set(string, string) {}
-
-// traceHeaders are every header the tracer's propagators may read when they
-// extract (W3C trace context, B3 single and multiple headers): the headers
-// a RegisterWire server keeps for it (GRPCOptions.ExtraHeaders).
-// TestTraceHeadersCoverPropagators checks the list against the propagators.
-var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
-
-// wireHeaders reads the trace headers from the request a RegisterWire
-// server hands to interceptors.
-type wireHeaders struct{ r authz.WireRequest }
-
-var _ propagation.TextMapCarrier = wireHeaders{}
-
-func (w wireHeaders) Get(key string) string { return w.r.Header(key) }
-func (wireHeaders) Set(string, string)      {}
-func (wireHeaders) Keys() []string          { return nil }
-
-// Keys is not needed by the W3C and B3 propagators.
-func (checkHeaders) Keys() []string { return nil }
+// Set is never called: the server extracts, it does not inject; Keys is
+// not needed by the W3C and B3 propagators.
+func (*checkCarrier) Set(string, string) {}
+func (*checkCarrier) Keys() []string     { return nil }
+func (wireCarrier) Set(string, string)   {}
+func (wireCarrier) Keys() []string       { return nil }
 
 // metadataCarrier reads trace headers from incoming gRPC metadata.
 type metadataCarrier metadata.MD

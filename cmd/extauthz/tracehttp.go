@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"net/http"
-	"strings"
 
 	"github.com/go-json-experiment/json"
 	"go.opentelemetry.io/otel/attribute"
@@ -14,43 +13,15 @@ import (
 	"github.com/extauthz/extauthz/authz"
 )
 
-// httpEndpoint is one deciding endpoint of the HTTP listener: its span
-// name, route and protocol attribute (the decision log's names).
-type httpEndpoint struct {
-	span, route, protocol string
-	api                   bool // the capability API: the answer is in the JSON body
-}
-
-var (
-	endpointForward = httpEndpoint{"extauthz forward-auth", authz.ForwardPath, "http-forward", false}
-	endpointEnvoy   = httpEndpoint{"extauthz envoy http_service", authz.EnvoyPathPrefix + "/*", "http-envoy", false}
-	endpointIssue   = httpEndpoint{"extauthz issue", authz.IssuePath, "api-issue", true}
-	endpointRedeem  = httpEndpoint{"extauthz redeem", authz.RedeemPath, "api-redeem", true}
-	endpointRevoke  = httpEndpoint{"extauthz revoke", authz.RevokePath, "api-revoke", true}
-)
-
-// endpointOf is the endpoint a request is for, matched on the raw target as
-// the handlers match it; nil for a path that decides nothing (a 404), which
-// gets no span.
-func endpointOf(r *http.Request) *httpEndpoint {
-	target := r.RequestURI
-	if target == "" {
-		target = r.URL.RequestURI()
+// httpSpanNames are the span names of the HTTP listener's endpoints, by
+// authz.Endpoint.Name, made once.
+var httpSpanNames = func() map[string]string {
+	names := map[string]string{}
+	for _, ep := range authz.Endpoints() {
+		names[ep.Name] = "extauthz " + ep.Name
 	}
-	switch path, _, _ := strings.Cut(target, "?"); {
-	case path == authz.ForwardPath:
-		return &endpointForward
-	case path == authz.IssuePath:
-		return &endpointIssue
-	case path == authz.RedeemPath:
-		return &endpointRedeem
-	case path == authz.RevokePath:
-		return &endpointRevoke
-	case strings.HasPrefix(target, authz.EnvoyPathPrefix):
-		return &endpointEnvoy
-	}
-	return nil
-}
+	return names
+}()
 
 // knownMethods keeps http.request.method bounded, as the OpenTelemetry
 // HTTP conventions ask: anything else is _OTHER.
@@ -60,21 +31,23 @@ var httpMethods = map[string]bool{
 	http.MethodConnect: true, http.MethodTrace: true,
 }
 
-// middleware wraps the HTTP listener's handler: a server span per decision,
-// child of the W3C or B3 context the request carries. The decision comes
+// middleware wraps the HTTP listener's handler: a server span per request
+// to an endpoint that decides (authz.Endpoint.Decides; a path that decides
+// nothing, a 404, gets none), child of the W3C or B3 context the request
+// carries. The decision comes
 // from the answer: its status code, X-Extauthz-Reason and
 // X-Extauthz-Route-Class, or for the capability API the error slug or
 // routeClass of its JSON body. The query, Authorization, the capability
 // header and the request body are never read.
 func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ep := endpointOf(r)
-		if ep == nil {
+		ep, ok := authz.EndpointOf(r)
+		if !ok || !ep.Decides {
 			next.ServeHTTP(w, r)
 			return
 		}
 		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := t.tr.Start(ctx, ep.span, trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span := t.tr.Start(ctx, httpSpanNames[ep.Name], trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		if !span.IsRecording() {
 			next.ServeHTTP(w, r.WithContext(ctx)) // not sampled: nothing to note
@@ -84,8 +57,8 @@ func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handl
 		if !httpMethods[method] {
 			method = "_OTHER"
 		}
-		attrs := t.commonAttrs(ep.protocol, attribute.String("http.route", ep.route), attribute.String("http.request.method", method))
-		if identityHeader != "" && !ep.api {
+		attrs := t.commonAttrs(ep.Protocol, attribute.String("http.route", ep.Route), attribute.String("http.request.method", method))
+		if identityHeader != "" && !ep.API {
 			if v := r.Header.Values(identityHeader); len(v) == 1 {
 				if kv, ok := containerIDAttr(v[0]); ok {
 					attrs = append(attrs, kv)
@@ -93,7 +66,7 @@ func (t *tracer) middleware(next http.Handler, identityHeader string) http.Handl
 			}
 		}
 		span.SetAttributes(attrs...)
-		rw := &spanWriter{ResponseWriter: w, api: ep.api}
+		rw := &spanWriter{ResponseWriter: w, api: ep.API}
 		next.ServeHTTP(rw, r.WithContext(ctx))
 		rw.record(span)
 	})

@@ -136,8 +136,9 @@ func TestTracingExportsOTLP(t *testing.T) {
 			if tc.flushAtExit {
 				stopServe(t, p)
 			}
-			spans, service := waitSpans(t, col, checkSpanName, endpointForward.span)
-			if fs := spans[endpointForward.span]; hex.EncodeToString(fs.GetTraceId()) != b3TraceID || hex.EncodeToString(fs.GetParentSpanId()) != b3SpanID {
+			const forwardSpan = "extauthz forward-auth"
+			spans, service := waitSpans(t, col, checkSpanName, forwardSpan)
+			if fs := spans[forwardSpan]; hex.EncodeToString(fs.GetTraceId()) != b3TraceID || hex.EncodeToString(fs.GetParentSpanId()) != b3SpanID {
 				t.Errorf("forward span trace %x parent %x; want %s %s", fs.GetTraceId(), fs.GetParentSpanId(), b3TraceID, b3SpanID)
 			}
 			span := spans[checkSpanName]

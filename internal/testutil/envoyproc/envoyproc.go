@@ -194,28 +194,53 @@ func (c *Config) Cluster(name string) (map[string]any, error) {
 // for a config under test.
 func (c *Config) RemoveHTTPFilter(name string) int {
 	n := 0
-	for _, l := range list(dig(c.doc, "static_resources", "listeners")) {
-		for _, fc := range list(dig(l, "filter_chains")) {
-			for _, f := range list(dig(fc, "filters")) {
-				hcm, ok := dig(f, "typed_config").(map[string]any)
-				if !ok {
-					continue
-				}
-				var keep []any
-				for _, hf := range list(hcm["http_filters"]) {
-					if dig(hf, "name") == name {
-						n++
-						continue
-					}
-					keep = append(keep, hf)
-				}
-				if hcm["http_filters"] != nil {
-					hcm["http_filters"] = keep
-				}
+	for _, hcm := range c.connectionManagers() {
+		var keep []any
+		for _, hf := range list(hcm["http_filters"]) {
+			if dig(hf, "name") == name {
+				n++
+				continue
+			}
+			keep = append(keep, hf)
+		}
+		if hcm["http_filters"] != nil {
+			hcm["http_filters"] = keep
+		}
+	}
+	return n
+}
+
+// SetHTTPFilterOption sets the field key of the typed_config of every HTTP
+// filter called name to value (one of the filter's documented options,
+// such as ext_authz's encode_raw_headers) and reports how many filters it
+// changed.
+func (c *Config) SetHTTPFilterOption(name, key string, value any) int {
+	n := 0
+	for _, hcm := range c.connectionManagers() {
+		for _, hf := range list(hcm["http_filters"]) {
+			if tc, ok := dig(hf, "typed_config").(map[string]any); ok && dig(hf, "name") == name {
+				tc[key] = value
+				n++
 			}
 		}
 	}
 	return n
+}
+
+// connectionManagers returns the typed_config of every network filter of
+// every listener that has one: the HTTP connection managers.
+func (c *Config) connectionManagers() []map[string]any {
+	var out []map[string]any
+	for _, l := range list(dig(c.doc, "static_resources", "listeners")) {
+		for _, fc := range list(dig(l, "filter_chains")) {
+			for _, f := range list(dig(fc, "filters")) {
+				if hcm, ok := dig(f, "typed_config").(map[string]any); ok {
+					out = append(out, hcm)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // SetAdmin moves the admin listener to host:port (0: any port; Start reads
