@@ -26,7 +26,7 @@ func TestRemoveHTTPFilter(t *testing.T) {
 }
 
 func TestSetHTTPFilterOption(t *testing.T) {
-	cfg, err := Load("../../envoy/envoy.yaml")
+	cfg, err := Load("../../../deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
