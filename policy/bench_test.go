@@ -9,13 +9,13 @@ func BenchmarkClassify(b *testing.B) {
 		name string
 		req  Request
 	}{
-		{"provider_model", Request{"https", "app.example.com", "/api/openrouter/v1/chat/completions"}},
-		{"organization_models", Request{"https", "app.example.com", "/api/organizations/org-1/models"}},
-		{"session_ingest", Request{"https", "app.example.com", "/api/session/sess-1/ingest"}},
-		{"backend_api", Request{"https", "app.example.com", "/api/profile?fields=a%2Cb"}},
-		{"backend_api_encoded", Request{"https", "app.example.com", "/api/files/r%C3%A9sum%C3%A9%20v2"}},
-		{"deny_not_allowed", Request{"https", "app.example.com", "/api/session/sess-2/export"}},
-		{"deny_invalid", Request{"https", "app.example.com", "/api/%2e%2e/x"}},
+		{"provider_model", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/openrouter/v1/chat/completions"}},
+		{"organization_models", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/organizations/org-1/models"}},
+		{"session_ingest", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/session/sess-1/ingest"}},
+		{"backend_api", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/profile?fields=a%2Cb"}},
+		{"backend_api_encoded", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/files/r%C3%A9sum%C3%A9%20v2"}},
+		{"deny_not_allowed", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/session/sess-2/export"}},
+		{"deny_invalid", Request{Scheme: "https", Authority: "app.example.com", Path: "/api/%2e%2e/x"}},
 	}
 	targets := shapes["shared"]
 	for _, bb := range benches {

@@ -128,14 +128,29 @@ func (t *table) guard(r parsedURL, targets *[numTargets]parsedURL, win *route) e
 		if g == win || g.catchAll || g.Guard == GuardNone {
 			continue
 		}
-		if g.Guard == GuardEveryTarget && g.looseShaped(lpath, targets[win.Target].path, baseBuf[:]) {
+		if g.Guard == GuardEveryTarget && g.looseShaped(lpath, winBase(win, targets), baseBuf[:]) {
 			return g.shaped
 		}
-		if tg := &targets[g.Target]; sameServer(r.origin, tg.origin) && g.looseShaped(lpath, tg.path, baseBuf[:]) {
+		tg := &g.origin
+		if !g.fixed {
+			if targets == nil {
+				continue
+			}
+			tg = &targets[g.Target]
+		}
+		if sameServer(r.origin, tg.origin) && g.looseShaped(lpath, tg.path, baseBuf[:]) {
 			return g.shaped
 		}
 	}
 	return nil
+}
+
+// winBase is the base path of the catch-all win.
+func winBase(win *route, targets *[numTargets]parsedURL) string {
+	if win.fixed || targets == nil {
+		return win.origin.path
+	}
+	return targets[win.Target].path
 }
 
 // looseShaped reports whether lpath (a loose form) is at or below one of the

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -45,6 +46,10 @@ type route struct {
 	catchAll bool         // the only pattern is /**
 	shaped   *reasonError // a catch-all refused a path shaped like this route
 	shadowed *reasonError // the path has this route's shape with other values bound
+	method   *reasonError // the path is this route's, the method is not
+	// origin is the parsed Origin of a route that has one (fixed is true).
+	origin parsedURL
+	fixed  bool
 }
 
 // table is a compiled route table.
@@ -53,9 +58,9 @@ type table struct {
 }
 
 // compileTable compiles entries; vars are the variable names a capability
-// binds. It refuses a malformed pattern, an unknown variable, a table whose
-// catch-all is not last in rank (it must be a single /** pattern) and a
-// table with no route.
+// binds (none given: any name, for profiles, whose capabilities carry the
+// variables their routes need). It refuses a malformed pattern or origin, an
+// unknown variable, a route without a credential and a table with no route.
 func compileTable(entries []RouteEntry, vars ...string) (*table, error) {
 	if len(entries) == 0 {
 		return nil, errors.New("policy: route table has no route")
@@ -63,16 +68,27 @@ func compileTable(entries []RouteEntry, vars ...string) (*table, error) {
 	t := &table{routes: make([]route, len(entries))}
 	for i, e := range entries {
 		r := route{RouteEntry: e}
-		if e.Class == "" || e.Target >= numTargets || e.Credential == 0 || e.Guard > GuardNone || len(e.Patterns) == 0 {
-			return nil, fmt.Errorf("policy: route %d (%q): class, target, credential, guard or patterns missing or out of range", i, e.Class)
+		if e.Class == "" || e.Target >= numTargets || (e.Credential == 0) == (e.Slot == "") || e.Guard > GuardNone || len(e.Patterns) == 0 {
+			return nil, fmt.Errorf("policy: route %d (%q): class, target, credential (or slot), guard or patterns missing or out of range", i, e.Class)
 		}
-		for _, src := range e.Patterns {
+		if e.Origin != "" {
+			o, err := parseTarget(e.Origin)
+			if err != nil || o.path != "" {
+				return nil, fmt.Errorf("policy: route %q: origin: want scheme://host[:port]", e.Class)
+			}
+			r.origin, r.fixed = o, true
+		}
+		for j, src := range e.Patterns {
 			p, err := parsePattern(src, vars)
 			if err != nil {
-				return nil, fmt.Errorf("policy: route %q: pattern %q: %w", e.Class, src, err)
+				return nil, &ProfileError{Field: fmt.Sprintf("routes[%d].paths[%d]", i, j), Err: err}
+			}
+			if p.shared > 0 && r.fixed {
+				return nil, &ProfileError{Field: fmt.Sprintf("routes[%d].paths[%d]", i, j), Err: errors.New("[...] is for routes below a target's base path; an exact origin has none")}
 			}
 			r.pats = append(r.pats, p)
 		}
+		r.method = notAllowed("method not allowed on " + string(e.Class))
 		r.catchAll = len(r.pats) == 1 && len(r.pats[0].segs) == 1 && r.pats[0].segs[0].kind == segRest
 		r.shaped = notAllowed("path shaped like " + string(e.Class) + " on a catch-all route")
 		r.shadowed = notAllowed("path shaped like " + string(e.Class) + " with another bound value")
@@ -126,6 +142,9 @@ func parsePattern(src string, vars []string) (pattern, error) {
 	return p, nil
 }
 
+// varName is what a variable may be called.
+var varName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+
 // parseSegments parses "/seg/seg…" (a non-empty string starting with '/').
 func parseSegments(s string, vars []string) ([]segment, error) {
 	if s == "" || s[0] != '/' {
@@ -150,12 +169,15 @@ func parseSegment(text string, vars []string) (segment, error) {
 		return segment{kind: segAny}, nil
 	case strings.HasPrefix(text, "{") && strings.HasSuffix(text, "}"):
 		name := text[1 : len(text)-1]
+		if len(vars) == 0 && varName.MatchString(name) {
+			return segment{kind: segVar, text: name}, nil
+		}
 		for _, v := range vars {
 			if v == name {
 				return segment{kind: segVar, text: name}, nil
 			}
 		}
-		return segment{}, fmt.Errorf("unknown variable {%s}", name)
+		return segment{}, fmt.Errorf("unknown or malformed variable {%s}", name)
 	case text == "" || strings.Trim(text, ".") == "":
 		return segment{}, errors.New("empty or dot segment")
 	}
@@ -298,16 +320,24 @@ func (t *table) outranks(a, b candidate) bool {
 	return false
 }
 
-// classify finds the route for r under the parsed targets: the exact match
-// of highest precedence, unless a path of higher precedence has a route's
-// shape with another value bound (then that route's shadow denies), and,
-// for a catch-all, unless a guard refuses the path.
-func (t *table) classify(r parsedURL, targets *[numTargets]parsedURL, vars []Var) (Route, error) {
+// classify finds the route for r (with method) under the parsed targets
+// (nil for a table whose routes all have exact origins): the exact match of
+// highest precedence, unless a path of higher precedence has a route's shape
+// with another value bound, or is a route's with another method (then that
+// route denies), and, for a catch-all, unless a guard refuses the path.
+func (t *table) classify(r parsedURL, method string, targets *[numTargets]parsedURL, vars []Var) (Route, error) {
 	var best, shadow candidate
-	found, shadowed := false, false
+	var shadowErr *reasonError
+	found := false
 	for i := range t.routes {
 		rt := &t.routes[i]
-		tg := &targets[rt.Target]
+		tg := &rt.origin
+		if !rt.fixed {
+			if targets == nil {
+				continue
+			}
+			tg = &targets[rt.Target]
+		}
 		if !r.origin.equal(tg.origin) || !strings.HasPrefix(r.path, tg.path) {
 			continue
 		}
@@ -320,23 +350,33 @@ func (t *table) classify(r parsedURL, targets *[numTargets]parsedURL, vars []Var
 				continue
 			}
 			c := candidate{route: i, pat: j, k: k, base: tg.path}
-			switch match(rest, p.segs[k:], vars) {
+			m := match(rest, p.segs[k:], vars)
+			if m == exact && len(rt.Methods) > 0 && !containsString(rt.Methods, method) {
+				if shadowErr == nil || t.outranks(c, shadow) {
+					shadow, shadowErr = c, rt.method
+				}
+				continue
+			}
+			switch m {
 			case exact:
 				if !found || t.outranks(c, best) {
 					best, found = c, true
 				}
 			case shapeOnly:
-				if !shadowed || t.outranks(c, shadow) {
-					shadow, shadowed = c, true
+				if shadowErr == nil || t.outranks(c, shadow) {
+					shadow, shadowErr = c, rt.shadowed
 				}
 			}
 		}
 	}
+	if shadowErr != nil && (!found || t.outranks(shadow, best)) {
+		if !found && shadowErr != t.routes[shadow.route].method {
+			return Route{}, errNoRoute
+		}
+		return Route{}, shadowErr
+	}
 	if !found {
 		return Route{}, errNoRoute
-	}
-	if shadowed && t.outranks(shadow, best) {
-		return Route{}, t.routes[shadow.route].shadowed
 	}
 	win := &t.routes[best.route]
 	if win.catchAll {
@@ -344,5 +384,63 @@ func (t *table) classify(r parsedURL, targets *[numTargets]parsedURL, vars []Var
 			return Route{}, err
 		}
 	}
-	return Route{Class: win.Class, Credential: win.Credential}, nil
+	return Route{Class: win.Class, Credential: win.Credential, Slot: win.Slot, Inject: win.Inject}, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAmbiguity refuses a table in which two routes on the same exact
+// origin could take the same request with equal precedence: patterns of the
+// same shape (the same kinds at every position, the same literals where both
+// are literal) whose methods overlap. Routes below capability targets are
+// compared only when they name the same target.
+func (t *table) checkAmbiguity() error {
+	for i := range t.routes {
+		for j := i + 1; j < len(t.routes); j++ {
+			a, b := &t.routes[i], &t.routes[j]
+			if a.fixed != b.fixed || (a.fixed && !a.origin.origin.equal(b.origin.origin)) || (!a.fixed && a.Target != b.Target) {
+				continue
+			}
+			if len(a.Methods) > 0 && len(b.Methods) > 0 && !slicesOverlap(a.Methods, b.Methods) {
+				continue
+			}
+			for pi := range a.pats {
+				for pj := range b.pats {
+					if sameShape(a.pats[pi].segs, b.pats[pj].segs) {
+						return &ProfileError{Field: fmt.Sprintf("routes[%d].paths[%d]", j, pj),
+							Err: fmt.Errorf("takes the same requests as routes[%d].paths[%d] (%s) with equal precedence", i, pi, a.Class)}
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b []segment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].kind != b[i].kind || (a[i].kind == segLiteral && a[i].text != b[i].text) {
+			return false
+		}
+	}
+	return true
+}
+
+func slicesOverlap(a, b []string) bool {
+	for _, v := range a {
+		if containsString(b, v) {
+			return true
+		}
+	}
+	return false
 }

@@ -155,7 +155,7 @@ func (p *Policy) classifyParsed(req Request, pt parsedTargets, targetsErr error,
 		return Route{}, targetsErr
 	}
 	vars := [...]Var{{Name: kiloVar, Value: kiloSessionID}}
-	return kiloTable.classify(r, (*[numTargets]parsedURL)(&pt), vars[:])
+	return kiloTable.classify(r, req.Method, (*[numTargets]parsedURL)(&pt), vars[:])
 }
 
 // Prepared are targets parsed once by Prepare, so that requests under the

@@ -76,6 +76,21 @@ type RouteEntry struct {
 	Patterns []string
 	// Guard keeps the catch-all off this route's paths (see Guard).
 	Guard Guard
+
+	// The fields below are the route language's (profile.go).
+
+	// Origin, when set, is the route's exact origin, scheme://host[:port],
+	// and Target is not used: the route's base path is empty.
+	Origin string
+	// Methods, when set, are the only methods the route takes; a request
+	// with another method on the route's path is denied, never passed to
+	// a less specific route.
+	Methods []string
+	// Slot names the capability's credential the route sends (instead of
+	// Credential, which only kka1 routes use).
+	Slot string
+	// Inject says how the credential is set upstream.
+	Inject Injection
 }
 
 // kiloRoutes is the kka1 route table (docs/decisions.md, section 4.5).

@@ -227,7 +227,7 @@ func TestNewRouteNeedsOnlyItsEntry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		route, err := tb.classify(r, (*[numTargets]parsedURL)(&pt), vars)
+		route, err := tb.classify(r, "", (*[numTargets]parsedURL)(&pt), vars)
 		if got := outcome(route, err); got != want {
 			t.Errorf("classify(%q) = %s; want %s", path, got, want)
 		}

@@ -16,6 +16,9 @@ type Request struct {
 	Scheme    string // "https" or "http"
 	Authority string // host[:port], as received
 	Path      string // raw path including the query, as received
+	// Method is the request's method, for routes that name methods; kka1
+	// routes take any.
+	Method string
 }
 
 // RouteClass names the kind of upstream route an allowed request is for.
@@ -42,8 +45,13 @@ const (
 
 // Route is the result of an allowed classification.
 type Route struct {
-	Class      RouteClass
+	Class RouteClass
+	// Credential is a kka1 route's credential kind.
 	Credential Credential
+	// Slot and Inject are a profile route's credential slot and how it is
+	// set upstream.
+	Slot   string
+	Inject Injection
 }
 
 // Sentinel errors. Classify wraps one of them with non-secret context.

@@ -124,13 +124,13 @@ func TestParseURL(t *testing.T) {
 		want    Request
 		wantErr bool
 	}{
-		{raw: "https://api.example.com/api/x?y=1", want: Request{"https", "api.example.com", "/api/x?y=1"}},
-		{raw: "HTTPS://API.example.com:8443/", want: Request{"https", "API.example.com:8443", "/"}},
-		{raw: "https://api.example.com", want: Request{"https", "api.example.com", "/"}},
-		{raw: "https://api.example.com?x=%zz", want: Request{"https", "api.example.com", "/?x=%zz"}},
-		{raw: "http://localhost:3000/a", want: Request{"http", "localhost:3000", "/a"}},
-		{raw: "http://api.example.com/a", want: Request{"http", "api.example.com", "/a"}}, // dev rule is Classify's
-		{raw: "http://[::1]:3000/a%20b", want: Request{"http", "[::1]:3000", "/a%20b"}},
+		{raw: "https://api.example.com/api/x?y=1", want: Request{Scheme: "https", Authority: "api.example.com", Path: "/api/x?y=1"}},
+		{raw: "HTTPS://API.example.com:8443/", want: Request{Scheme: "https", Authority: "API.example.com:8443", Path: "/"}},
+		{raw: "https://api.example.com", want: Request{Scheme: "https", Authority: "api.example.com", Path: "/"}},
+		{raw: "https://api.example.com?x=%zz", want: Request{Scheme: "https", Authority: "api.example.com", Path: "/?x=%zz"}},
+		{raw: "http://localhost:3000/a", want: Request{Scheme: "http", Authority: "localhost:3000", Path: "/a"}},
+		{raw: "http://api.example.com/a", want: Request{Scheme: "http", Authority: "api.example.com", Path: "/a"}}, // dev rule is Classify's
+		{raw: "http://[::1]:3000/a%20b", want: Request{Scheme: "http", Authority: "[::1]:3000", Path: "/a%20b"}},
 		{raw: "", wantErr: true},
 		{raw: "api.example.com/x", wantErr: true},
 		{raw: "//api.example.com/x", wantErr: true},
