@@ -1,6 +1,8 @@
 package revocation
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -99,7 +101,12 @@ func TestCheckUnavailable(t *testing.T) {
 
 func TestNewEntry(t *testing.T) {
 	tok, _ := sealed(t, testNow)
-	id, _ := CapabilityID(tok)
+	// The id is the hex of the tag, the second part of kka1.<iv>:<tag>:<ct>.
+	tag, err := base64.StdEncoding.DecodeString(strings.Split(tok, ":")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(tag)
 	e := mustEntry(t, KindCapability, tok, testNow)
 	if e.Value != id || strings.Contains(fmt.Sprint(e), tok) || len(id) != 32 {
 		t.Errorf("capability entry value = %q; want the id %q and never the capability", e.Value, id)
