@@ -139,7 +139,7 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 			return "", fmt.Errorf("%w: %v", policy.ErrInvalidTargets, err)
 		}
 	}
-	plain, err := marshal(claims.wire(false))
+	plain, err := claims.marshal()
 	if err != nil {
 		return "", err
 	}
