@@ -42,9 +42,9 @@ func WithTargetValidator(v func(policy.Targets) error) Option {
 
 // WithCache keeps the claims of up to size opened capabilities (0: none),
 // so that a capability presented again is not decrypted and decoded again.
-// The cache is invisible except in speed: entries are keyed by the SHA-256
-// of the capability, their time window is checked on every hit, and a key
-// ring change empties it (see cache).
+// The cache is invisible except in speed: entries are keyed by the
+// capability string itself (a copy of it), their time window is checked on
+// every hit, and a key ring change empties it (see cache).
 func WithCache(size int) Option {
 	return func(c *Codec) { c.cacheSize = max(size, 0) }
 }
