@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Wire constants of the kka1 format.
@@ -37,8 +35,8 @@ const (
 // maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER, 2^53-1.
 const maxSafeInteger = 1<<53 - 1
 
-// Sentinel errors. Every error from Open and Seal wraps exactly one of them
-// (or policy.ErrInvalidTargets from Seal), with non-secret context only.
+// Sentinel errors. Every error from Open and Seal wraps exactly one of them,
+// with non-secret context only.
 var (
 	// ErrInvalid: the capability (or subject) is malformed, fails a claim rule,
 	// does not authenticate, or was issued too far in the future.
@@ -61,7 +59,16 @@ type Subject struct {
 	OutboundContainerID string
 	UserToken           string // secret
 	ProviderToken       string // secret, optional: "" means absent
-	Targets             policy.Targets
+	Targets             Targets
+}
+
+// Targets are the three base URLs a capability is for. The claims require
+// each to be an absolute URL; what each allows is the route policy's to say
+// (policy.Targets, which authz converts these to: the fields are the same).
+type Targets struct {
+	BackendBaseURL       string
+	ProviderBaseURL      string
+	SessionIngestBaseURL string
 }
 
 // Claims are the decrypted contents of a capability.

@@ -4,22 +4,18 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Codec seals and opens capabilities with a key ring and a clock. It is safe
 // for concurrent use; SetKeyRing swaps keys without blocking Open.
 type Codec struct {
-	ring     atomic.Pointer[KeyRing]
-	now      func() time.Time
-	validate func(policy.Targets) error
+	ring atomic.Pointer[KeyRing]
+	now  func() time.Time
 
 	cacheSize int
 	cache     *cache // nil: no cache
@@ -31,13 +27,6 @@ type Option func(*Codec)
 // WithClock injects the clock. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(c *Codec) { c.now = now }
-}
-
-// WithTargetValidator sets the check Seal applies to a subject's targets on top
-// of the claim rules. The default is policy.Targets.Validate, so that nothing
-// is issued that the route policy would refuse.
-func WithTargetValidator(v func(policy.Targets) error) Option {
-	return func(c *Codec) { c.validate = v }
 }
 
 // WithCache keeps the claims of up to size opened capabilities (0: none),
@@ -52,10 +41,7 @@ func WithCache(size int) Option {
 // NewCodec returns a codec. ring may be nil: Open and Seal then fail with
 // ErrConfig until SetKeyRing provides keys.
 func NewCodec(ring *KeyRing, opts ...Option) *Codec {
-	c := &Codec{
-		now:      time.Now,
-		validate: policy.Targets.Validate,
-	}
+	c := &Codec{now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}
@@ -106,9 +92,12 @@ func CheckLifetime(ttl time.Duration) error {
 }
 
 // Seal issues a capability for s, valid from now for ttl (0 means
-// MaxLifetime). A ttl that CheckLifetime refuses, or a subject
-// that breaks a claim rule, is an error wrapping ErrInvalid; targets the
-// validator refuses give an error wrapping policy.ErrInvalidTargets.
+// MaxLifetime). A ttl that CheckLifetime refuses, or a subject that
+// breaks a claim rule, is an error wrapping ErrInvalid.
+//
+// Seal checks the claim rules only: whether the route policy accepts the
+// targets is for the issuer to check (authz.Authorizer.Issue, the one
+// issuance sequence), since this package knows no policy.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if ttl == 0 {
 		ttl = MaxLifetime
@@ -130,14 +119,6 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	}
 	if err := claims.validate(); err != nil {
 		return "", err
-	}
-	if c.validate != nil {
-		if err := c.validate(s.Targets); err != nil {
-			if errors.Is(err, policy.ErrInvalidTargets) {
-				return "", fmt.Errorf("capability: seal: %w", err)
-			}
-			return "", fmt.Errorf("%w: %v", policy.ErrInvalidTargets, err)
-		}
 	}
 	plain, err := claims.marshal()
 	if err != nil {

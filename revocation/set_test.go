@@ -14,7 +14,6 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testsupport"
-	"github.com/extauthz/extauthz/policy"
 )
 
 var testNow = time.UnixMilli(1_780_000_000_000)
@@ -26,7 +25,7 @@ func sealed(t testing.TB, issued time.Time) (string, capability.Claims) {
 		t.Fatal(err)
 	}
 	codec := capability.NewCodec(ring, capability.WithClock(func() time.Time { return issued }))
-	tok, err := codec.Seal(testsupport.Subject("ctr-1", policy.Targets{
+	tok, err := codec.Seal(testsupport.Subject("ctr-1", capability.Targets{
 		BackendBaseURL: "https://api.example", ProviderBaseURL: "https://llm.example", SessionIngestBaseURL: "https://ingest.example",
 	}), time.Hour)
 	if err != nil {
