@@ -19,6 +19,10 @@ const (
 	MaxTokenLen = 64 << 10
 	// MaxLifetime bounds expiresAt - issuedAt.
 	MaxLifetime = 4 * time.Hour
+	// DefaultLifetime is how long a capability lives when its issuer asks
+	// for no particular lifetime: the longest allowed (docs/decisions.md,
+	// section 3). Seal(s, 0), the issue API and `extauthz issue` use it.
+	DefaultLifetime = MaxLifetime
 	// ClockSkew is how far in the future issuedAt may lie. It never extends
 	// expiry.
 	ClockSkew = 60 * time.Second

@@ -92,7 +92,7 @@ func CheckLifetime(ttl time.Duration) error {
 }
 
 // Seal issues a capability for s, valid from now for ttl (0 means
-// MaxLifetime). A ttl that CheckLifetime refuses, or a subject that
+// DefaultLifetime). A ttl that CheckLifetime refuses, or a subject that
 // breaks a claim rule, is an error wrapping ErrInvalid.
 //
 // Seal checks the claim rules only: whether the route policy accepts the
@@ -100,7 +100,7 @@ func CheckLifetime(ttl time.Duration) error {
 // issuance sequence), since this package knows no policy.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if ttl == 0 {
-		ttl = MaxLifetime
+		ttl = DefaultLifetime
 	}
 	if err := CheckLifetime(ttl); err != nil {
 		return "", err

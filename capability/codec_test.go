@@ -345,3 +345,23 @@ func TestMaxTokenLenBoundary(t *testing.T) {
 	_, err := c.Open(tok)
 	wantErr(t, err, ErrInvalid)
 }
+
+// TestDefaultLifetime: a capability lives 4 h unless a shorter lifetime is
+// asked for (docs/decisions.md, section 3), and Seal(s, 0) asks for none.
+func TestDefaultLifetime(t *testing.T) {
+	if DefaultLifetime != 4*time.Hour || DefaultLifetime > MaxLifetime {
+		t.Fatalf("DefaultLifetime = %v; want 4h, within MaxLifetime %v", DefaultLifetime, MaxLifetime)
+	}
+	c, _ := newTestCodec(t, testKey(1))
+	tok, err := c.Seal(testSubject(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := c.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cl.ExpiryTime().Sub(cl.IssuedTime()); got != DefaultLifetime {
+		t.Fatalf("Seal(s, 0) lives %v; want %v", got, DefaultLifetime)
+	}
+}

@@ -96,7 +96,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	fs := flag.NewFlagSet("issue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keyFile := fs.String("key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
-	ttl := fs.Duration("ttl", capability.MaxLifetime, "lifetime of the capability, at most 4h")
+	ttl := fs.Duration("ttl", capability.DefaultLifetime, "lifetime of the capability, at most 4h")
 	devHosts := fs.String("dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)")
 	usageWithEnv(fs, issueSynopsis)
 	if err := applyEnv(fs, env.getenv); err != nil {
