@@ -85,11 +85,37 @@ type Claims struct {
 }
 
 // validate checks every claim rule that does not depend on the clock: the
-// rule of each member's kind (members), then the lifetime.
+// rule of each member's kind (members), then the lifetime. No value enters
+// an error.
 func (c *Claims) validate() error {
+	if c.Version != Version {
+		return fmt.Errorf("%w: version is not 1", ErrInvalid)
+	}
+	if c.Purpose != Purpose {
+		return fmt.Errorf("%w: purpose is not %s", ErrInvalid, Purpose)
+	}
 	f := c.stringFields()
-	if err := c.validateMembers(&f, 0, numClaims); err != nil {
-		return err
+	for _, k := range stringMembers {
+		if err := checkString(k, *f[k]); err != nil {
+			return err
+		}
+	}
+	// Only Claims can tell "absent" from "empty"; the decoders reject an
+	// optional member present but empty (emptyOptional).
+	for _, k := range optionalMembers {
+		if *f[k] != "" && !utf8.ValidString(*f[k]) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, memberName(k))
+		}
+	}
+	for _, k := range urlMembers {
+		if err := checkURL(k, *f[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range timeMembers {
+		if v := c.intField(k); v < 0 || v > maxSafeInteger {
+			return fmt.Errorf("%w: %s out of range", ErrInvalid, memberName(k))
+		}
 	}
 	switch {
 	case c.ExpiresAt <= c.IssuedAt:
@@ -100,50 +126,12 @@ func (c *Claims) validate() error {
 	return nil
 }
 
-// validateMembers checks members lo to hi-1 of c, whose string fields are
-// f, by their kind. No value enters an error.
-func (c *Claims) validateMembers(f *[numMembers]*string, lo, hi int) error {
-	for k := lo; k < hi; k++ {
-		var err error
-		switch members[k].kind {
-		case kindVersion:
-			if c.Version != Version {
-				err = fmt.Errorf("%w: version is not 1", ErrInvalid)
-			}
-		case kindPurpose:
-			if c.Purpose != Purpose {
-				err = fmt.Errorf("%w: purpose is not %s", ErrInvalid, Purpose)
-			}
-		case kindString, kindSecret:
-			err = checkString(k, *f[k])
-		case kindOptionalSecret:
-			// Only Claims can tell "absent" from "empty"; the decoders
-			// reject an empty one present (emptyOptional).
-			if *f[k] != "" && !utf8.ValidString(*f[k]) {
-				err = fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, memberName(k))
-			}
-		case kindTargets:
-			err = c.validateMembers(f, numClaims, numMembers)
-		case kindURL:
-			err = checkURL(k, *f[k])
-		case kindTime:
-			if v := c.intField(k); v < 0 || v > maxSafeInteger {
-				err = fmt.Errorf("%w: %s out of range", ErrInvalid, memberName(k))
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // emptyOptional returns an optional member that seen (bit k for top-level
 // member k) has but whose value in f is empty: the specification allows an
 // optional member to be absent, never empty.
 func emptyOptional(seen uint64, f *[numMembers]*string) (k int, ok bool) {
-	for k := range numClaims {
-		if members[k].kind == kindOptionalSecret && seen&(1<<k) != 0 && *f[k] == "" {
+	for _, k := range optionalMembers {
+		if seen&(1<<k) != 0 && *f[k] == "" {
 			return k, true
 		}
 	}

@@ -1,5 +1,7 @@
 package capability
 
+import "slices"
+
 // The claims' members (docs/decisions.md, section 2) in one table: their
 // names, the kind of value each holds, and where it lives in Claims. The
 // encoder (appendMembers), the two decoders (claimsDecoder for Open,
@@ -95,12 +97,32 @@ var (
 	}()
 )
 
+// Derived from members: the members of each kind that Claims.validate
+// checks one by one (version and purpose are single values it compares),
+// in table order.
+var (
+	stringMembers   = membersOf(kindString, kindSecret)
+	optionalMembers = membersOf(kindOptionalSecret)
+	urlMembers      = membersOf(kindURL)
+	timeMembers     = membersOf(kindTime)
+)
+
 func memberNames(lo, hi int) []string {
 	names := make([]string, 0, hi-lo)
 	for _, m := range members[lo:hi] {
 		names = append(names, m.name)
 	}
 	return names
+}
+
+func membersOf(kinds ...memberKind) []int {
+	var ks []int
+	for k, m := range members {
+		if slices.Contains(kinds, m.kind) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
 }
 
 // pointer is the JSON Pointer of member k, for errors.
