@@ -284,11 +284,15 @@ func cutToken(token string) (ivPart, tagPart, ctPart string, err error) {
 	if !ok {
 		return "", "", "", fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
 	}
-	ivPart, rest, ok1 := strings.Cut(body, ":")
-	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 {
+	i := strings.IndexByte(body, ':')
+	if i < 0 {
 		return "", "", "", errNotThreeParts
 	}
+	j := strings.IndexByte(body[i+1:], ':')
+	if j < 0 {
+		return "", "", "", errNotThreeParts
+	}
+	ivPart, tagPart, ctPart = body[:i], body[i+1:i+1+j], body[i+2+j:]
 	if ivPart == "" || tagPart == "" {
 		return "", "", "", errEmptyPart
 	}
