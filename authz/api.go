@@ -177,7 +177,7 @@ func (h *APIHandler) authorized(r *http.Request) (presented, ok bool) {
 
 // issue seals a capability for the subject in the body: a subject document
 // (capability.DecodeSubject) with one more member, ttlSeconds, the optional
-// lifetime (absent: capability.MaxLifetime). A malformed body is
+// lifetime (absent: capability.DefaultLifetime). A malformed body is
 // invalid_request; then Authorizer.IssueSubject decides: a broken claim rule
 // is invalid_capability, unusable targets invalid_targets, both 400; no key
 // is 503.
@@ -189,7 +189,7 @@ func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
 			ttlSeconds = &n
 			return err
 		}})
-	ttl := capability.MaxLifetime
+	ttl := capability.DefaultLifetime
 	if ttlSeconds != nil {
 		ttl = -1 // refused by the lifetime rule, as is 0
 		if n := *ttlSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {

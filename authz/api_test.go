@@ -375,14 +375,14 @@ func TestAPIContentLengthOverLimit(t *testing.T) {
 }
 
 // TestIssueChecksTheServerPolicy: issue refuses targets the server's
-// policy refuses even when the codec was built without a target validator,
-// so it never mints a capability that Check would then refuse.
+// policy refuses, although the codec knows no policy (Seal checks the claim
+// rules only), so it never mints a capability that Check would then refuse.
 func TestIssueChecksTheServerPolicy(t *testing.T) {
 	ring, err := capability.NewKeyRing(testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec := capability.NewCodec(ring, capability.WithClock(testClock), capability.WithTargetValidator(nil))
+	codec := capability.NewCodec(ring, capability.WithClock(testClock))
 	core, err := NewAuthorizer(Config{Codec: codec, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

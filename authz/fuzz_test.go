@@ -44,7 +44,7 @@ func checkFuzzAllow(t *testing.T, in fuzzInput, class policy.RouteClass, credent
 	if in.callerID != "ctr-1" {
 		t.Fatalf("allowed caller %q; only ctr-1 is bound", in.callerID)
 	}
-	route, err := policy.Classify(policy.Request{Scheme: in.scheme, Authority: in.host, Path: in.path}, testSubject().Targets, "sess-1")
+	route, err := policy.Classify(policy.Request{Scheme: in.scheme, Authority: in.host, Path: in.path}, policy.Targets(testSubject().Targets), "sess-1")
 	if err != nil || route.Class != class {
 		t.Fatalf("allowed as %s, but the policy says %v, %v", class, route, err)
 	}

@@ -95,7 +95,7 @@ func TestCheckPseudoHeadersAreNotCommaSplit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			route, perr := policy.Classify(policy.Request{Scheme: "https", Authority: tc.authority, Path: tc.path}, claims.Targets, claims.KiloSessionID)
+			route, perr := policy.Classify(policy.Request{Scheme: "https", Authority: tc.authority, Path: tc.path}, policy.Targets(claims.Targets), claims.KiloSessionID)
 			if perr != nil {
 				if resp.GetOkResponse() != nil {
 					t.Errorf("%s%s (raw %v): allowed; the policy refuses the forwarded URL (%v)", tc.authority, tc.path, raw, perr)

@@ -40,7 +40,7 @@ var (
 )
 
 func testSubject() capability.Subject {
-	return testsupport.Subject("ctr-1", policy.Targets{
+	return testsupport.Subject("ctr-1", capability.Targets{
 		BackendBaseURL:       "https://api.kilo.example",
 		ProviderBaseURL:      "https://llm.kilo.example",
 		SessionIngestBaseURL: "https://ingest.kilo.example",

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/policy"
 )
 
 // Issue seals a capability for a subject document (the JSON that
@@ -16,8 +17,9 @@ import (
 //  2. check the lifetime (capability.CheckLifetime: 0 is not "the default",
 //     callers that want the longest lifetime say so);
 //  3. seal with the first key, which checks every claim rule;
-//  4. check the targets against this server's policy, whatever validator
-//     the codec has, so that nothing is minted that Decide would refuse.
+//  4. check the targets against this server's route policy, so that nothing
+//     is minted that Decide would refuse. This is the one place targets are
+//     checked at issuance (capability knows no policy).
 //
 // Errors map to reasons with ReasonOf: invalid_capability, invalid_targets or
 // capability_configuration_error. They never contain a value of the document.
@@ -56,7 +58,7 @@ func (a *Authorizer) seal(s capability.Subject, ttl time.Duration) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if err := a.policy.ValidateTargets(s.Targets); err != nil {
+	if err := a.policy.ValidateTargets(policy.Targets(s.Targets)); err != nil {
 		return "", fmt.Errorf("capability not issued: %w", err)
 	}
 	return tok, nil

@@ -3,6 +3,7 @@ package authz
 import (
 	"sync"
 
+	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/policy"
 )
 
@@ -19,21 +20,23 @@ const maxPreparedTargets = 256
 type preparedTargets struct {
 	policy *policy.Policy
 	mu     sync.RWMutex
-	m      map[policy.Targets]*policy.Prepared
+	m      map[capability.Targets]*policy.Prepared
 }
 
 func newPreparedTargets(p *policy.Policy) *preparedTargets {
-	return &preparedTargets{policy: p, m: make(map[policy.Targets]*policy.Prepared)}
+	return &preparedTargets{policy: p, m: make(map[capability.Targets]*policy.Prepared)}
 }
 
-func (c *preparedTargets) get(t policy.Targets) *policy.Prepared {
+// get returns the prepared policy for a capability's targets, which it
+// hands to the policy as policy.Targets (the same fields).
+func (c *preparedTargets) get(t capability.Targets) *policy.Prepared {
 	c.mu.RLock()
 	p := c.m[t]
 	c.mu.RUnlock()
 	if p != nil {
 		return p
 	}
-	p = c.policy.Prepare(t)
+	p = c.policy.Prepare(policy.Targets(t))
 	c.mu.Lock()
 	if len(c.m) >= maxPreparedTargets {
 		clear(c.m)

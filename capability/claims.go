@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Wire constants of the kka1 format.
@@ -22,6 +19,10 @@ const (
 	MaxTokenLen = 64 << 10
 	// MaxLifetime bounds expiresAt - issuedAt.
 	MaxLifetime = 4 * time.Hour
+	// DefaultLifetime is how long a capability lives when its issuer asks
+	// for no particular lifetime: the longest allowed (docs/decisions.md,
+	// section 3). Seal(s, 0), the issue API and `extauthz issue` use it.
+	DefaultLifetime = MaxLifetime
 	// ClockSkew is how far in the future issuedAt may lie. It never extends
 	// expiry.
 	ClockSkew = 60 * time.Second
@@ -38,8 +39,8 @@ const (
 // maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER, 2^53-1.
 const maxSafeInteger = 1<<53 - 1
 
-// Sentinel errors. Every error from Open and Seal wraps exactly one of them
-// (or policy.ErrInvalidTargets from Seal), with non-secret context only.
+// Sentinel errors. Every error from Open and Seal wraps exactly one of them,
+// with non-secret context only.
 var (
 	// ErrInvalid: the capability (or subject) is malformed, fails a claim rule,
 	// does not authenticate, or was issued too far in the future.
@@ -62,7 +63,16 @@ type Subject struct {
 	OutboundContainerID string
 	UserToken           string // secret
 	ProviderToken       string // secret, optional: "" means absent
-	Targets             policy.Targets
+	Targets             Targets
+}
+
+// Targets are the three base URLs a capability is for. The claims require
+// each to be an absolute URL; what each allows is the route policy's to say
+// (policy.Targets, which authz converts these to: the fields are the same).
+type Targets struct {
+	BackendBaseURL       string
+	ProviderBaseURL      string
+	SessionIngestBaseURL string
 }
 
 // Claims are the decrypted contents of a capability.
@@ -74,37 +84,9 @@ type Claims struct {
 	ExpiresAt int64  // milliseconds since the Unix epoch
 }
 
-// validate checks the subject's rules: the same as a decoded capability's.
-func (s *Subject) validate() error {
-	for _, f := range [...]struct{ name, v string }{
-		{"userId", s.UserID},
-		{"cloudAgentSessionId", s.CloudAgentSessionID},
-		{"kiloSessionId", s.KiloSessionID},
-		{"outboundContainerId", s.OutboundContainerID},
-		{"userToken", s.UserToken},
-	} {
-		if err := checkString(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	// Only Claims can tell "absent" from "empty"; the decoder rejects an
-	// empty providerToken before it gets here.
-	if s.ProviderToken != "" && !utf8.ValidString(s.ProviderToken) {
-		return fmt.Errorf("%w: providerToken is not valid UTF-8", ErrInvalid)
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"targets.backendBaseUrl", s.Targets.BackendBaseURL},
-		{"targets.providerBaseUrl", s.Targets.ProviderBaseURL},
-		{"targets.sessionIngestBaseUrl", s.Targets.SessionIngestBaseURL},
-	} {
-		if err := checkURL(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// validate checks every claim rule that does not depend on the clock.
+// validate checks every claim rule that does not depend on the clock: the
+// rule of each member's kind (members), then the lifetime. No value enters
+// an error.
 func (c *Claims) validate() error {
 	if c.Version != Version {
 		return fmt.Errorf("%w: version is not 1", ErrInvalid)
@@ -112,14 +94,30 @@ func (c *Claims) validate() error {
 	if c.Purpose != Purpose {
 		return fmt.Errorf("%w: purpose is not %s", ErrInvalid, Purpose)
 	}
-	if err := c.Subject.validate(); err != nil {
-		return err
+	f := c.stringFields()
+	for _, k := range stringMembers {
+		if err := checkString(k, *f[k]); err != nil {
+			return err
+		}
+	}
+	// Only Claims can tell "absent" from "empty"; the decoders reject an
+	// optional member present but empty (emptyOptional).
+	for _, k := range optionalMembers {
+		if *f[k] != "" && !utf8.ValidString(*f[k]) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, memberName(k))
+		}
+	}
+	for _, k := range urlMembers {
+		if err := checkURL(k, *f[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range timeMembers {
+		if v := c.intField(k); v < 0 || v > maxSafeInteger {
+			return fmt.Errorf("%w: %s out of range", ErrInvalid, memberName(k))
+		}
 	}
 	switch {
-	case c.IssuedAt < 0 || c.IssuedAt > maxSafeInteger:
-		return fmt.Errorf("%w: issuedAt out of range", ErrInvalid)
-	case c.ExpiresAt < 0 || c.ExpiresAt > maxSafeInteger:
-		return fmt.Errorf("%w: expiresAt out of range", ErrInvalid)
 	case c.ExpiresAt <= c.IssuedAt:
 		return fmt.Errorf("%w: expiresAt is not after issuedAt", ErrInvalid)
 	case c.ExpiresAt-c.IssuedAt > MaxLifetime.Milliseconds():
@@ -128,30 +126,51 @@ func (c *Claims) validate() error {
 	return nil
 }
 
-// checkString enforces "non-empty string". The value never enters the error.
-func checkString(name, v string) error {
+// emptyOptional returns an optional member that seen (bit k for top-level
+// member k) has but whose value in f is empty: the specification allows an
+// optional member to be absent, never empty.
+func emptyOptional(seen uint64, f *[numMembers]*string) (k int, ok bool) {
+	for _, k := range optionalMembers {
+		if seen&(1<<k) != 0 && *f[k] == "" {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// memberName names member k in errors: targets.backendBaseUrl for a target.
+func memberName(k int) string {
+	if k >= numClaims {
+		return members[claimTargets].name + "." + members[k].name
+	}
+	return members[k].name
+}
+
+// checkString enforces "non-empty string" on member k. The value never
+// enters the error.
+func checkString(k int, v string) error {
 	if v == "" {
-		return fmt.Errorf("%w: %s is empty", ErrInvalid, name)
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, memberName(k))
 	}
 	if !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, name)
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, memberName(k))
 	}
 	return nil
 }
 
-// checkURL accepts what the issuer's `new URL(x)` accepts for a base URL: an
-// absolute URL with a scheme and a host. The route policy is stricter and
-// fails closed at request time.
-func checkURL(name, v string) error {
+// checkURL accepts for member k what the issuer's `new URL(x)` accepts for a
+// base URL: an absolute URL with a scheme and a host. The route policy is
+// stricter and fails closed at request time.
+func checkURL(k int, v string) error {
 	if _, ok := knownURL(v); ok {
 		return nil
 	}
-	if err := checkString(name, v); err != nil {
+	if err := checkString(k, v); err != nil {
 		return err
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("%w: %s is not an absolute URL", ErrInvalid, name)
+		return fmt.Errorf("%w: %s is not an absolute URL", ErrInvalid, memberName(k))
 	}
 	rememberURL(v)
 	return nil
@@ -186,11 +205,8 @@ func rememberURL(v string) {
 
 // String renders the subject without its tokens.
 func (s Subject) String() string {
-	var b strings.Builder
-	b.WriteString("capability.Subject{")
-	s.appendFields(&b)
-	b.WriteByte('}')
-	return b.String()
+	c := Claims{Subject: s}
+	return string(c.render("capability.Subject", firstSubjectClaim, endSubjectClaims, redactedText))
 }
 
 // GoString is String: %#v must not reveal tokens either.
@@ -203,34 +219,13 @@ func (s Subject) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())
 // MarshalJSON renders the subject with its tokens redacted, so that no JSON
 // encoder (a logger's Interface field, for instance) can leak them.
 func (s Subject) MarshalJSON() ([]byte, error) {
-	return marshalRedacted(s.wire(true))
-}
-
-func (s *Subject) appendFields(b *strings.Builder) {
-	fmt.Fprintf(b, "userId:%q cloudAgentSessionId:%q kiloSessionId:%q outboundContainerId:%q userToken:%s",
-		s.UserID, s.CloudAgentSessionID, s.KiloSessionID, s.OutboundContainerID, redacted)
-	if s.ProviderToken != "" {
-		b.WriteString(" providerToken:" + redacted)
-	}
-	fmt.Fprintf(b, " targets:{backendBaseUrl:%q providerBaseUrl:%q sessionIngestBaseUrl:%q}",
-		s.Targets.BackendBaseURL, s.Targets.ProviderBaseURL, s.Targets.SessionIngestBaseURL)
+	c := Claims{Subject: s}
+	return c.render("", firstSubjectClaim, endSubjectClaims, redactedJSON), nil
 }
 
 // String renders the claims without their tokens.
 func (c Claims) String() string {
-	var b strings.Builder
-	b.WriteString("capability.Claims{version:")
-	b.WriteString(strconv.Itoa(c.Version))
-	b.WriteString(" purpose:")
-	b.WriteString(strconv.Quote(c.Purpose))
-	b.WriteByte(' ')
-	c.Subject.appendFields(&b)
-	b.WriteString(" issuedAt:")
-	b.WriteString(strconv.FormatInt(c.IssuedAt, 10))
-	b.WriteString(" expiresAt:")
-	b.WriteString(strconv.FormatInt(c.ExpiresAt, 10))
-	b.WriteByte('}')
-	return b.String()
+	return string(c.render("capability.Claims", 0, numClaims, redactedText))
 }
 
 // GoString is String: %#v must not reveal tokens either.
@@ -242,7 +237,7 @@ func (c Claims) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String()))
 // MarshalJSON renders the claims in their wire shape with userToken and
 // providerToken replaced by "[redacted]". Seal does not use it.
 func (c Claims) MarshalJSON() ([]byte, error) {
-	return marshalRedacted(c.wire(true))
+	return c.render("", 0, numClaims, redactedJSON), nil
 }
 
 // IssuedTime returns issuedAt as a time.Time.

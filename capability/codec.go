@@ -4,22 +4,18 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Codec seals and opens capabilities with a key ring and a clock. It is safe
 // for concurrent use; SetKeyRing swaps keys without blocking Open.
 type Codec struct {
-	ring     atomic.Pointer[KeyRing]
-	now      func() time.Time
-	validate func(policy.Targets) error
+	ring atomic.Pointer[KeyRing]
+	now  func() time.Time
 
 	cacheSize int
 	cache     *cache // nil: no cache
@@ -33,18 +29,11 @@ func WithClock(now func() time.Time) Option {
 	return func(c *Codec) { c.now = now }
 }
 
-// WithTargetValidator sets the check Seal applies to a subject's targets on top
-// of the claim rules. The default is policy.Targets.Validate, so that nothing
-// is issued that the route policy would refuse.
-func WithTargetValidator(v func(policy.Targets) error) Option {
-	return func(c *Codec) { c.validate = v }
-}
-
 // WithCache keeps the claims of up to size opened capabilities (0: none),
 // so that a capability presented again is not decrypted and decoded again.
-// The cache is invisible except in speed: entries are keyed by the SHA-256
-// of the capability, their time window is checked on every hit, and a key
-// ring change empties it (see cache).
+// The cache is invisible except in speed: entries are keyed by the
+// capability string itself (a copy of it), their time window is checked on
+// every hit, and a key ring change empties it (see cache).
 func WithCache(size int) Option {
 	return func(c *Codec) { c.cacheSize = max(size, 0) }
 }
@@ -52,10 +41,7 @@ func WithCache(size int) Option {
 // NewCodec returns a codec. ring may be nil: Open and Seal then fail with
 // ErrConfig until SetKeyRing provides keys.
 func NewCodec(ring *KeyRing, opts ...Option) *Codec {
-	c := &Codec{
-		now:      time.Now,
-		validate: policy.Targets.Validate,
-	}
+	c := &Codec{now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}
@@ -106,12 +92,15 @@ func CheckLifetime(ttl time.Duration) error {
 }
 
 // Seal issues a capability for s, valid from now for ttl (0 means
-// MaxLifetime). A ttl that CheckLifetime refuses, or a subject
-// that breaks a claim rule, is an error wrapping ErrInvalid; targets the
-// validator refuses give an error wrapping policy.ErrInvalidTargets.
+// DefaultLifetime). A ttl that CheckLifetime refuses, or a subject that
+// breaks a claim rule, is an error wrapping ErrInvalid.
+//
+// Seal checks the claim rules only: whether the route policy accepts the
+// targets is for the issuer to check (authz.Authorizer.Issue, the one
+// issuance sequence), since this package knows no policy.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if ttl == 0 {
-		ttl = MaxLifetime
+		ttl = DefaultLifetime
 	}
 	if err := CheckLifetime(ttl); err != nil {
 		return "", err
@@ -131,15 +120,7 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if err := claims.validate(); err != nil {
 		return "", err
 	}
-	if c.validate != nil {
-		if err := c.validate(s.Targets); err != nil {
-			if errors.Is(err, policy.ErrInvalidTargets) {
-				return "", fmt.Errorf("capability: seal: %w", err)
-			}
-			return "", fmt.Errorf("%w: %v", policy.ErrInvalidTargets, err)
-		}
-	}
-	plain, err := marshal(claims.wire(false))
+	plain, err := claims.marshal()
 	if err != nil {
 		return "", err
 	}
@@ -260,26 +241,83 @@ func (c *Codec) checkWindow(claims *Claims) error {
 	return nil
 }
 
-// parseToken checks a capability's format before anything is decrypted
-// (docs/decisions.md, section 1). It stores the IV in iv and returns the
-// ciphertext with the tag appended, as cipher.AEAD.Open wants them, in dst
-// (grown if need be).
-func parseToken(iv *[ivSize]byte, dst []byte, token string) (sealed []byte, err error) {
+// IDSize is the length of a capability's ID.
+const IDSize = tagSize
+
+// ID returns the id of a capability: the 16-byte GCM tag it carries. The tag
+// is a keyed digest of the capability's content that Open verifies, so two
+// capabilities share an id with probability 2^-128 and nobody without the
+// key can make one that matches an issued capability; reading it costs a few
+// tens of nanoseconds, where a SHA-256 of a kilobyte string costs ten times
+// as much. The id names a capability without revealing it (revocation keeps
+// it).
+//
+// ok is false when token is not laid out as a capability up to its tag
+// (cutToken) or the tag is not 16 bytes of canonical base64. Nothing else is
+// decoded or checked: a token with an id need not open.
+func ID(token string) (id [IDSize]byte, ok bool) {
+	_, tagPart, _, err := cutToken(token)
+	if err != nil {
+		return id, false
+	}
+	var buf [IDSize + 2]byte // room for the decoder's worst case; checked below
+	if n, ok := decodeCanonical(buf[:], tagPart); !ok || n != IDSize {
+		return id, false
+	}
+	copy(id[:], buf[:IDSize])
+	return id, true
+}
+
+// cutToken reads the layout of a capability (docs/decisions.md, section 1)
+// up to its tag: once surrounding white space is trimmed, at most
+// MaxTokenLen bytes, the prefix, then <iv>:<tag>:<ct> with a non-empty iv
+// and tag. It returns the three parts undecoded, ct being all that follows
+// the second ':'. ID needs no more; parseToken checks ct (non-empty, no
+// third ':') and decodes the parts. It does not scan ct, which is most of a
+// capability: ID runs on every decision when a capability is revoked.
+func cutToken(token string) (ivPart, tagPart, ctPart string, err error) {
 	token = strings.TrimSpace(token)
 	if len(token) > MaxTokenLen {
-		return dst, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+		return "", "", "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
 	}
 	body, ok := strings.CutPrefix(token, Prefix)
 	if !ok {
-		return dst, fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
+		return "", "", "", fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
 	}
-	ivPart, rest, ok1 := strings.Cut(body, ":")
-	tagPart, ctPart, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 || strings.IndexByte(ctPart, ':') >= 0 {
-		return dst, fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
+	i := strings.IndexByte(body, ':')
+	if i < 0 {
+		return "", "", "", errNotThreeParts
 	}
-	if ivPart == "" || tagPart == "" || ctPart == "" {
-		return dst, fmt.Errorf("%w: empty part", ErrInvalid)
+	j := strings.IndexByte(body[i+1:], ':')
+	if j < 0 {
+		return "", "", "", errNotThreeParts
+	}
+	ivPart, tagPart, ctPart = body[:i], body[i+1:i+1+j], body[i+2+j:]
+	if ivPart == "" || tagPart == "" {
+		return "", "", "", errEmptyPart
+	}
+	return ivPart, tagPart, ctPart, nil
+}
+
+var (
+	errNotThreeParts = fmt.Errorf("%w: not three ':'-separated parts", ErrInvalid)
+	errEmptyPart     = fmt.Errorf("%w: empty part", ErrInvalid)
+)
+
+// parseToken checks a capability's format before anything is decrypted
+// (docs/decisions.md, section 1): its layout (cutToken, then the
+// ciphertext part), then the content of its parts. It stores the IV in iv
+// and returns the ciphertext with the tag appended, as cipher.AEAD.Open
+// wants them, in dst (grown if need be).
+func parseToken(iv *[ivSize]byte, dst []byte, token string) (sealed []byte, err error) {
+	ivPart, tagPart, ctPart, err := cutToken(token)
+	switch {
+	case err != nil:
+		return dst, err
+	case strings.IndexByte(ctPart, ':') >= 0:
+		return dst, errNotThreeParts
+	case ctPart == "":
+		return dst, errEmptyPart
 	}
 
 	// One buffer: ciphertext then tag.

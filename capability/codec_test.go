@@ -3,13 +3,10 @@ package capability
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -118,36 +115,6 @@ func TestSealRejectsBadSubject(t *testing.T) {
 			wantErr(t, err, ErrInvalid)
 		})
 	}
-}
-
-func TestSealTargetValidator(t *testing.T) {
-	r, _ := NewKeyRing(testKey(1))
-	t.Run("default policy refuses plain http to a public host", func(t *testing.T) {
-		s := testSubject()
-		s.Targets.BackendBaseURL = "http://api.kilo.example/api"
-		_, err := NewCodec(r).Seal(s, 0)
-		wantErr(t, err, policy.ErrInvalidTargets)
-	})
-	t.Run("validator error wrapping ErrInvalidTargets", func(t *testing.T) {
-		v := func(policy.Targets) error { return fmt.Errorf("backend: %w", policy.ErrInvalidTargets) }
-		_, err := NewCodec(r, WithTargetValidator(v)).Seal(testSubject(), 0)
-		wantErr(t, err, policy.ErrInvalidTargets)
-	})
-	t.Run("validator error not wrapping it is wrapped", func(t *testing.T) {
-		v := func(policy.Targets) error { return errors.New("nope") }
-		_, err := NewCodec(r, WithTargetValidator(v)).Seal(testSubject(), 0)
-		wantErr(t, err, policy.ErrInvalidTargets)
-	})
-	t.Run("validator sees the targets", func(t *testing.T) {
-		var got policy.Targets
-		v := func(tg policy.Targets) error { got = tg; return nil }
-		if _, err := NewCodec(r, WithTargetValidator(v)).Seal(testSubject(), 0); err != nil {
-			t.Fatal(err)
-		}
-		if got != testTargets() {
-			t.Fatalf("validator got %+v", got)
-		}
-	})
 }
 
 func TestNoKey(t *testing.T) {
@@ -377,4 +344,24 @@ func TestMaxTokenLenBoundary(t *testing.T) {
 	}
 	_, err := c.Open(tok)
 	wantErr(t, err, ErrInvalid)
+}
+
+// TestDefaultLifetime: a capability lives 4 h unless a shorter lifetime is
+// asked for (docs/decisions.md, section 3), and Seal(s, 0) asks for none.
+func TestDefaultLifetime(t *testing.T) {
+	if DefaultLifetime != 4*time.Hour || DefaultLifetime > MaxLifetime {
+		t.Fatalf("DefaultLifetime = %v; want 4h, within MaxLifetime %v", DefaultLifetime, MaxLifetime)
+	}
+	c, _ := newTestCodec(t, testKey(1))
+	tok, err := c.Seal(testSubject(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := c.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cl.ExpiryTime().Sub(cl.IssuedTime()); got != DefaultLifetime {
+		t.Fatalf("Seal(s, 0) lives %v; want %v", got, DefaultLifetime)
+	}
 }

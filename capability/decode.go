@@ -33,20 +33,8 @@ func decodeClaims(b []byte) (Claims, error) {
 func (d *claimsDecoder) decode(b []byte) (Claims, error) {
 	var c Claims
 	d.in = b
-	// Where each string member goes, by member index (targets' members
-	// after the top-level ones).
-	dst := [numClaims + numTargets]*string{
-		claimPurpose:               &c.Purpose,
-		firstSubjectClaim:          &c.UserID,
-		firstSubjectClaim + 1:      &c.CloudAgentSessionID,
-		firstSubjectClaim + 2:      &c.KiloSessionID,
-		firstSubjectClaim + 3:      &c.OutboundContainerID,
-		firstSubjectClaim + 4:      &c.UserToken,
-		claimProviderToken:         &c.ProviderToken,
-		numClaims + targetBackend:  &c.Targets.BackendBaseURL,
-		numClaims + targetProvider: &c.Targets.ProviderBaseURL,
-		numClaims + targetIngest:   &c.Targets.SessionIngestBaseURL,
-	}
+	// Where each string member goes, by member index.
+	dst := c.stringFields()
 	seen, targets, err := d.claims(&c, &dst)
 	if d.pending != 0 {
 		s := string(d.arena)
@@ -61,25 +49,15 @@ func (d *claimsDecoder) decode(b []byte) (Claims, error) {
 		return c, fmt.Errorf("%w: claims: %v", ErrInvalid, err)
 	case seen&requiredClaims != requiredClaims || targets != 1<<numTargets-1:
 		return c, fmt.Errorf("%w: a required claim is missing", ErrInvalid)
-	case seen&(1<<claimProviderToken) != 0 && c.ProviderToken == "":
-		return c, fmt.Errorf("%w: providerToken is empty", ErrInvalid)
+	}
+	if k, ok := emptyOptional(seen, &dst); ok {
+		return c, fmt.Errorf("%w: %s is empty", ErrInvalid, members[k].name)
 	}
 	if err := c.validate(); err != nil {
 		return c, err
 	}
 	return c, nil
 }
-
-// Target member indexes, in the order of targetNames.
-const (
-	targetBackend = iota
-	targetProvider
-	targetIngest
-	numTargets
-)
-
-// claimTargets is the index of the targets member in claimNames.
-const claimTargets = claimIssuedAt - 1
 
 // claimsDecoder is decodeClaims' reader: in[pos:] is what is left to read.
 // String values are unescaped one after another into arena; spans[k] is
@@ -88,7 +66,7 @@ type claimsDecoder struct {
 	in      []byte
 	pos     int
 	arena   []byte
-	spans   [numClaims + numTargets][2]int
+	spans   [numMembers][2]int
 	pending uint32
 }
 
@@ -115,7 +93,7 @@ func (d *claimsDecoder) release() {
 // integer members of c and, for each string member, either *dst[k] (a
 // shared string) or spans[k] and pending; it returns the members seen at
 // each level.
-func (d *claimsDecoder) claims(c *Claims, dst *[numClaims + numTargets]*string) (seen, targets uint64, err error) {
+func (d *claimsDecoder) claims(c *Claims, dst *[numMembers]*string) (seen, targets uint64, err error) {
 	more, err := d.enter("")
 	guess := 0
 	for more {
@@ -128,16 +106,12 @@ func (d *claimsDecoder) claims(c *Claims, dst *[numClaims + numTargets]*string) 
 			return seen, targets, jsonErrorf("at %s: duplicate field", pointer(i))
 		}
 		seen |= 1 << i
-		switch i {
-		case claimVersion:
+		switch members[i].kind {
+		case kindVersion, kindTime:
 			var n int64
 			n, err = d.int(i)
-			c.Version = int(n)
-		case claimIssuedAt:
-			c.IssuedAt, err = d.int(i)
-		case claimExpiresAt:
-			c.ExpiresAt, err = d.int(i)
-		case claimTargets:
+			c.setIntField(i, n)
+		case kindTargets:
 			targets, err = d.targets(dst)
 		default:
 			err = d.string(i, dst)
@@ -160,12 +134,12 @@ func (d *claimsDecoder) claims(c *Claims, dst *[numClaims + numTargets]*string) 
 }
 
 // targets reads the targets object.
-func (d *claimsDecoder) targets(dst *[numClaims + numTargets]*string) (seen uint64, err error) {
-	more, err := d.enter("/targets")
+func (d *claimsDecoder) targets(dst *[numMembers]*string) (seen uint64, err error) {
+	more, err := d.enter(targetsPointer)
 	guess := 0
 	for more {
 		var i int
-		if i, err = d.name("/targets", targetNames, quotedTargetNames, guess); err != nil {
+		if i, err = d.name(targetsPointer, targetNames, quotedTargetNames, guess); err != nil {
 			return seen, err
 		}
 		guess = i + 1
@@ -282,7 +256,7 @@ func quote(names []string) []string {
 
 // string reads the string value of member k into the arena, or shares a
 // known string for it.
-func (d *claimsDecoder) string(k int, dst *[numClaims + numTargets]*string) error {
+func (d *claimsDecoder) string(k int, dst *[numMembers]*string) error {
 	if d.pos < len(d.in) && d.in[d.pos] != '"' {
 		return d.wrongKind(pointer(k), "a string")
 	}
@@ -292,11 +266,13 @@ func (d *claimsDecoder) string(k int, dst *[numClaims + numTargets]*string) erro
 		return err
 	}
 	v := d.arena[lo:]
-	if k == claimPurpose && string(v) == Purpose {
-		*dst[k], d.arena = Purpose, d.arena[:lo]
-		return nil
-	}
-	if k >= numClaims {
+	switch members[k].kind {
+	case kindPurpose:
+		if string(v) == Purpose {
+			*dst[k], d.arena = Purpose, d.arena[:lo]
+			return nil
+		}
+	case kindURL:
 		if u, ok := knownURL(v); ok {
 			*dst[k], d.arena = u, d.arena[:lo]
 			return nil

@@ -288,14 +288,6 @@ func jsonErrorf(format string, a ...any) error {
 	return fmt.Errorf(format, a...)
 }
 
-// pointer is the JSON Pointer of member k, for errors.
-func pointer(k int) string {
-	if k >= numClaims {
-		return "/targets/" + targetNames[k-numClaims]
-	}
-	return "/" + claimNames[k]
-}
-
 // unknownName reports an unknown member of the object at parent by its
 // offset, never by its name: a token can end up where a name belongs (a
 // forgotten `"providerToken":` before its value). A name that matches a

@@ -34,7 +34,7 @@ func decodeClaimsReference(b []byte) (Claims, error) {
 				c.ExpiresAt, err = rd.Int(p)
 			default:
 				var t uint64
-				t, err = readSubjectMember(rd, &c.Subject, claimNames[i], p)
+				t, err = readSubjectMember(rd, &c.Subject, i, p)
 				targets |= t
 			}
 			return err
@@ -193,7 +193,7 @@ func TestClaimIndexes(t *testing.T) {
 func BenchmarkDecodeClaims(b *testing.B) {
 	c := Claims{Subject: testSubject(), Version: Version, Purpose: Purpose,
 		IssuedAt: t0.UnixMilli(), ExpiresAt: t0.Add(time.Hour).UnixMilli()}
-	plain, err := marshal(c.wire(false))
+	plain, err := c.marshal()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,8 +23,10 @@
 //     API) with the same strictness, and its errors name positions, never
 //     values, since a misplaced token could otherwise be echoed back.
 //   - Every error from Open and Seal wraps exactly one sentinel: [ErrInvalid],
-//     [ErrExpired] or [ErrConfig] (or policy.ErrInvalidTargets from Seal), so
-//     callers map errors to reasons in one place.
+//     [ErrExpired] or [ErrConfig], so callers map errors to reasons in one
+//     place.
+//   - The package knows no route policy: Seal checks the claim rules, and
+//     the issuer (authz) checks the targets against the policy.
 //   - No error text, String, GoString, fmt verb, JSON or zerolog rendering of a
 //     value from this package ever contains a token, a key or a capability.
 //     Keys are identified by their fingerprint only.

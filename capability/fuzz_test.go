@@ -87,7 +87,7 @@ func FuzzDecodeClaims(f *testing.F) {
 		if !jsontext.Value(b).IsValid() {
 			t.Fatalf("decodeClaims accepted input that jsontext rejects: %q", b)
 		}
-		again, err := marshal(c.wire(false))
+		again, err := c.marshal()
 		if err != nil {
 			t.Fatalf("accepted claims do not re-encode: %v", err)
 		}

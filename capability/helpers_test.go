@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // t0 is the tests' "now": 2025-06-15T15:06:40Z.
@@ -19,8 +17,8 @@ var t0 = time.UnixMilli(1_750_000_000_000)
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
 
-func testTargets() policy.Targets {
-	return policy.Targets{
+func testTargets() Targets {
+	return Targets{
 		BackendBaseURL:       "https://api.kilo.example/api",
 		ProviderBaseURL:      "https://api.kilo.example",
 		SessionIngestBaseURL: "https://ingest.kilo.example",
@@ -92,7 +90,7 @@ func claimsJSONAt(issued, expires int64) string {
 // sentinel returns which package sentinels err wraps.
 func sentinels(err error) []error {
 	var out []error
-	for _, s := range []error{ErrInvalid, ErrExpired, ErrConfig, policy.ErrInvalidTargets} {
+	for _, s := range []error{ErrInvalid, ErrExpired, ErrConfig} {
 		if errors.Is(err, s) {
 			out = append(out, s)
 		}

@@ -30,7 +30,7 @@ func TestInteropNodeSealsGoOpens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := Claims{Subject: s, Version: 1, Purpose: Purpose,
 				IssuedAt: t0.UnixMilli(), ExpiresAt: t0.Add(2 * time.Hour).UnixMilli()}
-			plain, err := marshal(want.wire(false))
+			plain, err := want.marshal()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,8 +60,8 @@ func TestInteropGoSealsNodeOpens(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("open", key, tok)), &got); err != nil {
 				t.Fatal(err)
 			}
-			wantJSON, _ := marshal((&Claims{Subject: s, Version: 1, Purpose: Purpose,
-				IssuedAt: t0.UnixMilli(), ExpiresAt: t0.Add(90 * time.Minute).UnixMilli()}).wire(false))
+			wantJSON, _ := (&Claims{Subject: s, Version: 1, Purpose: Purpose,
+				IssuedAt: t0.UnixMilli(), ExpiresAt: t0.Add(90 * time.Minute).UnixMilli()}).marshal()
 			if err := json.Unmarshal(wantJSON, &want); err != nil {
 				t.Fatal(err)
 			}

@@ -72,7 +72,7 @@ func DecodeSubjectWith(data []byte, extra ...ExtraMember) (Subject, error) {
 			if i >= len(subjectNames) {
 				return extra[i-len(subjectNames)].Read(rd, p)
 			}
-			_, err := readSubjectMember(rd, &s, names[i], p)
+			_, err := readSubjectMember(rd, &s, firstSubjectClaim+i, p)
 			return err
 		})
 		return err
@@ -83,8 +83,9 @@ func DecodeSubjectWith(data []byte, extra ...ExtraMember) (Subject, error) {
 		}
 		return Subject{}, err
 	}
-	if seen&(1<<(claimProviderToken-firstSubjectClaim)) != 0 && s.ProviderToken == "" {
-		return s, fmt.Errorf("%w: providerToken is empty (omit it when there is none)", ErrInvalid)
+	f := s.stringFields()
+	if k, ok := emptyOptional((seen&(1<<len(subjectNames)-1))<<firstSubjectClaim, &f); ok {
+		return s, fmt.Errorf("%w: %s is empty (omit it when there is none)", ErrInvalid, members[k].name)
 	}
 	return s, nil
 }

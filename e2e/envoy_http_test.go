@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/capability"
 )
 
 // httpModeOptions runs deploy/envoy/envoy-http-service.yaml against extauthz's HTTP
@@ -17,7 +17,7 @@ var httpModeOptions = stackOptions{
 
 // httpModeTargets put every target on the one host envoy-http-service.yaml
 // routes, so every route class is reachable through it.
-var httpModeTargets = policy.Targets{
+var httpModeTargets = capability.Targets{
 	BackendBaseURL:       "https://" + apiHost,
 	ProviderBaseURL:      "https://" + apiHost,
 	SessionIngestBaseURL: "https://" + apiHost,

@@ -22,7 +22,6 @@ import (
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
 	"github.com/extauthz/extauthz/internal/testutil/testpki"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // The shipped configs' names: the tests seal capabilities for exactly these.
@@ -41,14 +40,14 @@ const (
 
 // shippedTargets are the targets of a capability for the hosts the shipped
 // Envoy configs route.
-var shippedTargets = policy.Targets{
+var shippedTargets = capability.Targets{
 	BackendBaseURL:       "https://" + apiHost,
 	ProviderBaseURL:      "https://" + apiHost,
 	SessionIngestBaseURL: "https://" + ingestHost,
 }
 
 // subjectFor is a subject bound to container id with the sentinel tokens.
-func subjectFor(id string, targets policy.Targets) capability.Subject {
+func subjectFor(id string, targets capability.Targets) capability.Subject {
 	return capability.Subject{
 		UserID:              "user-1",
 		CloudAgentSessionID: "cloud-session-1",

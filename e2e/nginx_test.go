@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/policy"
 )
 
 const (
@@ -67,7 +66,7 @@ func subject(container, origin string) capability.Subject {
 		OutboundContainerID: container,
 		UserToken:           userToken,
 		ProviderToken:       providerToken,
-		Targets: policy.Targets{
+		Targets: capability.Targets{
 			BackendBaseURL:       origin,
 			ProviderBaseURL:      origin,
 			SessionIngestBaseURL: "http://localhost:1",

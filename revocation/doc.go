@@ -1,7 +1,7 @@
 // Package revocation holds the set of revoked capabilities, sessions,
 // containers and users, and keeps it durable.
 //
-// An Entry revokes one capability (by its id, CapabilityID) or every
+// An Entry revokes one capability (by its id, capability.ID) or every
 // capability of a kiloSessionId, cloudAgentSessionId, outboundContainerId or
 // userId issued at or before the entry's RevokedAt. An entry lives for
 // EntryLifetime (the longest a capability lives, plus the clock skew Open

@@ -1,7 +1,6 @@
 package revocation
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,8 +43,7 @@ const (
 	maxValueLen                = 1024
 	maxReasonLen               = 1024
 	maxActorLen                = 256
-	capabilityIDLen            = 32 // hex of 16 bytes
-	tagB64Len                  = 24 // standard base64 of 16 bytes
+	capabilityIDLen            = 2 * capability.IDSize // in hex
 )
 
 // Kinds lists every kind, in API order.
@@ -70,7 +68,7 @@ func (e Entry) key() string { return string(e.Kind) + "\x00" + e.Value }
 
 // Subject is what Check needs from an opened capability.
 type Subject struct {
-	Token               string // the capability, trimmed, as it opened; only its tag is used
+	Token               string // the capability as it opened; only its id (capability.ID) is used
 	UserID              string
 	CloudAgentSessionID string
 	KiloSessionID       string
@@ -80,16 +78,17 @@ type Subject struct {
 
 // NewEntry builds the entry that revokes value of kind at now, for the API
 // and the stores. For KindCapability, value is the capability string and the
-// entry keeps only its id. Errors wrap ErrInvalid and never quote value.
+// entry keeps only its id (capability.ID), in lower-case hex. Errors wrap
+// ErrInvalid and never quote value.
 func NewEntry(kind Kind, value, reason, actor string, now time.Time) (Entry, error) {
 	e := Entry{Kind: kind, Reason: reason, Actor: truncate(actor, maxActorLen)}
 	switch kind {
 	case KindCapability:
-		id, ok := CapabilityID(value)
+		id, ok := capability.ID(value)
 		if !ok {
 			return Entry{}, fmt.Errorf("%w: capability is not a well-formed kka1 capability", ErrInvalid)
 		}
-		e.Value = id
+		e.Value = hex.EncodeToString(id[:])
 	case KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser:
 		if value == "" || len(value) > maxValueLen || !utf8.ValidString(value) || strings.Contains(value, capability.Prefix) {
 			return Entry{}, fmt.Errorf("%w: %s must be a non-empty UTF-8 string of at most %d bytes", ErrInvalid, kind, maxValueLen)
@@ -123,47 +122,4 @@ func (e Entry) valid() bool {
 		return e.Value != "" && len(e.Value) <= maxValueLen
 	}
 	return false
-}
-
-// CapabilityID is the id of a capability: the lower-case hex of the 16-byte
-// GCM tag it carries. The tag is a keyed digest of the capability's content
-// that Open verifies, so two capabilities share an id with probability
-// 2^-128 and nobody without the key can make one that matches; reading it
-// costs a few nanoseconds, where a SHA-256 of a kilobyte string costs ten
-// times the lookup budget. ok is false when token is not shaped like a
-// capability.
-func CapabilityID(token string) (string, bool) {
-	tag, ok := capabilityTag(token)
-	if !ok {
-		return "", false
-	}
-	return hex.EncodeToString(tag[:]), true
-}
-
-// capabilityTag decodes the tag of kka1.<iv>:<tag>:<ct>.
-func capabilityTag(token string) (tag [16]byte, ok bool) {
-	part, ok := tagPart(strings.TrimSpace(token))
-	if !ok {
-		return tag, false
-	}
-	var buf [18]byte
-	n, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(part))
-	if err != nil || n != 16 || base64.StdEncoding.EncodeToString(buf[:16]) != part {
-		return tag, false
-	}
-	copy(tag[:], buf[:16])
-	return tag, true
-}
-
-// tagPart is the base64 tag of a trimmed kka1.<iv>:<tag>:<ct>, undecoded.
-func tagPart(token string) (string, bool) {
-	body, ok := strings.CutPrefix(token, capability.Prefix)
-	if !ok {
-		return "", false
-	}
-	i := strings.IndexByte(body, ':')
-	if i < 0 || len(body) < i+1+tagB64Len+2 || body[i+1+tagB64Len] != ':' {
-		return "", false
-	}
-	return body[i+1 : i+1+tagB64Len], true
 }

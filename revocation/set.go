@@ -1,7 +1,6 @@
 package revocation
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"hash/maphash"
 	"maps"
@@ -107,11 +106,9 @@ func (s *Set) fingerprint(kind int, value string) uint64 {
 	return nonZero(maphash.String(s.seed, value) + uint64(kind+1)*kindSalt)
 }
 
-// tagFingerprint hashes a capability's tag in its base64 form, as it
-// appears in the capability: Open accepts canonical base64 only, so the form
-// is one-to-one with the tag, and Check need not decode it.
-func (s *Set) tagFingerprint(tagB64 string) uint64 {
-	return nonZero(maphash.String(s.seed, tagB64) + kindSalt)
+// idFingerprint is fingerprint for a capability's id (capability.ID).
+func (s *Set) idFingerprint(id *[capability.IDSize]byte) uint64 {
+	return nonZero(maphash.Bytes(s.seed, id[:]) + kindSalt)
 }
 
 func nonZero(h uint64) uint64 {
@@ -148,8 +145,8 @@ func (s *Set) Check(sub Subject) error {
 		return nil
 	}
 	if kinds&1 != 0 {
-		if tag, ok := tagPart(sub.Token); ok {
-			if _, hit := t.lookup(s.tagFingerprint(tag)); hit {
+		if id, ok := capability.ID(sub.Token); ok {
+			if _, hit := t.lookup(s.idFingerprint(&id)); hit {
 				return ErrRevoked
 			}
 		}
@@ -226,9 +223,9 @@ func (s *Set) add(t *table, e Entry) bool {
 
 func (s *Set) insert(t *table, e Entry) {
 	if e.Kind == KindCapability {
-		var tag [16]byte
-		hex.Decode(tag[:], []byte(e.Value)) // valid checked it
-		t.insert(s.tagFingerprint(base64.StdEncoding.EncodeToString(tag[:])), math.MaxInt64, 0)
+		var id [capability.IDSize]byte
+		hex.Decode(id[:], []byte(e.Value)) // valid checked it
+		t.insert(s.idFingerprint(&id), math.MaxInt64, 0)
 		return
 	}
 	i := slices.Index(Kinds, e.Kind)

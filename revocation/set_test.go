@@ -1,6 +1,8 @@
 package revocation
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/testsupport"
-	"github.com/extauthz/extauthz/policy"
 )
 
 var testNow = time.UnixMilli(1_780_000_000_000)
@@ -25,7 +26,7 @@ func sealed(t testing.TB, issued time.Time) (string, capability.Claims) {
 		t.Fatal(err)
 	}
 	codec := capability.NewCodec(ring, capability.WithClock(func() time.Time { return issued }))
-	tok, err := codec.Seal(testsupport.Subject("ctr-1", policy.Targets{
+	tok, err := codec.Seal(testsupport.Subject("ctr-1", capability.Targets{
 		BackendBaseURL: "https://api.example", ProviderBaseURL: "https://llm.example", SessionIngestBaseURL: "https://ingest.example",
 	}), time.Hour)
 	if err != nil {
@@ -104,7 +105,12 @@ func TestCheckUnavailable(t *testing.T) {
 
 func TestNewEntry(t *testing.T) {
 	tok, _ := sealed(t, testNow)
-	id, _ := CapabilityID(tok)
+	// The id is the hex of the tag, the second part of kka1.<iv>:<tag>:<ct>.
+	tag, err := base64.StdEncoding.DecodeString(strings.Split(tok, ":")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(tag)
 	e := mustEntry(t, KindCapability, tok, testNow)
 	if e.Value != id || strings.Contains(fmt.Sprint(e), tok) || len(id) != 32 {
 		t.Errorf("capability entry value = %q; want the id %q and never the capability", e.Value, id)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/proc"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Build compiles github.com/extauthz/extauthz/cmd/extauthz into dir and
@@ -78,7 +77,7 @@ func Subject(containerID, apiHost, ingestHost string) capability.Subject {
 		OutboundContainerID: containerID,
 		UserToken:           "bench-user-token-0123456789abcdef",
 		ProviderToken:       "bench-provider-token-0123456789ab",
-		Targets: policy.Targets{
+		Targets: capability.Targets{
 			BackendBaseURL:       "https://" + apiHost,
 			ProviderBaseURL:      "https://" + apiHost,
 			SessionIngestBaseURL: "https://" + ingestHost,

@@ -60,7 +60,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	a.codec = newCodec(ring, a.policy, nil, capability.WithCache(o.capabilityCacheSize))
+	a.codec = newCodec(ring, nil, capability.WithCache(o.capabilityCacheSize))
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(cacheCollectors(a.codec)...)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

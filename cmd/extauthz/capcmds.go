@@ -17,7 +17,6 @@ import (
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // maxSubjectLen bounds the subject JSON that issue reads.
@@ -97,7 +96,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	fs := flag.NewFlagSet("issue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keyFile := fs.String("key-file", "", "key file: one base64 AES-256 key per line, the first seals; else EXTAUTHZ_KEYS")
-	ttl := fs.Duration("ttl", capability.MaxLifetime, "lifetime of the capability, at most 4h")
+	ttl := fs.Duration("ttl", capability.DefaultLifetime, "lifetime of the capability, at most 4h")
 	devHosts := fs.String("dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)")
 	usageWithEnv(fs, issueSynopsis)
 	if err := applyEnv(fs, env.getenv); err != nil {
@@ -134,7 +133,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fail("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
 	}
-	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(ring, pol, env.now), Policy: pol, Logger: zerolog.Nop()})
+	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(ring, env.now), Policy: pol, Logger: zerolog.Nop()})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -177,7 +176,7 @@ func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEn
 		fmt.Fprintln(stderr, "extauthz open: no capability on stdin (pipe one in: extauthz open < capability.txt)")
 		return 1
 	}
-	claims, err := newCodec(ring, nil, env.now).Open(string(data))
+	claims, err := newCodec(ring, env.now).Open(string(data))
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz open: %v\n", err)
 		return 1
@@ -208,12 +207,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 }
 
 // newCodec is the codec every subcommand uses: the clock now (nil: the
-// system clock), and Seal checks targets against pol (nil: the default
-// policy).
-func newCodec(ring *capability.KeyRing, pol *policy.Policy, now func() time.Time, extra ...capability.Option) *capability.Codec {
+// system clock). Issuing goes through authz.Authorizer, which checks the
+// targets against its policy.
+func newCodec(ring *capability.KeyRing, now func() time.Time, extra ...capability.Option) *capability.Codec {
 	if now == nil {
 		now = time.Now
 	}
-	opts := append([]capability.Option{capability.WithClock(now), capability.WithTargetValidator(pol.ValidateTargets)}, extra...)
+	opts := append([]capability.Option{capability.WithClock(now)}, extra...)
 	return capability.NewCodec(ring, opts...)
 }

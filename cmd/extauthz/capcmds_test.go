@@ -176,6 +176,19 @@ func TestIssueOpen(t *testing.T) {
 		}
 	})
 
+	t.Run("default lifetime", func(t *testing.T) {
+		r := runCap(t, capIssue(env), cliSubject, "--key-file", file)
+		o := runCap(t, capOpen(env), r.stdout, "--key-file", file)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(o.stdout), &got); err != nil {
+			t.Fatalf("issue = %d %q; open printed %q: %v", r.code, r.stderr, o.stdout, err)
+		}
+		// docs/decisions.md, section 3: 4 h unless a shorter one is asked for.
+		if got["expiresAt"] != float64(cliNow.Add(4*time.Hour).UnixMilli()) {
+			t.Fatalf("issue without --ttl: expiresAt %v; want issuedAt + 4h", got["expiresAt"])
+		}
+	})
+
 	t.Run("expired", func(t *testing.T) {
 		r := runCap(t, capIssue(env), cliSubject, "--key-file", file, "--ttl", "1m")
 		later := capEnv{getenv: env.getenv, now: func() time.Time { return cliNow.Add(time.Minute) }}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/capability"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // grpcurlVersion is the grpcurl release the --dev help text runs with `go run`,
@@ -25,7 +24,7 @@ func devSubject() capability.Subject {
 		OutboundContainerID: "dev-container",
 		UserToken:           "dev-user-token",
 		ProviderToken:       "dev-provider-token",
-		Targets: policy.Targets{
+		Targets: capability.Targets{
 			BackendBaseURL:       "http://localhost:8080",
 			ProviderBaseURL:      "http://localhost:8080",
 			SessionIngestBaseURL: "http://localhost:8081",

@@ -32,7 +32,7 @@ func writeToken(t *testing.T) string {
 func TestRevokeCommand(t *testing.T) {
 	key := newKey(t)
 	store := revocation.NewMemoryStore()
-	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(mustRing(t, key), nil, nil), Logger: zerolog.Nop(), Revocations: store.Set()})
+	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(mustRing(t, key), nil), Logger: zerolog.Nop(), Revocations: store.Set()})
 	if err != nil {
 		t.Fatal(err)
 	}

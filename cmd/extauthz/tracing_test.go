@@ -29,7 +29,6 @@ import (
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/testsupport"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Trace context planted in requests: a W3C parent, and a B3 one.
@@ -86,7 +85,7 @@ func newTraceFixture(t testing.TB) *traceFixture {
 		t.Fatal(err)
 	}
 	f.http = f.tr.middleware(f.app.httpH, o.httpContainerIDHeader)
-	targets := policy.Targets{BackendBaseURL: "http://up.test", ProviderBaseURL: "http://up.test", SessionIngestBaseURL: "http://up.test:81"}
+	targets := capability.Targets{BackendBaseURL: "http://up.test", ProviderBaseURL: "http://up.test", SessionIngestBaseURL: "http://up.test:81"}
 	if f.cap, err = f.app.codec.Seal(testsupport.Subject("ctr-1", targets), capability.MaxLifetime); err != nil {
 		t.Fatal(err)
 	}

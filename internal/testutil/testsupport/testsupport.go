@@ -10,7 +10,6 @@ package testsupport
 import (
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/proc"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // Secrets planted in test subjects: no log line, metadata value, deny or
@@ -22,7 +21,7 @@ const (
 
 // Subject is a subject bound to container, with the planted tokens, the
 // user "user-1", the cloud agent session "cas-1" and the session "sess-1".
-func Subject(container string, targets policy.Targets) capability.Subject {
+func Subject(container string, targets capability.Targets) capability.Subject {
 	return capability.Subject{
 		UserID:              "user-1",
 		CloudAgentSessionID: "cas-1",

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/extauthz/extauthz/policy"
+	"github.com/extauthz/extauthz/capability"
 )
 
 func TestLockedBuffer(t *testing.T) {
@@ -22,7 +22,7 @@ func TestLockedBuffer(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
-	s := Subject("ctr-9", policy.Targets{BackendBaseURL: "https://a.example"})
+	s := Subject("ctr-9", capability.Targets{BackendBaseURL: "https://a.example"})
 	if s.OutboundContainerID != "ctr-9" || s.UserToken != UserToken || s.ProviderToken != ProviderToken || s.Targets.BackendBaseURL != "https://a.example" {
 		t.Errorf("Subject = %#v", s)
 	}

@@ -1,0 +1,131 @@
+package capability
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+)
+
+// idOracle is ID written from docs/decisions.md, section 1, with the
+// standard library: after the prefix, a non-empty iv, then the tag, which
+// must be 16 bytes of base64 that re-encodes to itself, then ':' and
+// anything (ID does not look at the ciphertext).
+func idOracle(tok string) (id [IDSize]byte, ok bool) {
+	tok = strings.TrimSpace(tok)
+	if len(tok) > MaxTokenLen || !strings.HasPrefix(tok, "kka1.") {
+		return id, false
+	}
+	parts := strings.SplitN(strings.TrimPrefix(tok, "kka1."), ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return id, false
+	}
+	b, err := base64.StdEncoding.DecodeString(parts[1])
+	if err != nil || len(b) != IDSize || base64.StdEncoding.EncodeToString(b) != parts[1] {
+		return id, false
+	}
+	return [IDSize]byte(b), true
+}
+
+// withPart returns tok with its part i (0: iv, 1: tag, 2: ciphertext)
+// replaced by p.
+func withPart(tok string, i int, p string) string {
+	parts := strings.Split(strings.TrimPrefix(tok, Prefix), ":")
+	parts[i] = p
+	return Prefix + strings.Join(parts, ":")
+}
+
+func TestID(t *testing.T) {
+	c, _ := newTestCodec(t, testKey(1))
+	tok, err := c.Seal(testSubject(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := idOracle(tok)
+	if !ok {
+		t.Fatalf("the oracle refuses a sealed capability")
+	}
+	for _, tc := range []struct {
+		name, tok string
+		ok        bool
+	}{
+		{"sealed", tok, true},
+		{"surrounding white space", " \t" + tok + "\r\n", true},
+		{"no prefix", strings.TrimPrefix(tok, Prefix), false},
+		{"prefix in upper case", "KKA1." + strings.TrimPrefix(tok, Prefix), false},
+		{"two parts", tok[:strings.LastIndexByte(tok, ':')], false},
+		{"empty iv", Prefix + tok[strings.IndexByte(tok, ':'):], false},
+		{"empty tag", withPart(tok, 1, ""), false},
+		// Open refuses these; ID does not read the ciphertext.
+		{"four parts", tok + ":AAAA", true},
+		{"empty ciphertext", tok[:strings.LastIndexByte(tok, ':')+1], true},
+		{"iv without padding", strings.Replace(tok, "==:", ":", 1), true}, // ID does not decode the iv
+		{"tag without padding", withPart(tok, 1, strings.TrimRight(strings.Split(tok, ":")[1], "=")), false},
+		{"tag of 15 bytes", Prefix + "AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAA:AAAA", false},
+		{"tag with stray bits", Prefix + "AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAB==:AAAA", false},
+		{"too long", tok + strings.Repeat("A", MaxTokenLen), false},
+		{"a bearer header", "Bearer " + tok, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, ok := ID(tc.tok)
+			if ok != tc.ok {
+				t.Fatalf("ID ok = %v; want %v", ok, tc.ok)
+			}
+			if ok && id != want {
+				t.Fatalf("ID = %x; want the tag %x", id, want)
+			}
+			if _, oracleOK := idOracle(tc.tok); oracleOK != tc.ok {
+				t.Fatalf("the oracle says %v; the case says %v", oracleOK, tc.ok)
+			}
+		})
+	}
+}
+
+// TestIDOfEveryOpenedCapability: a capability that opens has an id, and two
+// capabilities of one subject have different ids.
+func TestIDOfEveryOpenedCapability(t *testing.T) {
+	c, _ := newTestCodec(t, testKey(1))
+	seen := map[[IDSize]byte]bool{}
+	for _, s := range interopSubjects() {
+		for range 2 {
+			tok, err := c.Seal(s, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Open(tok); err != nil {
+				t.Fatal(err)
+			}
+			id, ok := ID(tok)
+			if !ok || seen[id] {
+				t.Fatalf("ID of an opened capability = %x, %v (seen before: %v)", id, ok, seen[id])
+			}
+			seen[id] = true
+		}
+	}
+}
+
+// FuzzID holds ID to idOracle, and to parseToken: whatever parseToken
+// accepts has an id, the tag it hands to the cipher.
+func FuzzID(f *testing.F) {
+	c, _ := newTestCodec(f, testKey(1))
+	tok, err := c.Seal(testSubject(), time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{tok, " " + tok, tok + ":", "kka1.::", "kka1.A:AAAAAAAAAAAAAAAAAAAAAA==:A",
+		"kka1.AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA", "kka1.AA:AAAAAAAAAAAAAAAAAAAAAA\n==:AA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, ok := ID(tok)
+		want, wantOK := idOracle(tok)
+		if ok != wantOK || id != want {
+			t.Fatalf("ID(%q) = %x, %v; oracle %x, %v", tok, id, ok, want, wantOK)
+		}
+		var iv [ivSize]byte
+		sealed, err := parseToken(&iv, nil, tok)
+		if err == nil && (!ok || string(id[:]) != string(sealed[len(sealed)-tagSize:])) {
+			t.Fatalf("parseToken accepts %q with tag %x; ID = %x, %v", tok, sealed[len(sealed)-tagSize:], id, ok)
+		}
+	})
+}
