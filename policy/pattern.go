@@ -68,8 +68,8 @@ func compileTable(entries []RouteEntry, vars ...string) (*table, error) {
 	t := &table{routes: make([]route, len(entries))}
 	for i, e := range entries {
 		r := route{RouteEntry: e}
-		if e.Class == "" || e.Target >= numTargets || (e.Credential == 0) == (e.Slot == "") || e.Guard > GuardNone || len(e.Patterns) == 0 {
-			return nil, fmt.Errorf("policy: route %d (%q): class, target, credential (or slot), guard or patterns missing or out of range", i, e.Class)
+		if e.Class == "" || e.Target >= numTargets || (e.Target == 0) == (e.Origin == "") || (e.Credential == 0) == (e.Slot == "") || e.Guard > GuardNone || len(e.Patterns) == 0 {
+			return nil, fmt.Errorf("policy: route %d (%q): class, target or origin (one), credential or slot (one), guard or patterns missing or out of range", i, e.Class)
 		}
 		if e.Origin != "" {
 			o, err := parseTarget(e.Origin)

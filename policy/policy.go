@@ -100,10 +100,10 @@ func (p *Policy) parseTargets(t Targets, kind error) (parsedTargets, error) {
 		TargetProvider:      t.ProviderBaseURL,
 		TargetSessionIngest: t.SessionIngestBaseURL,
 	}
-	for i, s := range raw {
+	for i := TargetBackend; i < numTargets; i++ {
 		var err error
-		if pt[i], err = p.parseTarget(s); err != nil {
-			return pt, &targetError{kind: kind, target: Target(i).String(), err: err}
+		if pt[i], err = p.parseTarget(raw[i]); err != nil {
+			return pt, &targetError{kind: kind, target: i.String(), err: err}
 		}
 	}
 	return pt, nil
@@ -183,6 +183,11 @@ func (p *Policy) ClassifyPrepared(req Request, t *Prepared, kiloSessionID string
 		return Route{}, errForeignPrepared
 	}
 	return p.classifyParsed(req, t.targets, t.err, kiloSessionID)
+}
+
+// Prepare is Policy.Prepare with the default policy.
+func Prepare(t Targets) *Prepared {
+	return defaultPolicy.Prepare(t)
 }
 
 // Classify is Policy.Classify with the default policy.

@@ -212,11 +212,15 @@ func (p *Policy) checkProfileRoute(r RouteEntry, field string) error {
 	if !className.MatchString(string(r.Class)) {
 		return fieldErr(field+".class", "want 1 to 63 of a-z, 0-9 and '_', starting with a letter")
 	}
-	if r.Origin == "" {
-		return fieldErr(field+".origin", "want https://host[:port]")
-	}
-	if err := p.checkOrigin(r.Origin); err != nil {
-		return &ProfileError{Field: field + ".origin", Err: err}
+	switch {
+	case r.Origin != "" && r.Target != 0:
+		return fieldErr(field+".origin", "an exact origin or a target, not both")
+	case r.Origin == "" && (r.Target == 0 || r.Target >= numTargets):
+		return fieldErr(field+".origin", "want https://host[:port], or target: %s, %s or %s", TargetBackend, TargetProvider, TargetSessionIngest)
+	case r.Origin != "":
+		if err := p.checkOrigin(r.Origin); err != nil {
+			return &ProfileError{Field: field + ".origin", Err: err}
+		}
 	}
 	if !slotName.MatchString(r.Slot) {
 		return fieldErr(field+".credential", "want a slot name: 1 to 63 of a-z, 0-9, '-' and '_'")
@@ -308,14 +312,37 @@ func (pr *Profile) Vars() []string { return slices.Clone(pr.vars) }
 // Slots lists the credential slots the profile's routes use, sorted.
 func (pr *Profile) Slots() []string { return slices.Clone(pr.slots) }
 
+// UsesTargets reports whether a route of the profile lives below a
+// capability target (a kka1 profile, such as kilo).
+func (pr *Profile) UsesTargets() bool {
+	for i := range pr.table.routes {
+		if !pr.table.routes[i].fixed {
+			return true
+		}
+	}
+	return false
+}
+
 // Classify finds the route of the profile that req takes, with vars bound
-// (the capability's variables). The request passes the same shape and path
-// safety rules as a kka1 request first. Errors wrap ErrInvalidUpstreamURL
-// or ErrUpstreamNotAllowed. It allocates nothing.
-func (pr *Profile) Classify(req Request, vars []Var) (Route, error) {
+// (the capability's variables) and, for routes below capability targets,
+// the targets t prepared by the profile's policy (nil: no target, so such
+// routes match nothing). The request passes the same shape and path safety
+// rules as a kka1 request first, and bad targets deny as in
+// Policy.Classify. Errors wrap ErrInvalidUpstreamURL or
+// ErrUpstreamNotAllowed. It allocates nothing.
+func (pr *Profile) Classify(req Request, t *Prepared, vars []Var) (Route, error) {
 	r, err := pr.policy.parseRequest(req)
 	if err != nil {
 		return Route{}, err
 	}
-	return pr.table.classify(r, req.Method, nil, vars)
+	if t == nil {
+		return pr.table.classify(r, req.Method, nil, vars)
+	}
+	if t.policy != pr.policy {
+		return Route{}, errForeignPrepared
+	}
+	if t.err != nil {
+		return Route{}, t.err
+	}
+	return pr.table.classify(r, req.Method, (*[numTargets]parsedURL)(&t.targets), vars)
 }

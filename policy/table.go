@@ -11,22 +11,33 @@ package policy
 type Target uint8
 
 // Targets of a kka1 capability, in the order their errors are reported.
+// The zero Target is none: a route that has an exact origin instead.
 const (
-	TargetBackend Target = iota
+	TargetBackend Target = iota + 1
 	TargetProvider
 	TargetSessionIngest
-	numTargets
+	numTargets // one more than the last target: the size of a table by target
 )
 
 // String returns the target's claim name, e.g. "backendBaseUrl".
 func (t Target) String() string {
-	if t < numTargets {
+	if 0 < t && t < numTargets {
 		return targetClaims[t]
 	}
-	return "unknown target"
+	return "no target"
 }
 
-var targetClaims = [numTargets]string{"backendBaseUrl", "providerBaseUrl", "sessionIngestBaseUrl"}
+// TargetNamed returns the target whose claim name is name.
+func TargetNamed(name string) (Target, bool) {
+	for t := TargetBackend; t < numTargets; t++ {
+		if targetClaims[t] == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+var targetClaims = [numTargets]string{"", "backendBaseUrl", "providerBaseUrl", "sessionIngestBaseUrl"}
 
 // Guard says where a catch-all route (one whose only pattern is /**) refuses
 // paths shaped like a route, so that it never serves, with its own
@@ -57,7 +68,7 @@ type RouteEntry struct {
 	Class RouteClass
 	// Credential is what an allow on this route sends upstream.
 	Credential Credential
-	// Target supplies the route's origin and base path.
+	// Target supplies the route's origin and base path (or Origin does).
 	Target Target
 	// Patterns are the route's paths below the target's base path, any one
 	// of which matches. Segments, '/'-separated:
