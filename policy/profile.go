@@ -152,6 +152,10 @@ func (p *Policy) CompileProfile(spec ProfileSpec) (*Profile, error) {
 	}
 	t, err := compileTable(spec.Routes)
 	if err != nil {
+		var fe *ProfileError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, &ProfileError{Field: "routes", Err: err}
 	}
 	if err := t.checkAmbiguity(); err != nil {
