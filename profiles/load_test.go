@@ -84,8 +84,8 @@ func TestProfileDecisions(t *testing.T) {
 	oa, _ := s.Profile("openai")
 	vars := []policy.Var{{Name: "owner", Value: "acme"}, {Name: "repo", Value: "widgets.git"}}
 	cases := []struct {
-		pr                    *policy.Profile
-		method, host, path    string
+		pr                   *policy.Profile
+		method, host, path   string
 		want, slot, injected string
 	}{
 		{oa, "POST", "api.openai.com", "/v1/chat/completions", "openai_api", "api-key", "authorization"},
