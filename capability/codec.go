@@ -2,7 +2,6 @@ package capability
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -126,21 +125,7 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	}
 	var iv [ivSize]byte
 	_, _ = rand.Read(iv[:]) // crypto/rand.Read never fails (it aborts instead).
-	sealed := r.aeads[0].Seal(plain[:0:0], iv[:], plain, nil)
-	ct, tag := sealed[:len(sealed)-tagSize], sealed[len(sealed)-tagSize:]
-
-	enc := base64.StdEncoding
-	out := make([]byte, 0, len(Prefix)+enc.EncodedLen(ivSize)+enc.EncodedLen(tagSize)+enc.EncodedLen(len(ct))+2)
-	out = append(out, Prefix...)
-	out = enc.AppendEncode(out, iv[:])
-	out = append(out, ':')
-	out = enc.AppendEncode(out, tag)
-	out = append(out, ':')
-	out = enc.AppendEncode(out, ct)
-	if len(out) > MaxTokenLen {
-		return "", fmt.Errorf("%w: capability would exceed %d bytes", ErrInvalid, MaxTokenLen)
-	}
-	return string(out), nil
+	return sealToken(Prefix, r.aeads[0].Seal(plain[:0:0], iv[:], plain, nil), &iv)
 }
 
 // Open checks a capability's format, decrypts it with the first key that
@@ -177,7 +162,7 @@ func (c *Codec) open(r *KeyRing, token string) (Claims, error) {
 	b := openBuffers.Get().(*openBuffer)
 	defer b.release()
 	var err error
-	if b.sealed, err = parseToken(&b.iv, b.sealed[:0], token); err != nil {
+	if b.sealed, err = parseToken(&b.iv, b.sealed[:0], token, Prefix); err != nil {
 		return Claims{}, err
 	}
 	opened := false
@@ -231,11 +216,16 @@ func (b *openBuffer) release() {
 // checkWindow is the time rule of Open: issuedAt at most ClockSkew in the
 // future, expiresAt strictly in the future.
 func (c *Codec) checkWindow(claims *Claims) error {
+	return c.checkTimes(claims.IssuedAt, claims.ExpiresAt)
+}
+
+// checkTimes is the time rule of opening either kind.
+func (c *Codec) checkTimes(issuedAt, expiresAt int64) error {
 	now := c.now().UnixMilli()
-	if claims.IssuedAt > now+ClockSkew.Milliseconds() {
+	if issuedAt > now+ClockSkew.Milliseconds() {
 		return fmt.Errorf("%w: issued more than %s in the future", ErrInvalid, ClockSkew)
 	}
-	if claims.ExpiresAt <= now {
+	if expiresAt <= now {
 		return fmt.Errorf("%w: expired", ErrExpired)
 	}
 	return nil
@@ -256,7 +246,11 @@ const IDSize = tagSize
 // (cutToken) or the tag is not 16 bytes of canonical base64. Nothing else is
 // decoded or checked: a token with an id need not open.
 func ID(token string) (id [IDSize]byte, ok bool) {
-	_, tagPart, _, err := cutToken(token)
+	prefix := Prefix
+	if KindOf(token) == KindProfile {
+		prefix = ProfilePrefix
+	}
+	_, tagPart, _, err := cutToken(token, prefix)
 	if err != nil {
 		return id, false
 	}
@@ -275,14 +269,14 @@ func ID(token string) (id [IDSize]byte, ok bool) {
 // the second ':'. ID needs no more; parseToken checks ct (non-empty, no
 // third ':') and decodes the parts. It does not scan ct, which is most of a
 // capability: ID runs on every decision when a capability is revoked.
-func cutToken(token string) (ivPart, tagPart, ctPart string, err error) {
+func cutToken(token, prefix string) (ivPart, tagPart, ctPart string, err error) {
 	token = strings.TrimSpace(token)
 	if len(token) > MaxTokenLen {
 		return "", "", "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
 	}
-	body, ok := strings.CutPrefix(token, Prefix)
+	body, ok := strings.CutPrefix(token, prefix)
 	if !ok {
-		return "", "", "", fmt.Errorf("%w: missing %s prefix", ErrInvalid, Prefix)
+		return "", "", "", fmt.Errorf("%w: missing %s prefix", ErrInvalid, prefix)
 	}
 	i := strings.IndexByte(body, ':')
 	if i < 0 {
@@ -309,8 +303,8 @@ var (
 // ciphertext part), then the content of its parts. It stores the IV in iv
 // and returns the ciphertext with the tag appended, as cipher.AEAD.Open
 // wants them, in dst (grown if need be).
-func parseToken(iv *[ivSize]byte, dst []byte, token string) (sealed []byte, err error) {
-	ivPart, tagPart, ctPart, err := cutToken(token)
+func parseToken(iv *[ivSize]byte, dst []byte, token, prefix string) (sealed []byte, err error) {
+	ivPart, tagPart, ctPart, err := cutToken(token, prefix)
 	switch {
 	case err != nil:
 		return dst, err

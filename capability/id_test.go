@@ -123,7 +123,7 @@ func FuzzID(f *testing.F) {
 			t.Fatalf("ID(%q) = %x, %v; oracle %x, %v", tok, id, ok, want, wantOK)
 		}
 		var iv [ivSize]byte
-		sealed, err := parseToken(&iv, nil, tok)
+		sealed, err := parseToken(&iv, nil, tok, Prefix)
 		if err == nil && (!ok || string(id[:]) != string(sealed[len(sealed)-tagSize:])) {
 			t.Fatalf("parseToken accepts %q with tag %x; ID = %x, %v", tok, sealed[len(sealed)-tagSize:], id, ok)
 		}

@@ -249,3 +249,45 @@ func kindName(k jsontext.Kind) string {
 		return "value"
 	}
 }
+
+// StringMap reads an object whose members are all strings into a map: at
+// most max members, each name accepted by validName, none repeated. Errors
+// point at byte offsets and never quote a name or a value.
+func (rd *Reader) StringMap(p Pointer, max int, validName func(string) bool) (map[string]string, error) {
+	d := &rd.d
+	if k := d.PeekKind(); k != '{' && k != 0 {
+		return nil, rd.wrongKind(p, k, "an object")
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return nil, syntaxError(err)
+	}
+	m := map[string]string{}
+	for d.PeekKind() != '}' {
+		start := d.InputOffset()
+		tok, err := d.ReadToken() // jsontext allows only a string here
+		if err != nil {
+			return nil, syntaxError(err)
+		}
+		name := tok.String()
+		switch _, dup := m[name]; {
+		case !validName(name):
+			return nil, errorf("at %s: the member name at byte %d is not allowed", p, start)
+		case dup:
+			return nil, errorf("at %s: duplicate member at byte %d", p, start)
+		case len(m) == max:
+			return nil, errorf("at %s: more than %d members", p, max)
+		}
+		v, err := rd.String(Pointer{parent: p.String(), name: "*"}) // a name may be a misplaced secret
+		if err != nil {
+			return nil, err
+		}
+		m[name] = v
+	}
+	if _, err := d.ReadToken(); err != nil { // the '}' just peeked
+		return nil, syntaxError(err)
+	}
+	return m, nil
+}
+
+// Root is the pointer of the top-level object's member name.
+func Root(name string) Pointer { return Pointer{name: name} }

@@ -41,15 +41,28 @@ func Require(t testing.TB, name string, extra ...string) string {
 // capability with Node's crypto, the way the TypeScript issuer does.
 func NodeKKA1(t testing.TB) func(mode string, key []byte, stdin string) string {
 	t.Helper()
+	return nodeCapability(t)
+}
+
+// NodeProfileCapability is NodeKKA1 for profile capabilities
+// (docs/profile-capability.md): prefix eac1. and the prefix as additional
+// authenticated data, as an issuer in another language would write them.
+func NodeProfileCapability(t testing.TB) func(mode string, key []byte, stdin string) string {
+	t.Helper()
+	return nodeCapability(t, "CAP_PREFIX=eac1.", "CAP_AAD=1")
+}
+
+func nodeCapability(t testing.TB, env ...string) func(mode string, key []byte, stdin string) string {
+	t.Helper()
 	node := Require(t, "node", "/usr/bin/nodejs")
-	script := filepath.Join(t.TempDir(), "kka1.js")
+	script := filepath.Join(t.TempDir(), "capability.js")
 	if err := os.WriteFile(script, []byte(nodeKKA1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return func(mode string, key []byte, stdin string) string {
 		t.Helper()
 		cmd := exec.Command(node, script, mode)
-		cmd.Env = append(os.Environ(), "KKA1_KEY="+base64.StdEncoding.EncodeToString(key))
+		cmd.Env = append(append(os.Environ(), "KKA1_KEY="+base64.StdEncoding.EncodeToString(key)), env...)
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.Output()
 		if err != nil {
@@ -65,11 +78,15 @@ func NodeKKA1(t testing.TB) func(mode string, key []byte, stdin string) string {
 }
 
 // nodeKKA1 is the issuer's algorithm in Node: aes-256-gcm, a 16-byte IV, the
-// key in base64 in $KKA1_KEY.
+// key in base64 in $KKA1_KEY; $CAP_PREFIX (default kka1.) and, with
+// $CAP_AAD=1, the prefix as additional authenticated data, for profile
+// capabilities.
 const nodeKKA1 = `
 const crypto = require('crypto');
 const mode = process.argv[2];
 const key = Buffer.from(process.env.KKA1_KEY, 'base64');
+const prefix = process.env.CAP_PREFIX || 'kka1.';
+const aad = process.env.CAP_AAD === '1';
 let input = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => { input += d; });
@@ -77,16 +94,18 @@ process.stdin.on('end', () => {
   if (mode === 'seal') {
     const iv = crypto.randomBytes(16);
     const c = crypto.createCipheriv('aes-256-gcm', key, iv);
+    if (aad) c.setAAD(Buffer.from(prefix, 'utf8'));
     const ct = Buffer.concat([c.update(JSON.stringify(JSON.parse(input)), 'utf8'), c.final()]);
     const tag = c.getAuthTag();
-    process.stdout.write('kka1.' + [iv, tag, ct].map((b) => b.toString('base64')).join(':'));
+    process.stdout.write(prefix + [iv, tag, ct].map((b) => b.toString('base64')).join(':'));
   } else if (mode === 'open') {
     const t = input.trim();
-    if (!t.startsWith('kka1.')) throw new Error('no prefix');
-    const [iv, tag, ct] = t.slice(5).split(':').map((p) => Buffer.from(p, 'base64'));
+    if (!t.startsWith(prefix)) throw new Error('no prefix');
+    const [iv, tag, ct] = t.slice(prefix.length).split(':').map((p) => Buffer.from(p, 'base64'));
     if (iv.length !== 16 || tag.length !== 16) throw new Error('bad iv or tag');
     const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
     d.setAuthTag(tag);
+    if (aad) d.setAAD(Buffer.from(prefix, 'utf8'));
     const pt = Buffer.concat([d.update(ct), d.final()]).toString('utf8');
     process.stdout.write(JSON.stringify(JSON.parse(pt)));
   } else {
