@@ -336,4 +336,4 @@ type failingTB struct {
 }
 
 func (f *failingTB) Fatalf(format string, args ...any) { f.msg = fmt.Sprintf(format, args...) }
-func (f *failingTB) Helper()                          {}
+func (f *failingTB) Helper()                           {}
