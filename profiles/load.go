@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,10 +45,48 @@ func (s *Set) Names() []string {
 	return slices.Clone(s.names)
 }
 
-// Load reads and compiles the profiles file at path with policy p (nil: the
-// default). Every error names the file, and where it can the line and the
-// field.
+// Load reads and compiles the profiles at path with policy p (nil: the
+// default): a file, or a directory whose *.yaml and *.yml files (not hidden,
+// in name order) are read as one, as a Kubernetes ConfigMap is mounted.
+// Profile names are unique across the files. Every error names the file,
+// and where it can the line and the field.
 func Load(path string, p *policy.Policy) (*Set, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("profiles file %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return loadFile(path, p)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("profiles directory %s: %w", path, err)
+	}
+	all := &Set{byName: map[string]*policy.Profile{}}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue // ..data and the like: a ConfigMap's own entries
+		}
+		s, err := loadFile(filepath.Join(path, name), p)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range s.names {
+			if _, dup := all.byName[n]; dup {
+				return nil, fmt.Errorf("profiles file %s: profile %q is also declared in another file of %s", filepath.Join(path, name), n, path)
+			}
+			all.byName[n] = s.byName[n]
+			all.names = append(all.names, n)
+		}
+	}
+	if len(all.names) == 0 {
+		return nil, fmt.Errorf("profiles directory %s: no *.yaml file", path)
+	}
+	return all, nil
+}
+
+func loadFile(path string, p *policy.Policy) (*Set, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("profiles file %s: %w", path, err)
