@@ -89,6 +89,7 @@ func (u *tlsUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	h := u.hook[r.URL.Path]
 	u.mu.Unlock()
 	if h != nil {
+		r.Body = io.NopCloser(strings.NewReader(string(body))) // read above, for the record
 		h(w, r)
 		return
 	}
