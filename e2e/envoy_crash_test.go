@@ -196,12 +196,15 @@ func testCrashOneReplica(t *testing.T, m replicaMode) {
 	if got := s.api.count(); got != ok {
 		t.Errorf("the upstream received %d requests; want exactly the %d allowed", got, ok)
 	}
-	t.Logf("%s: %d requests from %d clients in %v; replica A killed after %v with %d requests in flight; %d allowed, %d denied, %d failed %v; replica B decided %d; Envoy: %s",
+	t.Logf("%s: %d requests from %d clients in %v; replica A killed after %v with %d requests in flight; %d allowed, %d denied, %d failed %v; replicas decided %d (A) and %d (B); Envoy: %s",
 		m.config, crashRequests, crashClients, elapsed.Round(time.Millisecond), killedAfter.Round(time.Millisecond),
-		inflightAtKill, ok, denied, failed, failures, len(b.decisions()),
+		inflightAtKill, ok, denied, failed, failures, len(a.decisions()), len(b.decisions()),
 		envoyStats(s.envoy, "upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_overflow",
 			"upstream_rq_per_try_timeout", "upstream_rq_timeout", "upstream_cx_connect_fail",
 			"outlier_detection.ejections_enforced_total", "health_check.failure"))
+	if len(a.decisions()) == 0 {
+		t.Error("replica A decided nothing before it was killed: the kill took no load away")
+	}
 	if int64(failed) > inflightAtKill {
 		t.Errorf("%d requests failed; want at most the %d in flight when the replica was killed", failed, inflightAtKill)
 	}
@@ -272,22 +275,10 @@ func TestEnvoyRetryAvoidsThePreviousReplica(t *testing.T) {
 // like a replica whose process dies as it is reached.
 func resettingListener(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.(*net.TCPConn).SetLinger(0) // close with RST
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return acceptLoopback(t, func(c net.Conn) {
+		_ = c.(*net.TCPConn).SetLinger(0) // close with RST
+		c.Close()
+	}).Addr().String()
 }
 
 // waitHealthy waits until Envoy's health checks pass for every address of

@@ -132,11 +132,19 @@ type relay struct {
 
 func newRelay(t *testing.T, target string) *relay {
 	t.Helper()
+	r := &relay{target: target}
+	r.ln = acceptLoopback(t, func(c net.Conn) { go r.pipe(c) })
+	return r
+}
+
+// acceptLoopback listens on a free loopback port and hands every connection
+// to handle until the test ends.
+func acceptLoopback(t *testing.T, handle func(net.Conn)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: target}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -144,10 +152,10 @@ func newRelay(t *testing.T, target string) *relay {
 			if err != nil {
 				return
 			}
-			go r.pipe(c)
+			handle(c)
 		}
 	}()
-	return r
+	return ln
 }
 
 func (r *relay) set(target string, delay time.Duration) {
