@@ -217,12 +217,31 @@ func checkEdges(v *edgeView) []problem {
 	switch {
 	case !readyz:
 		add(edgeHealthCheck, "cluster %q: the health check asks neither grpc.health.v1 nor /readyz, which turn with a drain", cl.GetName())
+	case hc.GetHttpHealthCheck() != nil && !healthOnAdminPort(cl):
+		add(edgeHealthCheck, "cluster %q: /readyz is on extauthz's admin listener: every endpoint needs health_check_config.port_value", cl.GetName())
 	case unhealthyAfter >= drainDelay:
 		add(edgeHealthCheck, "cluster %q: a draining replica is unhealthy after %v, not within extauthz's drain delay (%v)", cl.GetName(), unhealthyAfter, drainDelay)
 	case noTraffic == 0 || noTraffic > interval:
 		add(edgeHealthCheck, "cluster %q: no_traffic_interval %v; want it no longer than the interval (%v): the default 60 s leaves a new Envoy checking once a minute", cl.GetName(), noTraffic, interval)
 	}
 	return ps
+}
+
+// healthOnAdminPort reports whether every endpoint of cl sends its health
+// checks to another port than the one it serves on.
+func healthOnAdminPort(cl *clusterv3.Cluster) bool {
+	n := 0
+	for _, le := range cl.GetLoadAssignment().GetEndpoints() {
+		for _, lb := range le.GetLbEndpoints() {
+			ep := lb.GetEndpoint()
+			hp := ep.GetHealthCheckConfig().GetPortValue()
+			if hp == 0 || hp == ep.GetAddress().GetSocketAddress().GetPortValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // isAnswer reports whether a retry_on condition retries on something other
@@ -279,6 +298,7 @@ func TestEdgeChecksFail(t *testing.T) {
 		{edgeMergeWindow, "default merge window", func(v *edgeView) { v.cluster.CommonLbConfig = nil }},
 		{edgeHealthCheck, "no-traffic default", func(v *edgeView) { v.cluster.HealthChecks[0].NoTrafficInterval = nil }},
 		{edgeHealthCheck, "slow health check", func(v *edgeView) { v.cluster.HealthChecks[0].Interval.Seconds = 10 }},
+		{edgeHealthCheck, "no health check", func(v *edgeView) { v.cluster.HealthChecks = nil }},
 	}
 	for _, name := range shippedConfigs(t) {
 		for _, m := range mutations {
