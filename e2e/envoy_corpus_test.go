@@ -138,6 +138,12 @@ func runCorpus(t *testing.T, s *envoyStack, corpus []trickyCase) {
 			}
 			table.WriteString("\n")
 
+			if outcome == localDeny {
+				// The deny extauthz itself gives (docs/decisions.md, section 5).
+				if ct := r.header.Get("Content-Type"); ct != "application/json" || r.body != `{"error":"upstream_not_allowed"}` {
+					t.Errorf("Envoy's own deny: content-type %q, body %q; want application/json and {\"error\":\"upstream_not_allowed\"}", ct, r.body)
+				}
+			}
 			if outcome != c.want {
 				t.Errorf("outcome %s (Envoy %d %q, decision %+v); want %s", outcome, r.status, r.body, d, c.want)
 			}

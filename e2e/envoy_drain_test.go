@@ -35,7 +35,7 @@ func hostHealth(e *envoyproc.Process, cluster, addr string) string {
 }
 
 // TestEnvoyDrainOneReplica: the shipped envoy.yaml with two extauthz
-// replicas behind its extauthz cluster (health checks every 5 s, unhealthy
+// replicas behind its extauthz cluster (health checks every 2 s, unhealthy
 // after 2). Under steady load through Envoy, one replica gets SIGTERM: it
 // reports NOT_SERVING but keeps answering until Envoy has marked it
 // unhealthy and moved every check to the other, then stops. Not one client

@@ -9,7 +9,7 @@ import (
 )
 
 // restartExtauthz starts a new extauthz (on a new port) with the stack's
-// flags and points the relay at it.
+// flags and points the relays at it.
 func (s *envoyStack) restartExtauthz() {
 	s.t.Helper()
 	s.ext = startServe(s.t, s.bin, s.keyFile, s.httpMode, s.serveArgs...)
@@ -18,6 +18,9 @@ func (s *envoyStack) restartExtauthz() {
 		target = s.ext.http
 	}
 	s.relay.set(target, 0)
+	if s.adminRelay != nil {
+		s.adminRelay.set(s.ext.admin, 0)
+	}
 }
 
 // expectFailClosed sends an allowed request and asserts that Envoy refuses
@@ -62,9 +65,7 @@ func testFailClosed(t *testing.T, opts stackOptions) {
 	s := newEnvoyStack(t, opts)
 	capa := s.capability()
 	s.expectFlowsAgain(t, capa)
-	if !opts.httpMode { // envoy-http-service.yaml has no health check
-		s.expectHealthChecks(t, true)
-	}
+	s.expectHealthChecks(t, true)
 
 	s.ext.stop()
 	for i := 0; i < 3; i++ {

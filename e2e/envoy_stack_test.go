@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,11 +132,19 @@ type relay struct {
 
 func newRelay(t *testing.T, target string) *relay {
 	t.Helper()
+	r := &relay{target: target}
+	r.ln = acceptLoopback(t, func(c net.Conn) { go r.pipe(c) })
+	return r
+}
+
+// acceptLoopback listens on a free loopback port and hands every connection
+// to handle until the test ends.
+func acceptLoopback(t *testing.T, handle func(net.Conn)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: target}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -143,10 +152,10 @@ func newRelay(t *testing.T, target string) *relay {
 			if err != nil {
 				return
 			}
-			go r.pipe(c)
+			handle(c)
 		}
 	}()
-	return r
+	return ln
 }
 
 func (r *relay) set(target string, delay time.Duration) {
@@ -304,6 +313,9 @@ type envoyStack struct {
 	proxy     string // Envoy's listener, host:port
 	httpMode  bool
 	serveArgs []string
+	// adminRelay carries the HTTP mode's health checks to extauthz's
+	// /readyz, so that they follow a restarted extauthz (new ports) too.
+	adminRelay *relay
 }
 
 // stackOptions vary a stack.
@@ -318,6 +330,10 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 	t.Helper()
 	envoyBin := envoyproc.Require(t)
 	s := &envoyStack{t: t, bin: extauthzBin(t), ca: testpki.NewCA(t, "e2e"), httpMode: opts.httpMode, serveArgs: opts.serveArgs}
+	if s.httpMode {
+		// envoy-http-service.yaml's health check asks the admin listener.
+		s.serveArgs = slices.Concat(s.serveArgs, []string{"--admin-addr", "127.0.0.1:0"})
+	}
 	s.keyFile, s.codec = newKey(t)
 
 	apiCert := s.ca.Issue(testpki.Spec{CommonName: apiHost, DNSNames: []string{apiHost}}).TLS
@@ -348,6 +364,10 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 	must(cfg.SetAdmin("127.0.0.1", 0))
 	must(cfg.SetListener(envoyListener, "127.0.0.1", 0))
 	must(cfg.SetCluster("extauthz", "127.0.0.1", s.relay.port()))
+	if s.httpMode {
+		s.adminRelay = newRelay(t, s.ext.admin)
+		must(cfg.SetEndpointHealthPorts("extauthz", []int{s.adminRelay.port()}))
+	}
 	must(cfg.SetCluster("kilo_api", "127.0.0.1", s.api.port()))
 	if !s.httpMode {
 		must(cfg.SetCluster("kilo_ingest", "127.0.0.1", s.ingest.port()))

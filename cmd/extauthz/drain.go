@@ -8,12 +8,12 @@ import (
 )
 
 // defaultDrainDelay outlasts the health checking of the shipped Envoy
-// configs: a check every 5 s, unhealthy after 2 failures. The first check
-// to see NOT_SERVING comes at most 5 s after SIGTERM, the second 5 s later,
-// so Envoy stops sending checks here within 10 s (plus the check's own
-// round trip); 15 s leaves a margin for a loaded Envoy and a late timer.
-// A proxy that health-checks less often needs a longer delay:
-// interval × unhealthy_threshold plus a margin.
+// configs: a check every 2 s, unhealthy after 2 failures, so Envoy stops
+// sending checks here within 4 s of SIGTERM (plus the check's own round
+// trip). 15 s also covers a proxy that checks every 5 s, a common setting,
+// with a margin for a loaded proxy and a late timer. A proxy that
+// health-checks less often needs a longer delay: interval ×
+// unhealthy_threshold plus a margin.
 const defaultDrainDelay = 15 * time.Second
 
 // drain stops the server the way Envoy and gRPC expect:

@@ -17,6 +17,14 @@
 //     certificate, except clusters explicitly marked as local demo clusters in
 //     the compose demo config.
 //
+// edges_test.go holds every config, the HTTP mode's too, to what an Envoy
+// user expects of it: a cap on downstream connections, a JSON deny for a host
+// no route serves, and an ext_authz call that survives a crashed extauthz
+// replica (a retry policy on the service that avoids the replica that
+// failed, enough retries for every check in flight, outlier detection on
+// local-origin errors applied at once, and health checks within extauthz's
+// drain delay).
+//
 // Then the real Envoy (the version CI installs) validates each config as
 // shipped (envoy --mode validate), and refuses the broken fixtures in
 // testdata/. The end-to-end tests in e2e/ run the configs with traffic.

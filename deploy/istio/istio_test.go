@@ -53,6 +53,7 @@ func TestIstioManifests(t *testing.T) {
 		"DestinationRule":         "networking.istio.io/v1",
 		"Gateway":                 "networking.istio.io/v1",
 		"VirtualService":          "networking.istio.io/v1",
+		"EnvoyFilter":             "networking.istio.io/v1alpha3",
 	}
 	for kind, api := range want {
 		if len(m[kind]) == 0 {
@@ -210,9 +211,7 @@ func TestIstioDeployment(t *testing.T) {
 	if manifest.Int(c, "readinessProbe", "grpc", "port") != 9191 {
 		t.Error("readinessProbe is not a gRPC health probe on 9191")
 	}
-	if manifest.Get(c, "livenessProbe") == nil {
-		t.Error("no livenessProbe")
-	}
+	checkLiveness(t, manifest.Get(c, "livenessProbe"))
 	ports := map[string]int{}
 	for _, p := range manifest.List(c, "ports") {
 		ports[manifest.String(p, "name")] = manifest.Int(p, "containerPort")
@@ -269,6 +268,23 @@ func TestIstioDeployment(t *testing.T) {
 	}
 	if manifest.Int(hpa, "spec", "minReplicas") < 2 {
 		t.Error("HorizontalPodAutoscaler minReplicas < 2: one pod down would stop all egress")
+	}
+}
+
+// checkLiveness: the liveness probe neither asks the admin listener, which
+// every workload in the mesh may flood (e2e TestIstioLivenessSurvivesAdminFlood
+// floods it), nor gRPC health, which turns NOT_SERVING without keys and would
+// restart the pod in a loop.
+func checkLiveness(t *testing.T, probe any) {
+	t.Helper()
+	switch {
+	case probe == nil:
+		t.Error("no livenessProbe")
+	case manifest.Get(probe, "grpc") != nil:
+		t.Error("livenessProbe asks gRPC health: a replica without keys would be restarted in a loop")
+	case manifest.Get(probe, "httpGet", "port") == "admin" || manifest.Int(probe, "httpGet", "port") == 9090,
+		manifest.Get(probe, "tcpSocket", "port") == "admin" || manifest.Int(probe, "tcpSocket", "port") == 9090:
+		t.Error("livenessProbe asks the admin port, which a flood from the mesh can fill")
 	}
 }
 

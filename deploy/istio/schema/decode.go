@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	networkingv1 "istio.io/api/networking/v1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1 "istio.io/api/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -47,6 +48,7 @@ var Manifests = Decoder{
 		{Group: "networking.istio.io", Version: "v1", Kind: "Gateway"}:           func() proto.Message { return &networkingv1.Gateway{} },
 		{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRule"}:   func() proto.Message { return &networkingv1.DestinationRule{} },
 		{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"}:    func() proto.Message { return &networkingv1.VirtualService{} },
+		{Group: "networking.istio.io", Version: "v1alpha3", Kind: "EnvoyFilter"}: func() proto.Message { return &networkingv1alpha3.EnvoyFilter{} },
 		{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicy"}: func() proto.Message { return &securityv1.AuthorizationPolicy{} },
 		{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"}:  func() proto.Message { return &securityv1.PeerAuthentication{} },
 	},

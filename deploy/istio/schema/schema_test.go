@@ -179,13 +179,18 @@ func misspellings(key string) []string {
 }
 
 // freeForm reports whether the key at path belongs to a map whose keys are
-// data, not field names: labels, annotations and label selectors.
+// data, not field names: labels, annotations and label selectors, and an
+// EnvoyFilter's patch value, a google.protobuf.Struct to Istio (the root
+// module's deploy/istio tests decode it strictly with Envoy's types).
 func freeForm(kind string, path []any) bool {
 	var keys []string
 	for _, p := range path[:len(path)-1] {
 		if s, ok := p.(string); ok {
 			keys = append(keys, s)
 		}
+	}
+	if i := slices.Index(keys, "patch"); kind == "EnvoyFilter" && i >= 0 && i+1 < len(keys) && keys[i+1] == "value" {
+		return true
 	}
 	parent := strings.Join(keys, ".")
 	switch {

@@ -177,6 +177,51 @@ func (c *Config) SetClusterEndpoints(name string, addrs []string) error {
 	return nil
 }
 
+// SetEndpointHealthPorts sends the health checks of the cluster's endpoint i
+// to ports[i] (endpoint.health_check_config.port_value) instead of the port
+// the endpoint serves on: for a server whose readiness is on another
+// listener.
+func (c *Config) SetEndpointHealthPorts(name string, ports []int) error {
+	cl, err := c.Cluster(name)
+	if err != nil {
+		return err
+	}
+	var eps []map[string]any
+	for _, le := range list(dig(cl, "load_assignment", "endpoints")) {
+		for _, lb := range list(dig(le, "lb_endpoints")) {
+			if ep, ok := dig(lb, "endpoint").(map[string]any); ok {
+				eps = append(eps, ep)
+			}
+		}
+	}
+	if len(eps) != len(ports) {
+		return fmt.Errorf("cluster %s: %d endpoints, %d health check ports", name, len(eps), len(ports))
+	}
+	for i, ep := range eps {
+		ep["health_check_config"] = map[string]any{"port_value": ports[i]}
+	}
+	return nil
+}
+
+// SetGlobalConnectionLimit sets the cap of the overload manager's
+// envoy.resource_monitors.global_downstream_max_connections monitor, for a
+// test that reaches it with a handful of connections; an error if the config
+// has no such monitor.
+func (c *Config) SetGlobalConnectionLimit(n int) error {
+	for _, m := range list(dig(c.doc, "overload_manager", "resource_monitors")) {
+		if dig(m, "name") != "envoy.resource_monitors.global_downstream_max_connections" {
+			continue
+		}
+		tc, ok := dig(m, "typed_config").(map[string]any)
+		if !ok {
+			return errors.New("global_downstream_max_connections: no typed_config")
+		}
+		tc["max_active_downstream_connections"] = n
+		return nil
+	}
+	return errors.New("no overload_manager resource monitor envoy.resource_monitors.global_downstream_max_connections")
+}
+
 // Cluster returns the cluster called name, to read or change a field.
 func (c *Config) Cluster(name string) (map[string]any, error) {
 	for _, cl := range list(dig(c.doc, "static_resources", "clusters")) {
@@ -422,6 +467,9 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // Done is closed when Envoy has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// AdminAddr is the admin listener's address, host:port.
+func (p *Process) AdminAddr() string { return p.admin }
 
 // Admin GETs path on the admin listener and returns the body of a 200.
 func (p *Process) Admin(path string) (string, error) {
