@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/envoyproc"
-	"github.com/extauthz/extauthz/policy"
 )
 
 // The crash test's load: crashRequests requests from crashClients clients at
@@ -32,7 +32,7 @@ const (
 type replicaMode struct {
 	config  string
 	opts    stackOptions
-	targets policy.Targets
+	targets capability.Targets
 }
 
 var replicaModes = []replicaMode{
