@@ -277,12 +277,16 @@ func checkPod(t *testing.T, pod corev1.PodSpec, ctr corev1.Container) {
 		t.Errorf("container envFrom = %v; want none (configuration is in args, secrets in files)", ctr.EnvFrom)
 	}
 	adminPort := containerPort(t, ctr, "admin")
-	for name, p := range map[string]*corev1.Probe{"readiness": ctr.ReadinessProbe, "liveness": ctr.LivenessProbe} {
-		want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[name]
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want ||
-			(p.HTTPGet.Port != intstr.FromString("admin") && p.HTTPGet.Port != intstr.FromInt32(adminPort)) {
-			t.Errorf("%s probe = %+v; want GET %s on the admin port", name, p, want)
-		}
+	if p := ctr.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" ||
+		(p.HTTPGet.Port != intstr.FromString("admin") && p.HTTPGet.Port != intstr.FromInt32(adminPort)) {
+		t.Errorf("readiness probe = %+v; want GET /readyz on the admin port", p)
+	}
+	// Liveness must not depend on the admin listener, which a flood can
+	// fill (issue 21 item 7): a TCP connect to the gRPC port.
+	grpcPort := containerPort(t, ctr, "grpc")
+	if p := ctr.LivenessProbe; p == nil || p.TCPSocket == nil ||
+		(p.TCPSocket.Port != intstr.FromString("grpc") && p.TCPSocket.Port != intstr.FromInt32(grpcPort)) {
+		t.Errorf("liveness probe = %+v; want a TCP connect to the gRPC port", p)
 	}
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		req, lim := ctr.Resources.Requests[name], ctr.Resources.Limits[name]
