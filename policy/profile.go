@@ -313,6 +313,18 @@ func (pr *Profile) MaxLifetime() time.Duration { return pr.maxLifetime }
 // Vars lists the variables the profile's routes bind, sorted.
 func (pr *Profile) Vars() []string { return slices.Clone(pr.vars) }
 
+// Origins lists the exact origins of the profile's routes, in route order,
+// each once.
+func (pr *Profile) Origins() []string {
+	var out []string
+	for i := range pr.table.routes {
+		if o := pr.table.routes[i].Origin; o != "" && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // Slots lists the credential slots the profile's routes use, sorted.
 func (pr *Profile) Slots() []string { return slices.Clone(pr.slots) }
 

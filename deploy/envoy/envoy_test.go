@@ -21,6 +21,7 @@ func TestEnvoyConfigsPass(t *testing.T) {
 	}{
 		{"production egress", "envoy.yaml", checkOptions{}},
 		{"compose demo", "envoy-compose.yaml", checkOptions{allowLocalDemo: true}},
+		{"route profiles egress", "envoy-profiles.yaml", checkOptions{}},
 		{"minimal fixture", "testdata/minimal.yaml", checkOptions{}},
 	}
 	for _, tt := range tests {
