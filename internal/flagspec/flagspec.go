@@ -12,6 +12,7 @@
 package flagspec
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,10 @@ const EnvPrefix = "EXTAUTHZ_"
 func EnvName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
+
+// ErrArgument is the refusal of an argument that is not a flag: commands
+// take none.
+var ErrArgument = errors.New("unexpected argument")
 
 // Flag is one declared setting. Build it with Var, Parsed or Env.
 type Flag struct {
@@ -146,7 +151,7 @@ func Parse(name, synopsis string, flags []Flag, args []string, getenv func(strin
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("%w %q", ErrArgument, fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })

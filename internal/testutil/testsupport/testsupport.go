@@ -1,6 +1,6 @@
 // Package testsupport holds what the tests of several packages share: a
-// goroutine-safe log sink and a capability subject with planted secrets.
-// Only tests import it.
+// goroutine-safe log sink, a capability subject with planted secrets, and
+// key files. Only tests import it.
 //
 // It imports capability and policy to build a capability.Subject: an arrow
 // from internal/testutil up to the product packages, which is why it lives
@@ -8,6 +8,12 @@
 package testsupport
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"strings"
+	"testing"
+
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/proc"
 )
@@ -36,3 +42,42 @@ func Subject(container string, targets capability.Targets) capability.Subject {
 // LockedBuffer is a goroutine-safe io.Writer that collects log lines or a
 // process's output for assertions. The zero value is ready to use.
 type LockedBuffer = proc.Output
+
+// SecretFile writes content to a new file, readable by its owner only, in
+// a temporary directory, and returns its path.
+func SecretFile(t testing.TB, name, content string) string {
+	t.Helper()
+	path := t.TempDir() + "/" + name
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// NewKey is a fresh random capability key.
+func NewKey(t testing.TB) []byte {
+	t.Helper()
+	k := make([]byte, capability.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// WriteKeys writes a key file holding keys, the first sealing, by writing a
+// new file and renaming it over path, as a secret volume update does.
+func WriteKeys(t testing.TB, path string, keys ...[]byte) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# test keys; the first seals\n")
+	for _, k := range keys {
+		b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"os"
@@ -13,8 +13,8 @@ import (
 
 // dashboardMetricFiles are the files that name the metrics operators watch.
 var dashboardMetricFiles = []string{
-	"../../deploy/observability/grafana/extauthz.json",
-	"../../deploy/observability/prometheus/alerts.yaml",
+	"../deploy/observability/grafana/extauthz.json",
+	"../deploy/observability/prometheus/alerts.yaml",
 }
 
 // watchedMetrics returns every extauthz_* series name the dashboard and the
@@ -45,8 +45,7 @@ func watchedMetrics(t *testing.T) []string {
 func TestMetricsExistFromStart(t *testing.T) {
 	names := watchedMetrics(t)
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	writeKeys(t, keyFile, newKey(t))
+	keyFile, _ := newKeyFile(t)
 	redis := testprog.StartRedis(t)
 	for store, args := range map[string][]string{
 		"memory": nil,
@@ -54,7 +53,7 @@ func TestMetricsExistFromStart(t *testing.T) {
 		"redis":  {"--revocation-store", redis.URL()},
 	} {
 		t.Run(store, func(t *testing.T) {
-			p := startServe(t, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0", "--key-file", keyFile}, args...)...)
+			p := startServer(t, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0", "--key-file", keyFile}, args...)...)
 			body := httpBody(t, "http://"+p.addr(t, "admin")+"/metrics")
 			exported := map[string]bool{}
 			for line := range strings.SplitSeq(body, "\n") {

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestClientIdentities(t *testing.T) {
-	ids, err := parseClientIdentities("uri:" + egressGatewayID + ", dns:envoy.proxy.svc, uri:~spiffe://cluster\\.local/ns/egress/sa/[a-z-]+")
+	ids, err := ParseClientIdentities("uri:" + egressGatewayID + ", dns:envoy.proxy.svc, uri:~spiffe://cluster\\.local/ns/egress/sa/[a-z-]+")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestClientIdentities(t *testing.T) {
 		}
 	}
 
-	alt, err := parseClientIdentities("uri:~a|b")
+	alt, err := ParseClientIdentities("uri:~a|b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func TestClientIdentities(t *testing.T) {
 	}
 
 	for _, bad := range []string{"spiffe://x", "uri:", "email:a@b", "dns:~(", "URI:x"} {
-		if _, err := parseClientIdentities(bad); err == nil || !strings.Contains(err.Error(), "--tls-client-identities") {
-			t.Errorf("parseClientIdentities(%q) = %v; want an error naming the flag", bad, err)
+		if _, err := parseConfig("--tls-client-identities", bad); err == nil || !strings.Contains(err.Error(), "--tls-client-identities") {
+			t.Errorf("--tls-client-identities %q: %v; want an error naming the flag", bad, err)
 		}
 	}
 }
@@ -66,7 +66,7 @@ func TestClientIdentities(t *testing.T) {
 // SHA-1) suites gets no handshake.
 func TestTLSRefusesWeakSuites(t *testing.T) {
 	pki := newTestPKI(t)
-	st, err := newServerTLS(pki.certFile, pki.keyFile, "", "")
+	st, err := newServerTLS(TLSConfig{CertFile: pki.certFile, KeyFile: pki.keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}

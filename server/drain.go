@@ -1,10 +1,13 @@
-package main
+package server
 
 import (
 	"context"
 	"net/http"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 )
 
 // defaultDrainDelay outlasts the health checking of the shipped Envoy
@@ -28,39 +31,39 @@ const defaultDrainDelay = 15 * time.Second
 // Checks that arrive during the delay are decided as usual: refusing them
 // would turn every request a proxy has not yet moved elsewhere into an
 // error (a deny behind a fail-closed proxy).
-func (a *app) drain(httpServers []*http.Server) {
+func (s *Server) drain(g *grpc.Server, health *health.Server, httpServers []*http.Server) {
 	start := time.Now()
-	a.log.Info().Str("drain_delay", a.opts.drainDelay.String()).Str("shutdown_timeout", a.opts.shutdownTimeout.String()).Msg("draining")
-	a.ready.Store(false)
-	a.health.Shutdown() // NOT_SERVING for every service, Watch streams told
+	s.log.Info().Str("drain_delay", s.cfg.DrainDelay.String()).Str("shutdown_timeout", s.cfg.ShutdownTimeout.String()).Msg("draining")
+	s.ready.Store(false)
+	health.Shutdown() // NOT_SERVING for every service, Watch streams told
 	// HTTP keep-alives stay on: SetKeepAlivesEnabled(false) would close idle
 	// connections now, while proxies still send here at full rate and may
 	// be writing a request into one of them.
-	time.Sleep(a.opts.drainDelay)
+	time.Sleep(s.cfg.DrainDelay)
 
-	a.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("closing listeners")
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
+	s.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("closing listeners")
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
-		a.grpc.GracefulStop()
+		g.GracefulStop()
 		close(done)
 	}()
 	var wg sync.WaitGroup
-	for _, s := range httpServers {
+	for _, h := range httpServers {
 		wg.Go(func() {
-			if err := s.Shutdown(ctx); err != nil {
-				s.Close()
+			if err := h.Shutdown(ctx); err != nil {
+				h.Close()
 			}
 		})
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		a.log.Warn().Msg("shutdown timeout: closing remaining gRPC streams")
-		a.grpc.Stop()
+		s.log.Warn().Msg("shutdown timeout: closing remaining gRPC streams")
+		g.Stop()
 		<-done
 	}
 	wg.Wait()
-	a.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("stopped")
+	s.log.Info().Str("after", time.Since(start).Round(time.Millisecond).String()).Msg("stopped")
 }

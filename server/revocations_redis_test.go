@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,17 +20,21 @@ import (
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/internal/testutil/testprog"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 )
+
+// testAdminToken guards the API of the servers the tests start.
+const testAdminToken = "admin-token-0123456789abcdef"
 
 // replica is one `extauthz serve` on the shared Redis.
 type replica struct {
-	p                    *proc
+	p                    *running
 	api, admin, grpcAddr string
 }
 
 func startReplica(t *testing.T, keyFile, tokenFile, redisURL string) replica {
 	t.Helper()
-	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+	p := startServer(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--api-token-file", tokenFile, "--dev-http-hosts", "localhost",
 		"--revocation-store", redisURL, "--revocation-max-staleness", "1s")
 	return replica{p: p, api: "http://" + p.addr(t, "http"), admin: "http://" + p.addr(t, "admin"), grpcAddr: p.addr(t, "grpc")}
@@ -66,7 +69,7 @@ func (r replica) readyz(t *testing.T) (int, string) {
 
 func (r replica) redeem(t *testing.T, tok string) (int, string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"capability": tok, "outboundContainerId": devSubject().OutboundContainerID,
+	body, _ := json.Marshal(map[string]string{"capability": tok, "outboundContainerId": DevSubject().OutboundContainerID,
 		"requestMethod": "POST", "requestUrl": "http://localhost:8080/api/openrouter/v1/chat/completions"})
 	return r.call(t, authz.RedeemPath, body)
 }
@@ -102,11 +105,8 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // a revoked capability is never allowed along the way.
 func TestServeReplicasOnRedis(t *testing.T) {
 	redis := testprog.StartRedis(t)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	key := newKey(t)
-	writeKeys(t, keyFile, key)
-	tokenFile := writeToken(t)
+	keyFile, key := newKeyFile(t)
+	tokenFile := testsupport.SecretFile(t, "api-token", testAdminToken+"\n")
 	var rs []replica
 	for range 3 {
 		rs = append(rs, startReplica(t, keyFile, tokenFile, redis.URL()))
@@ -187,7 +187,7 @@ func TestServeReplicasOnRedis(t *testing.T) {
 	// "unreachable" per replica for the whole outage, and no "reachable"
 	// while Redis is down.
 	for i, r := range rs {
-		logs := r.p.log()
+		logs := r.p.logs.String()
 		down := strings.Count(logs, `"message":"revocation store unreachable`)
 		up := strings.LastIndex(logs, `"message":"revocation store reachable`)
 		if down != 1 || up > strings.Index(logs, `"message":"revocation store unreachable`) {
@@ -217,7 +217,7 @@ func TestServeReplicasOnRedis(t *testing.T) {
 	})
 	neverAllowed("after recovery")
 	for _, r := range rs {
-		if strings.Contains(r.p.log(), revoked[0][5:30]) {
+		if strings.Contains(r.p.logs.String(), revoked[0][5:30]) {
 			t.Errorf("a log quotes a capability")
 		}
 	}

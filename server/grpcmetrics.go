@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func newGRPCMetrics(reg prometheus.Registerer, log zerolog.Logger) (*grpcMetrics
 	if err := reg.Register(m.handled); err != nil {
 		return nil, err
 	}
-	m.checkOK = m.handled.WithLabelValues(checkMethod, codes.OK.String())
+	m.checkOK = m.handled.WithLabelValues(CheckMethod, codes.OK.String())
 	m.failures = checkFailureLog{log}
 	return m, nil
 }
@@ -64,12 +64,12 @@ func (m *grpcMetrics) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		return
 	}
 	method, _ := ctx.Value(rpcMethodKey{}).(string)
-	if method == checkMethod && end.Error == nil {
+	if method == CheckMethod && end.Error == nil {
 		m.checkOK.Inc()
 		return
 	}
 	m.handled.WithLabelValues(method, status.Code(end.Error).String()).Inc()
-	if method == checkMethod {
+	if method == CheckMethod {
 		m.failures.record(ctx, end)
 	}
 }

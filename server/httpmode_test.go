@@ -1,9 +1,8 @@
-package main
+package server
 
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,7 +45,7 @@ func TestWithAPI(t *testing.T) {
 	}
 }
 
-// TestHTTPListenerComposition: what --http-addr serves, built by newApp.
+// TestHTTPListenerComposition: what --http-addr serves, built by New.
 // With --api-token-file the API answers beside the authorization endpoints
 // and issues a capability that the forward endpoint then allows; without it
 // the API paths are 404 and the authorization endpoints still answer.
@@ -61,17 +60,12 @@ func TestHTTPListenerComposition(t *testing.T) {
 	}
 	build := func(args ...string) http.Handler {
 		t.Helper()
-		getenv := func(string) string { return "" }
-		o, err := parseServeFlags("serve", append([]string{"--key-file", keyFile, "--dev-http-hosts", "up.test",
-			"--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id"}, args...), getenv, io.Discard)
+		s, err := New(mustConfig(t, append([]string{"--key-file", keyFile, "--dev-http-hosts", "up.test",
+			"--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id"}, args...)...), zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := newApp(o, getenv, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.httpH
+		return s.HTTPHandler()
 	}
 	do := func(h http.Handler, method, target string, header map[string]string, body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, target, strings.NewReader(body))

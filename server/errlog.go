@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"regexp"
 	"strings"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/extauthz/extauthz/authz"
 )
 
 // Errors that net/http and grpc-go report themselves (failed TLS handshakes,
@@ -47,9 +48,9 @@ type grpcLogger struct{ log zerolog.Logger }
 
 var _ grpclog.LoggerV2 = grpcLogger{}
 
-// setGRPCLogger installs l as grpc-go's logger; it must run before any gRPC
+// SetGRPCLogger installs l as grpc-go's logger; it must run before any gRPC
 // server or client exists (grpclog's rule).
-func setGRPCLogger(l zerolog.Logger) {
+func SetGRPCLogger(l zerolog.Logger) {
 	grpclog.SetLoggerV2(grpcLogger{l.With().Str("component", "grpc").Logger()})
 }
 
@@ -101,7 +102,8 @@ func (g grpcLogger) V(l int) bool { return l <= 0 && g.log.GetLevel() <= zerolog
 // log would otherwise not show.
 type checkFailureLog struct{ log zerolog.Logger }
 
-var checkMethod = "/" + authv3.Authorization_ServiceDesc.ServiceName + "/Check"
+// CheckMethod is the full name of Envoy's Check RPC.
+const CheckMethod = "/" + authz.ServiceName + "/Check"
 
 // record logs a Check that ended in err (not nil).
 func (c checkFailureLog) record(ctx context.Context, end *stats.End) {

@@ -1,98 +1,23 @@
-package main
+package server
 
 import (
-	"bytes"
-	"errors"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 )
-
-// writeAPIToken writes an admin token for --api-token-file and returns its
-// path.
-func writeAPIToken(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "api-token")
-	if err := os.WriteFile(path, []byte("test-admin-token-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// noStoreMessage is what serve and check-config say when the API is on and
-// no revocation store is named: each of the three choices.
-var noStoreMessage = []string{"--revocation-file", "--revocation-store=redis://", "--revocation-store=memory"}
-
-// TestServeAPINeedsRevocationStore: the capability API takes revocations,
-// so `serve` with --api-token-file (flag or environment) and no store named
-// does not start, and says what to choose; check-config says the same.
-// Before, it started and kept revocations in memory without a word.
-func TestServeAPINeedsRevocationStore(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	writeKeys(t, keyFile, newKey(t))
-	tokenFile := writeAPIToken(t, dir)
-	listeners := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--key-file", keyFile}
-	for _, c := range []struct {
-		name string
-		args []string
-		env  []string
-	}{
-		{"flag", []string{"--api-token-file", tokenFile}, nil},
-		{"environment", nil, []string{"EXTAUTHZ_API_TOKEN_FILE=" + tokenFile}},
-	} {
-		t.Run("serve/"+c.name, func(t *testing.T) {
-			cmd := exec.Command(buildBinary(t), append(append([]string{"serve"}, listeners...), c.args...)...)
-			cmd.Env = append(append(os.Environ(), "EXTAUTHZ_KEYS=", "EXTAUTHZ_API_TOKEN_FILE=", "EXTAUTHZ_REVOCATION_STORE=", "EXTAUTHZ_REVOCATION_FILE="), c.env...)
-			var stderr bytes.Buffer
-			cmd.Stderr, cmd.Stdout = &stderr, io.Discard
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			kill := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
-			err := cmd.Wait()
-			kill.Stop()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Fatalf("serve with the API and no revocation store: %v; want exit status 2. stderr:\n%s", err, stderr.String())
-			}
-			for _, want := range noStoreMessage {
-				if !strings.Contains(stderr.String(), want) {
-					t.Errorf("stderr %q does not name %s", stderr.String(), want)
-				}
-			}
-		})
-	}
-	t.Run("check-config", func(t *testing.T) {
-		t.Setenv("EXTAUTHZ_KEYS", "")
-		var out, errb bytes.Buffer
-		code := run(append(append([]string{"check-config"}, listeners...), "--api-token-file", tokenFile), strings.NewReader(""), &out, &errb)
-		if code != 2 {
-			t.Fatalf("check-config with the API and no revocation store = %d, %q; want 2", code, errb.String())
-		}
-		for _, want := range noStoreMessage {
-			if !strings.Contains(errb.String(), want) {
-				t.Errorf("stderr %q does not name %s", errb.String(), want)
-			}
-		}
-	})
-}
 
 // TestServeMemoryRevocationsSaySo: --revocation-store=memory with the API
 // on starts, says at warn that revocations are neither durable nor shared,
 // and /readyz says so too. Before, "memory" was not a store.
 func TestServeMemoryRevocationsSaySo(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	writeKeys(t, keyFile, newKey(t))
-	tokenFile := writeAPIToken(t, dir)
-	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+	keyFile, _ := newKeyFile(t)
+	tokenFile := testsupport.SecretFile(t, "api-token", testAdminToken)
+	p := startServer(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--api-token-file", tokenFile, "--revocation-store", "memory")
 	p.waitLog(t, "the non-durable warning", func(m map[string]any) bool {
 		s, _ := m["message"].(string)
@@ -109,7 +34,7 @@ func TestServeMemoryRevocationsSaySo(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "in memory: not durable, not shared") {
 		t.Errorf("/readyz = %d %q; want 200 saying the revocations are in memory, not durable, not shared", resp.StatusCode, body)
 	}
-	if n := strings.Count(p.log(), "neither durable nor shared"); n != 1 {
+	if n := strings.Count(p.logs.String(), "neither durable nor shared"); n != 1 {
 		t.Errorf("the warning was logged %d times; want once", n)
 	}
 }
@@ -118,9 +43,8 @@ func TestServeMemoryRevocationsSaySo(t *testing.T) {
 // --revocation-file, and which store each combination of flags chooses.
 func TestRevocationStoreFlags(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	writeKeys(t, keyFile, newKey(t))
-	tokenFile := writeAPIToken(t, dir)
+	keyFile, _ := newKeyFile(t)
+	tokenFile := testsupport.SecretFile(t, "api-token", testAdminToken)
 	api := []string{"--http-addr", "127.0.0.1:0", "--api-token-file", tokenFile}
 	for _, c := range []struct {
 		name string
@@ -148,27 +72,27 @@ func TestRevocationStoreFlags(t *testing.T) {
 		{"CA file alone", []string{"--revocation-store-ca-file", "x"}, nil, "need a redis:// or rediss://", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			getenv := func(k string) string { return c.env[k] }
 			args := []string{"--grpc-addr", "127.0.0.1:0"}
 			if !slices.Contains(c.args, "--dev") { // --dev makes its own key
 				args = append(args, "--key-file", keyFile)
 			}
-			o, err := parseServeFlags("serve", append(args, c.args...), getenv, io.Discard)
+			cfg, err := parseConfigEnv(c.env, append(args, c.args...)...)
+			kind, _, _ := cfg.revocationStore()
 			switch {
 			case c.bad && err == nil:
-				t.Fatalf("accepted, store %q; want an error saying %q", o.revocationKind, c.want)
+				t.Fatalf("accepted, store %q; want an error saying %q", kind, c.want)
 			case c.bad && !strings.Contains(err.Error(), c.want):
 				t.Fatalf("error %q; want it to say %q", err, c.want)
 			case !c.bad && err != nil:
 				t.Fatalf("error %v; want store %s", err, c.want)
-			case !c.bad && o.revocationKind != c.want:
-				t.Fatalf("store %q; want %q", o.revocationKind, c.want)
+			case !c.bad && kind != c.want:
+				t.Fatalf("store %q; want %q", kind, c.want)
 			}
 		})
 	}
 	// A value that is not a store is never echoed: it may be a URL with a
 	// password in it.
-	_, err := parseServeFlags("serve", []string{"--key-file", keyFile, "--revocation-store", "http://user:hunter2-secret@redis:6379"}, func(string) string { return "" }, io.Discard)
+	_, err := parseConfig("--key-file", keyFile, "--revocation-store", "http://user:hunter2-secret@redis:6379")
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("a bad store URL: %v; want an error that does not repeat it", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -8,13 +8,13 @@ import (
 	"strings"
 )
 
-// clientIdentities is the allow-list of client certificates that may ask for
+// ClientIdentities is the allow-list of client certificates that may ask for
 // decisions over mTLS. A certificate the client CA signed is not enough: a
 // mesh CA also signs the sandboxes' certificates, and a sandbox that can ask
 // extauthz directly gets real tokens. So the certificate must also name an
 // allowed identity: one of its URI SANs (a SPIFFE id) or DNS SANs must match
 // an entry.
-type clientIdentities []identityMatcher
+type ClientIdentities []identityMatcher
 
 // identityMatcher matches one kind of subject-alt-name, exactly or with a
 // regular expression that must match the whole name.
@@ -24,11 +24,11 @@ type identityMatcher struct {
 	re    *regexp.Regexp
 }
 
-// parseClientIdentities reads --tls-client-identities: comma-separated
+// ParseClientIdentities reads --tls-client-identities: comma-separated
 // entries `uri:VALUE` or `dns:VALUE`, where VALUE is an exact name or, after
 // `~`, a regular expression that is always matched against the whole name.
-func parseClientIdentities(list string) (clientIdentities, error) {
-	var ids clientIdentities
+func ParseClientIdentities(list string) (ClientIdentities, error) {
+	var ids ClientIdentities
 	for entry := range strings.SplitSeq(list, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
@@ -36,13 +36,13 @@ func parseClientIdentities(list string) (clientIdentities, error) {
 		}
 		kind, value, ok := strings.Cut(entry, ":")
 		if !ok || (kind != "uri" && kind != "dns") || value == "" {
-			return nil, fmt.Errorf("--tls-client-identities: %q: want uri:NAME, dns:NAME, uri:~REGEX or dns:~REGEX", entry)
+			return nil, fmt.Errorf("%q: want uri:NAME, dns:NAME, uri:~REGEX or dns:~REGEX", entry)
 		}
 		m := identityMatcher{kind: kind}
 		if expr, isRE := strings.CutPrefix(value, "~"); isRE {
 			re, err := regexp.Compile(`^(?:` + expr + `)$`)
 			if err != nil {
-				return nil, fmt.Errorf("--tls-client-identities: %q: %w", entry, err)
+				return nil, fmt.Errorf("%q: %w", entry, err)
 			}
 			m.re = re
 		} else {
@@ -66,7 +66,7 @@ var errClientIdentity = errors.New("client certificate names no identity allowed
 
 // verify is a tls.Config.VerifyConnection: after the chain is verified, the
 // leaf must carry an allowed URI or DNS name.
-func (ids clientIdentities) verify(cs tls.ConnectionState) error {
+func (ids ClientIdentities) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errClientIdentity
 	}

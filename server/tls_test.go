@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,11 +54,8 @@ func newTestPKI(t *testing.T) *testPKI {
 // nothing.
 func TestServeMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	key := newKey(t)
-	writeKeys(t, keyFile, key)
-	p := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id", "--admin-addr", "",
+	keyFile, key := newKeyFile(t)
+	p := startServer(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id", "--admin-addr", "",
 		"--key-file", keyFile, "--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile,
 		"--tls-client-ca-file", pki.caFile, "--tls-client-identities", "uri:"+egressGatewayID)
 	grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")

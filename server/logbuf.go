@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -12,16 +12,17 @@ import (
 // Log buffering: one decision line per request would otherwise be one
 // write system call per request, about 2 % of the server's CPU under load.
 const (
-	logBufferSize    = 64 << 10
-	logFlushInterval = 100 * time.Millisecond
+	logBufferSize = 64 << 10
+	// LogFlushInterval is how long a line below warn may wait.
+	LogFlushInterval = 100 * time.Millisecond
 )
 
-// logBuffer is the server log's writer: lines below warn are buffered and
+// LogBuffer is the server log's writer: lines below warn are buffered and
 // written at least every flush interval, when the buffer fills, and at
 // Close; a warning or error is written at once, with everything before it.
 // Lines are never split or reordered. Close must run before the process
 // exits, or up to one interval of lines is lost.
-type logBuffer struct {
+type LogBuffer struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
 	closed bool // after Close every line is written at once
@@ -29,10 +30,11 @@ type logBuffer struct {
 	done   chan struct{}
 }
 
-var _ zerolog.LevelWriter = (*logBuffer)(nil)
+var _ zerolog.LevelWriter = (*LogBuffer)(nil)
 
-func newLogBuffer(w io.Writer, interval time.Duration) *logBuffer {
-	b := &logBuffer{w: bufio.NewWriterSize(w, logBufferSize), stop: make(chan struct{}), done: make(chan struct{})}
+// NewLogBuffer buffers lines for w, flushed at least every interval.
+func NewLogBuffer(w io.Writer, interval time.Duration) *LogBuffer {
+	b := &LogBuffer{w: bufio.NewWriterSize(w, logBufferSize), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		t := time.NewTicker(interval)
@@ -50,12 +52,12 @@ func newLogBuffer(w io.Writer, interval time.Duration) *logBuffer {
 }
 
 // Write buffers one line.
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	return b.WriteLevel(zerolog.NoLevel, p)
 }
 
 // WriteLevel buffers a line below warn and writes a warning or worse at once.
-func (b *logBuffer) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+func (b *LogBuffer) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, err := b.w.Write(p)
@@ -66,7 +68,7 @@ func (b *logBuffer) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 }
 
 // Flush writes what is buffered.
-func (b *logBuffer) Flush() error {
+func (b *LogBuffer) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.w.Flush()
@@ -74,7 +76,7 @@ func (b *logBuffer) Flush() error {
 
 // Close stops the periodic flush and writes what is buffered; a line
 // logged after Close (a library's goroutine) is written at once.
-func (b *logBuffer) Close() error {
+func (b *LogBuffer) Close() error {
 	select {
 	case <-b.stop:
 	default:

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -21,11 +21,8 @@ type tlsState struct {
 	grpc, http *tls.Config
 }
 
-func newServerTLS(certFile, keyFile, caFile, identities string) (*serverTLS, error) {
-	ids, err := parseClientIdentities(identities)
-	if err != nil {
-		return nil, err
-	}
+func newServerTLS(c TLSConfig) (*serverTLS, error) {
+	certFile, keyFile, caFile, ids := c.CertFile, c.KeyFile, c.ClientCAFile, c.ClientIdentities
 	switch {
 	case certFile == "" && keyFile == "" && caFile == "" && len(ids) == 0:
 		return nil, nil
@@ -48,7 +45,7 @@ func newServerTLS(certFile, keyFile, caFile, identities string) (*serverTLS, err
 
 // parseTLS builds the listener configs from the PEM files; caPEM nil means
 // no client certificates are asked for.
-func parseTLS(certPEM, keyPEM, caPEM []byte, caFile string, ids clientIdentities) (*tlsState, error) {
+func parseTLS(certPEM, keyPEM, caPEM []byte, caFile string, ids ClientIdentities) (*tlsState, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// The error text of X509KeyPair names no key material.

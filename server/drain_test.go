@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +22,9 @@ import (
 // --shutdown-timeout even while a client holds a stream open.
 func TestServeDrain(t *testing.T) {
 	const drainDelay, shutdownTimeout = 2 * time.Second, 2 * time.Second
-	keyFile := filepath.Join(t.TempDir(), "keys")
-	key := newKey(t)
-	writeKeys(t, keyFile, key)
+	keyFile, key := newKeyFile(t)
 	tok := sealFor(t, key)
-	// The drain delay comes from the environment, as a deployment would set it.
-	p := startServeWith(t, nil, []string{"EXTAUTHZ_DRAIN_DELAY=" + drainDelay.String()},
+	p := startServer(t, "--drain-delay", drainDelay.String(),
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0",
 		"--key-file", keyFile, "--shutdown-timeout", shutdownTimeout.String())
 	grpcAddr, adminAddr := p.addr(t, "grpc"), p.addr(t, "admin")
@@ -90,9 +86,7 @@ func TestServeDrain(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.stop() // SIGTERM
 	select {
 	case st := <-watched:
 		if st != healthpb.HealthCheckResponse_NOT_SERVING {
@@ -130,6 +124,7 @@ func TestServeDrain(t *testing.T) {
 
 	select {
 	case err := <-p.done:
+		p.done <- err // for the cleanup
 		took := time.Since(start)
 		if err != nil {
 			t.Errorf("serve exited with %v; want 0", err)
@@ -152,7 +147,7 @@ func TestServeDrain(t *testing.T) {
 // plus the check's timeout), so Envoy has marked a draining instance
 // unhealthy before its listeners close.
 func TestDefaultDrainDelay(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "envoy", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "deploy", "envoy", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Envoy configs: %v", err)
 	}
