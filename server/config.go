@@ -25,7 +25,7 @@ type Config struct {
 	HTTPIdentityHeader string               // "": the HTTP authorization endpoints are off
 	UpstreamScheme     string
 	Policy             *policy.Policy
-	APITokenFile       string // "": the capability API is off
+	APITokenFile       string // "": the capability API is off; reloaded
 	GRPCReflection     bool
 	StrictPerms        bool
 
@@ -49,7 +49,7 @@ type TLSConfig struct {
 type RevocationConfig struct {
 	File                 string // a FileStore
 	Store                string // memory, or a redis:// or rediss:// URL
-	PasswordFile, CAFile string // for Redis
+	PasswordFile, CAFile string // for Redis; reloaded
 	MaxStaleness, Resync time.Duration
 }
 
@@ -78,11 +78,11 @@ func (c *Config) Flags() []flagspec.Flag {
 		flagspec.Var(&c.HTTPIdentityHeader, "http-container-id-header", "", "with --http-addr: the header carrying the caller identity in the HTTP authorization mode, which the proxy must set and strip from clients (e.g. x-outbound-container-id); unset, only the capability API is served").DefaultWhen(&c.Dev, authz.DefaultHTTPIdentityHeader),
 		flagspec.Var(&c.UpstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension", authz.CheckUpstreamScheme),
 		flagspec.Parsed(&c.Policy, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)", ParsePolicy),
-		flagspec.Var(&c.APITokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API"),
+		flagspec.Var(&c.APITokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API; reloaded like the key file"),
 		flagspec.Var(&c.Revocations.File, "revocation-file", "", "file that keeps one replica's revocations across restarts (appended and fsynced before a revocation is acknowledged); excludes --revocation-store"),
 		flagspec.Var(&c.Revocations.Store, "revocation-store", "", revocationStoreUsage, checkRevocationStore),
-		flagspec.Var(&c.Revocations.PasswordFile, "revocation-store-password-file", "", "with a redis:// or rediss:// --revocation-store: file holding the Redis AUTH password (replaces one in the URL)"),
-		flagspec.Var(&c.Revocations.CAFile, "revocation-store-ca-file", "", "with a rediss:// --revocation-store: PEM CA bundle that verifies the server"),
+		flagspec.Var(&c.Revocations.PasswordFile, "revocation-store-password-file", "", "with a redis:// or rediss:// --revocation-store: file holding the Redis AUTH password (replaces one in the URL); reloaded like the key file, used from the next connection"),
+		flagspec.Var(&c.Revocations.CAFile, "revocation-store-ca-file", "", "with a rediss:// --revocation-store: PEM CA bundle that verifies the server; reloaded like the key file, used from the next connection"),
 		flagspec.Var(&c.Revocations.MaxStaleness, "revocation-max-staleness", 60*time.Second, "with --revocation-store: how long to go on deciding with the last known revocations after losing Redis; then deny with revocation_unavailable (503)", flagspec.Positive[d]),
 		flagspec.Var(&c.Revocations.Resync, "revocation-resync-interval", 30*time.Second, "with --revocation-store: period of the full reload that heals missed announcements", flagspec.Positive[d]),
 		flagspec.Var(&c.TLS.CertFile, "tls-cert-file", "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners; reloaded like the key file"),
@@ -92,7 +92,7 @@ func (c *Config) Flags() []flagspec.Flag {
 		flagspec.Var(&c.Dev, "dev", false, "development mode: ephemeral key, loopback addresses, revocations in memory (implies --revocation-store=memory unless a store is named), prints a sample capability and request"),
 		flagspec.Var(&c.GRPCReflection, "grpc-reflection", false, "enable gRPC server reflection").DefaultWhen(&c.Dev, "true"),
 		flagspec.Var(&c.StrictPerms, "strict-perms", false, "refuse to start when a key, token or TLS key file is readable by group or others (else a warning)"),
-		flagspec.Var(&c.ReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and TLS files) for changes (0 disables; SIGHUP always reloads)", flagspec.NonNegative[d]),
+		flagspec.Var(&c.ReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and the TLS, API token and Redis password and CA files) for changes (0 disables; SIGHUP always reloads)", flagspec.NonNegative[d]),
 		flagspec.Var(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off", flagspec.Positive[d]),
 		flagspec.Var(&c.DrainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)", flagspec.NonNegative[d]).DefaultWhen(&c.Dev, "0s"),
 		flagspec.Var(&c.CapabilityCacheSize, "capability-cache-size", defaultCapabilityCacheSize, "opened capabilities kept in memory (keyed by the exact capability, expiry checked on every use, emptied on key reload) so that a repeated capability is not decrypted again; 0 disables", flagspec.Between(0, maxCapabilityCacheSize)),

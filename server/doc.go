@@ -17,7 +17,7 @@
 //     the whole name): a certificate the CA signed is not enough;
 //   - the HTTP authorization endpoints, which trust a header for the
 //     caller's identity, and the capability API are off unless configured;
-//   - a secret file (keys, TLS) that
+//   - a secret file (keys, TLS, API token, Redis password and CA) that
 //     changes is applied only once read whole; a bad edit keeps the last
 //     good value; errors and log lines name the file, never its content;
 //   - no log line carries a key, a token, a capability or a bearer value:

@@ -49,17 +49,29 @@ func (s *Server) newHTTPHandler() (http.Handler, error) {
 
 // apiHandler is the capability API, guarded by the token in
 // --api-token-file: the file's content with surrounding white space
-// trimmed. Errors name the file, never its content.
+// trimmed. The file is reloaded like the key file; from the moment a new
+// token is in force, the old one is refused, and a bad edit (an empty or
+// too short token) keeps the current one.
 func (s *Server) apiHandler() (http.Handler, error) {
-	token, err := ReadSecretFile(s.cfg.APITokenFile)
+	name := s.cfg.APITokenFile
+	r, err := loadReloadable(func(c [][]byte) (*authz.APIHandler, error) {
+		token, err := secretText(name, c[0])
+		if err != nil {
+			return nil, fmt.Errorf("--api-token-file: %w", err)
+		}
+		api, err := authz.NewAPIHandler(s.core, authz.APIOptions{Token: token, Revocations: s.revocations})
+		if err != nil {
+			return nil, fmt.Errorf("--api-token-file %s: %w", name, err)
+		}
+		return api, nil
+	}, watchedFile{"--api-token-file", name})
 	if err != nil {
-		return nil, fmt.Errorf("--api-token-file: %w", err)
+		return nil, err
 	}
-	api, err := authz.NewAPIHandler(s.core, authz.APIOptions{Token: token, Revocations: s.revocations})
-	if err != nil {
-		return nil, fmt.Errorf("--api-token-file: %w", err)
-	}
-	return api, nil
+	api := watch(s, r, "API token reloaded", "API token reload failed; keeping the current token")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.current().ServeHTTP(w, r)
+	}), nil
 }
 
 // withAPI serves the capability API's endpoints with api and every other

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -126,10 +125,12 @@ func (s *Server) openRevocations() error {
 	return s.revocationMetrics()
 }
 
-// openRedis opens the Redis store.
+// openRedis opens the Redis store, with its password and CA bundle read
+// from files that are reloaded: each new connection uses their last good
+// content.
 func (s *Server) openRedis() (*revocation.RedisStore, error) {
 	r := &s.cfg.Revocations
-	opts := revocation.RedisOptions{URL: r.Store, CAFile: r.CAFile, MaxStaleness: r.MaxStaleness, ResyncInterval: r.Resync,
+	opts := revocation.RedisOptions{URL: r.Store, MaxStaleness: r.MaxStaleness, ResyncInterval: r.Resync,
 		OnError: func(what string, err error) {
 			s.log.Debug().Str("operation", what).Err(err).Msg("revocation store error")
 		},
@@ -145,12 +146,19 @@ func (s *Server) openRedis() (*revocation.RedisStore, error) {
 			s.log.Warn().Int("entries", n).Msg("revocation store had lost entries this replica holds (flushed, or restarted without persistence); wrote them back")
 		},
 	}
-	if r.PasswordFile != "" {
-		data, err := os.ReadFile(r.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("--revocation-store-password-file: %w", err)
-		}
-		opts.Password = strings.TrimSpace(string(data))
+	password, err := loadSecretText("--revocation-store-password-file", r.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	if password != nil {
+		opts.Password = watch(s, password, "revocation store password reloaded", "revocation store password reload failed; keeping the current password").current
+	}
+	ca, err := loadCAFile("--revocation-store-ca-file", r.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if ca != nil {
+		opts.RootCAs = watch(s, ca, "revocation store CA bundle reloaded", "revocation store CA bundle reload failed; keeping the current bundle").current
 	}
 	rs, err := revocation.OpenRedisStore(opts)
 	if err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -8,11 +9,18 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Secret files. The key file and the TLS files are loaded through a
+// Secret files. Every file that holds a secret is loaded through a
 // reloadable (reload.go) and reloaded the same way: polled every
 // --key-reload-interval, at once on a reload signal (SIGHUP). A bad edit
 // (unreadable, empty, not parsable) keeps the last good value and is
-// logged, naming the file, never its content.
+// logged, naming the file, never its content:
+//
+//   - the key file: the codec's key ring;
+//   - the TLS certificate, key and client CA: the next handshake's config;
+//   - the API token: the capability API's handler (the old token is refused
+//     once the new one is in force);
+//   - the Redis password and CA bundle: the revocation store's next
+//     connection (established ones stay authenticated).
 
 // secret is one set of secret files the server reloads.
 type secret interface {
@@ -71,13 +79,42 @@ func secretText(name string, data []byte) (string, error) {
 }
 
 // ReadSecretFile reads a file holding one secret, as the server reads its
-// API token.
+// API token and Redis password.
 func ReadSecretFile(name string) (string, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return "", err
 	}
 	return secretText(name, data)
+}
+
+// loadSecretText loads a reloadable secret file for flag ("" is no file:
+// nil).
+func loadSecretText(flag, name string) (*reloadable[string], error) {
+	if name == "" {
+		return nil, nil
+	}
+	return loadReloadable(func(c [][]byte) (string, error) {
+		v, err := secretText(name, c[0])
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", flag, err)
+		}
+		return v, nil
+	}, watchedFile{flag, name})
+}
+
+// loadCAFile loads a reloadable PEM CA bundle for flag ("" is no file: nil).
+func loadCAFile(flag, name string) (*reloadable[*x509.CertPool], error) {
+	if name == "" {
+		return nil, nil
+	}
+	return loadReloadable(func(c [][]byte) (*x509.CertPool, error) {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c[0]) {
+			return nil, fmt.Errorf("%s %s: no PEM certificate in it", flag, name)
+		}
+		return pool, nil
+	}, watchedFile{flag, name})
 }
 
 // checkSecretFiles looks at the files that hold secrets (the key file, the

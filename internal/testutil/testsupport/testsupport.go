@@ -64,8 +64,8 @@ func NewKey(t testing.TB) []byte {
 	return k
 }
 
-// WriteKeys writes a key file holding keys, the first sealing, by writing a
-// new file and renaming it over path, as a secret volume update does.
+// WriteKeys writes a key file holding keys, the first sealing, with
+// ReplaceFile.
 func WriteKeys(t testing.TB, path string, keys ...[]byte) {
 	t.Helper()
 	var b strings.Builder
@@ -73,8 +73,16 @@ func WriteKeys(t testing.TB, path string, keys ...[]byte) {
 	for _, k := range keys {
 		b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
 	}
+	ReplaceFile(t, path, b.String())
+}
+
+// ReplaceFile writes content to path by renaming a new file (mode 0600)
+// over it, as a Kubernetes Secret update does: a reader sees the old file
+// or the new one, never a part.
+func ReplaceFile(t testing.TB, path, content string) {
+	t.Helper()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
