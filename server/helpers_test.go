@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -14,7 +12,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rs/zerolog"
 
-	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/flagspec"
 	"github.com/extauthz/extauthz/internal/testutil/proc"
 	"github.com/extauthz/extauthz/internal/testutil/testsupport"
@@ -125,40 +122,17 @@ func newKeyFile(t testing.TB) (path string, key []byte) {
 }
 
 // sealFor seals the --dev subject with key.
-func sealFor(t testing.TB, key []byte) string {
-	t.Helper()
-	ring, err := capability.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := capability.NewCodec(ring).Seal(DevSubject(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func sealFor(t testing.TB, key []byte) string { return testsupport.Seal(t, key, DevSubject()) }
 
 // checkRequest is the Check the --dev help prints, with tok.
 func checkRequest(tok string) *authv3.CheckRequest {
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		ContextExtensions: map[string]string{"outbound_container_id": DevSubject().OutboundContainerID},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "POST", Scheme: "http", Host: "localhost:8080", Path: "/api/openrouter/v1/chat/completions",
-			Headers: map[string]string{"authorization": "Bearer " + tok},
-		}},
-	}}
+	return testsupport.CheckRequest(DevSubject().OutboundContainerID, tok)
 }
 
 func httpBody(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	return b.String()
+	_, body := testsupport.HTTPCall(t, "GET", url, "", nil)
+	return body
 }
 
 // noSecret fails when text contains one of secrets.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,15 +75,7 @@ func (r replica) redeem(t *testing.T, tok string) (int, string) {
 
 func (r replica) call(t *testing.T, path string, body []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", r.api+path, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testsupport.HTTPCall(t, "POST", r.api+path, testAdminToken, body)
 }
 
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {

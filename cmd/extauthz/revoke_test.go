@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -31,15 +30,7 @@ func redeem(t *testing.T, base, tok string) (int, string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"capability": tok, "outboundContainerId": devSubject().OutboundContainerID,
 		"requestMethod": "POST", "requestUrl": "http://localhost:8080/api/openrouter/v1/chat/completions"})
-	req, _ := http.NewRequest("POST", base+authz.RedeemPath, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testsupport.HTTPCall(t, "POST", base+authz.RedeemPath, testAdminToken, body)
 }
 
 // TestRevokeCommand: `extauthz revoke` calls the API: each selector, a

@@ -20,17 +20,8 @@ import (
 // apiCall makes one API call with token and returns its status.
 func apiCall(t *testing.T, method, url, token, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewBufferString(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := testsupport.HTTPCall(t, method, url, token, []byte(body))
+	return code
 }
 
 // eventually waits up to 10 s for cond.

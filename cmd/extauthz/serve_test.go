@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"io"
@@ -161,15 +160,7 @@ func msg(text string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["message"] == text }
 }
 
-func sealFor(t *testing.T, key []byte) string {
-	t.Helper()
-	codec := capability.NewCodec(mustRing(t, key))
-	tok, err := codec.Seal(devSubject(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func sealFor(t *testing.T, key []byte) string { return testsupport.Seal(t, key, devSubject()) }
 
 func mustRing(t *testing.T, keys ...[]byte) *capability.KeyRing {
 	t.Helper()
@@ -181,13 +172,7 @@ func mustRing(t *testing.T, keys ...[]byte) *capability.KeyRing {
 }
 
 func checkRequest(tok string) *authv3.CheckRequest {
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		ContextExtensions: map[string]string{"outbound_container_id": devSubject().OutboundContainerID},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "POST", Scheme: "http", Host: "localhost:8080", Path: "/api/openrouter/v1/chat/completions",
-			Headers: map[string]string{"authorization": "Bearer " + tok},
-		}},
-	}}
+	return testsupport.CheckRequest(devSubject().OutboundContainerID, tok)
 }
 
 // TestServeProcess runs the real binary: start on port 0 with a key file,
@@ -307,22 +292,12 @@ func TestServeProcess(t *testing.T) {
 
 func httpGet(t *testing.T, url string) int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := testsupport.HTTPCall(t, "GET", url, "", nil)
+	return code
 }
 
 func httpBody(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	return b.String()
+	_, body := testsupport.HTTPCall(t, "GET", url, "", nil)
+	return body
 }

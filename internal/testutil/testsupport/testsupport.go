@@ -1,6 +1,7 @@
 // Package testsupport holds what the tests of several packages share: a
-// goroutine-safe log sink, a capability subject with planted secrets, and
-// key files. Only tests import it.
+// goroutine-safe log sink, a capability subject with planted secrets, key
+// and secret files, a sealed capability, the Check an Envoy sends, and an
+// HTTP call. Only tests import it.
 //
 // It imports capability and policy to build a capability.Subject: an arrow
 // from internal/testutil up to the product packages, which is why it lives
@@ -8,11 +9,17 @@
 package testsupport
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/proc"
@@ -88,4 +95,51 @@ func ReplaceFile(t testing.TB, path, content string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Seal seals subject with key, valid for an hour.
+func Seal(t testing.TB, key []byte, subject capability.Subject) string {
+	t.Helper()
+	ring, err := capability.NewKeyRing(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := capability.NewCodec(ring).Seal(subject, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// CheckRequest is the Check an Envoy sends for container's POST to a
+// provider route on http://localhost:8080, with the capability tok as its
+// bearer token.
+func CheckRequest(container, tok string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		ContextExtensions: map[string]string{"outbound_container_id": container},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "POST", Scheme: "http", Host: "localhost:8080", Path: "/api/openrouter/v1/chat/completions",
+			Headers: map[string]string{"authorization": "Bearer " + tok},
+		}},
+	}}
+}
+
+// HTTPCall makes one HTTP request, with token (when set) as its bearer
+// token, and returns the status and the body.
+func HTTPCall(t testing.TB, method, url, token string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
