@@ -19,7 +19,7 @@ type watchedFile struct {
 }
 
 // reloadable is the one "reload a file, keep the last good state" rule, used
-// for the key file and for the TLS files. It holds the state parsed from a
+// for every secret file (secrets.go). It holds the state parsed from a
 // set of files. reload re-reads them all; when a file cannot be read or its
 // content does not parse, the current state stays. Errors name the files,
 // never their content.

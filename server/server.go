@@ -47,9 +47,10 @@ type Server struct {
 }
 
 // New builds a server from a configuration whose settings have passed
-// their rules (Config.Flags): it checks the rules between them (Validate),
-// loads the keys, the TLS files and the API token, and opens the
-// revocation store. Nothing listens yet.
+// their own rules (a Config as flagspec.Parse fills it from Config.Flags,
+// defaults included): it checks the rules between them (Validate), loads
+// the keys, the TLS files and the API token, and opens the revocation
+// store. Nothing listens yet.
 func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
