@@ -2,10 +2,12 @@ package revocation
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,10 +28,15 @@ const (
 type RedisOptions struct {
 	// URL is redis://[user:password@]host:port[/db] or rediss://… for TLS.
 	URL string
-	// Password, when set, replaces the URL's (AUTH from a mounted secret).
-	Password string
-	// CAFile, when set, is the PEM bundle that verifies the server (rediss).
-	CAFile string
+	// Password, when set, is asked for the AUTH password each time a
+	// connection is made, and replaces the URL's: a password read from a
+	// mounted secret that changes applies from the next connection, while
+	// established connections stay authenticated.
+	Password func() string
+	// RootCAs, when set, is asked for the CA pool that verifies a rediss://
+	// server each time a connection is made (a CA bundle read from a
+	// mounted secret that changes); nil: the system's pool.
+	RootCAs func() *x509.CertPool
 	// MaxStaleness is how long Check goes on deciding with the last known
 	// set after losing Redis; then it fails closed. 0 means 60 s.
 	MaxStaleness time.Duration
@@ -98,18 +105,16 @@ func OpenRedisStore(opts RedisOptions) (*RedisStore, error) {
 	if err != nil {
 		return nil, errors.New("revocation store: not a redis:// or rediss:// URL")
 	}
-	if opts.Password != "" {
-		ro.Password = opts.Password
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
+	if opts.Password != nil {
+		user := ro.Username
+		ro.CredentialsProvider = func() (string, string) { return user, opts.Password() }
 	}
-	if opts.CAFile != "" {
+	if opts.RootCAs != nil {
 		if ro.TLSConfig == nil {
-			return nil, errors.New("revocation store: a CA file needs a rediss:// URL")
+			return nil, errors.New("revocation store: a CA bundle needs a rediss:// URL")
 		}
-		pool, err := loadCAs(opts.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		ro.TLSConfig.RootCAs = pool
+		ro.Dialer = tlsDialer(ro.TLSConfig, ro.DialTimeout, opts.RootCAs)
 	}
 	if opts.MaxStaleness <= 0 {
 		opts.MaxStaleness = 60 * time.Second
@@ -137,7 +142,6 @@ func OpenRedisStore(opts RedisOptions) (*RedisStore, error) {
 		opts.OnRepair = func(int) {}
 	}
 	quietClient.Do(func() { redis.SetLogger(quietLogger{}) })
-	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
 	ro.MaxRetries = 1
 	s := &RedisStore{set: NewSet(), client: redis.NewClient(ro), opts: opts}
 	s.set.SetUnavailable(true) // nothing is known yet: fail closed
@@ -158,16 +162,15 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 
 var quietClient sync.Once
 
-func loadCAs(file string) (*x509.CertPool, error) {
-	pem, err := readSmallFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("revocation store CA file: %w", err)
+// tlsDialer dials TLS with base, verifying the server against the pool
+// rootCAs gives at that moment.
+func tlsDialer(base *tls.Config, timeout time.Duration, rootCAs func() *x509.CertPool) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		cfg := base.Clone()
+		cfg.RootCAs = rootCAs()
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: cfg}
+		return d.DialContext(ctx, network, addr)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("revocation store CA file %s: no PEM certificate", file)
-	}
-	return pool, nil
 }
 
 // Set implements Store.

@@ -257,23 +257,6 @@ func TestIssueOpenErrors(t *testing.T) {
 	}
 }
 
-func TestLoadKeyRing(t *testing.T) {
-	k1, k2 := capNewKey(t), capNewKey(t)
-	file := capKeyFile(t, k1)
-	getenv := func(k string) string { return map[string]string{"EXTAUTHZ_KEYS": k1 + "," + k2}[k] }
-	r, err := loadKeyRing(file, getenv)
-	if err != nil || r.Len() != 1 {
-		t.Fatalf("key file wins: %v, %v", r, err)
-	}
-	r, err = loadKeyRing("", getenv)
-	if err != nil || r.Len() != 2 {
-		t.Fatalf("EXTAUTHZ_KEYS: %v, %v", r, err)
-	}
-	if _, err := loadKeyRing("", func(string) string { return "" }); err == nil {
-		t.Fatal("no key: want an error")
-	}
-}
-
 // capNode seals or opens with Node's crypto (see testprog.NodeKKA1); key is
 // base64, as keygen prints it.
 func capNode(t *testing.T, mode, key, stdin string) string {

@@ -5,12 +5,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/extauthz/extauthz/internal/flagspec"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -67,13 +70,32 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'extauthz <command> -h' for the flags of a command.")
 }
 
-func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: extauthz version (or extauthz --version)\n\nPrints the version, the source revision and the Go version it was built with.")
+// parse parses the flags of command name (each declared once, with
+// flagspec) from args and the environment. done says that the command ends
+// here, with code: 0 after -h, 2 after a usage error, said on stderr.
+func parse(name, synopsis string, flags []flagspec.Flag, args []string, getenv func(string) string, stderr io.Writer) (code int, done bool) {
+	err := flagspec.Parse(name, synopsis, flags, args, getenv, stderr)
+	if errors.Is(err, flagspec.ErrArgument) {
+		err = fmt.Errorf("%w (input is read from stdin)", err)
 	}
-	if code, done := parseFlags(fs, args); done {
+	return exitCode(name, err, stderr)
+}
+
+// exitCode is parse's answer for the error of flagspec.Parse.
+func exitCode(name string, err error, stderr io.Writer) (code int, done bool) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "extauthz %s: %v\n", name, err)
+		return 2, true
+	}
+	return 0, false
+}
+
+func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	synopsis := "extauthz version (or extauthz --version)\n\nPrints the version, the source revision and the Go version it was built with."
+	if code, done := parse("version", synopsis, nil, args, os.Getenv, stderr); done {
 		return code
 	}
 	fmt.Fprintln(stdout, versionLine(debug.ReadBuildInfo))

@@ -27,6 +27,19 @@ func TestServeFlagsInREADME(t *testing.T) {
 			t.Errorf("README \"Running the server\" has no row for %s", n)
 		}
 	}
+	// And the table names no flag serve lacks.
+	for _, line := range strings.Split(section, "\n") {
+		first, ok := strings.CutPrefix(line, "| `--")
+		if !ok {
+			continue
+		}
+		first, _, _ = strings.Cut("`--"+first, " |")
+		for _, cell := range strings.Split(first, ", ") {
+			if n := strings.Trim(cell, "`"); !slices.Contains(names, n) {
+				t.Errorf("README \"Running the server\" has a row for %s, which serve does not have", n)
+			}
+		}
+	}
 }
 
 // flagLister collects the flag names of a usage text.

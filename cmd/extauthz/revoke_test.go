@@ -2,10 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
-	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/revocation"
 )
 
@@ -20,11 +21,16 @@ const testAdminToken = "admin-token-0123456789abcdef"
 
 func writeToken(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "api-token")
-	if err := os.WriteFile(p, []byte(testAdminToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testsupport.SecretFile(t, "api-token", testAdminToken+"\n")
+}
+
+// redeem asks the API at base to redeem tok for the --dev subject's
+// container, and returns the status and body.
+func redeem(t *testing.T, base, tok string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"capability": tok, "outboundContainerId": devSubject().OutboundContainerID,
+		"requestMethod": "POST", "requestUrl": "http://localhost:8080/api/openrouter/v1/chat/completions"})
+	return testsupport.HTTPCall(t, "POST", base+authz.RedeemPath, testAdminToken, body)
 }
 
 // TestRevokeCommand: `extauthz revoke` calls the API: each selector, a
@@ -32,7 +38,7 @@ func writeToken(t *testing.T) string {
 func TestRevokeCommand(t *testing.T) {
 	key := newKey(t)
 	store := revocation.NewMemoryStore()
-	core, err := authz.NewAuthorizer(authz.Config{Codec: newCodec(mustRing(t, key), nil), Logger: zerolog.Nop(), Revocations: store.Set()})
+	core, err := authz.NewAuthorizer(authz.Config{Codec: capability.NewCodec(mustRing(t, key)), Logger: zerolog.Nop(), Revocations: store.Set()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +46,7 @@ func TestRevokeCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(withAPI(http.NotFoundHandler(), api))
+	srv := httptest.NewServer(api)
 	defer srv.Close()
 	tokenFile := writeToken(t)
 	tok := sealFor(t, key)
@@ -106,10 +112,9 @@ func TestRevocationFileSurvivesKill9(t *testing.T) {
 		p.waitLog(t, "ready", msg("ready"))
 		return p, "http://" + addr
 	}
-	redeem := func(base string) (int, string) { return replica{api: base}.redeem(t, tok) }
 
 	p, base := start()
-	if code, body := redeem(base); code != 200 {
+	if code, body := redeem(t, base, tok); code != 200 {
 		t.Fatalf("before revocation: %d %s", code, body)
 	}
 	var out, errOut bytes.Buffer
@@ -123,7 +128,7 @@ func TestRevocationFileSurvivesKill9(t *testing.T) {
 	<-p.done
 
 	_, base = start()
-	if code, body := redeem(base); code != 401 || !strings.Contains(body, "revoked_capability") {
+	if code, body := redeem(t, base, tok); code != 401 || !strings.Contains(body, "revoked_capability") {
 		t.Fatalf("after kill -9 and restart: %d %s; want 401 revoked_capability", code, body)
 	}
 }

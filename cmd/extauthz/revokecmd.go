@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/flagspec"
+	"github.com/extauthz/extauthz/server"
 )
 
 const revokeSynopsis = `extauthz revoke --api-url URL --api-token-file FILE [--reason TEXT]
@@ -43,49 +44,60 @@ func runRevoke(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return revokeCmd(args, stdin, stdout, stderr, os.Getenv)
 }
 
-func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	apiURL := fs.String("api-url", "", "base URL of the server's --http-addr listener, e.g. http://127.0.0.1:8181")
-	tokenFile := fs.String("api-token-file", "", "file holding the admin token (the server's --api-token-file)")
-	reason := fs.String("reason", "", "why, free text, logged and stored with the revocation")
-	capStdin := fs.Bool("capability-stdin", false, "revoke the one capability read from stdin")
-	list := fs.Bool("list", false, "list the live revocations instead of revoking")
-	timeout := fs.Duration("timeout", 10*time.Second, "time limit of each API call")
-	var values [len(revokeSelectors)]string
-	for i, s := range revokeSelectors {
-		fs.StringVar(&values[i], s.flag, "", "revoke every capability with this "+s.member+" issued until now")
+// revokeOptions are the flags of `extauthz revoke`.
+type revokeOptions struct {
+	base, token, reason string
+	capStdin, list      bool
+	timeout             time.Duration
+	values              [len(revokeSelectors)]string
+}
+
+func (o *revokeOptions) flags() []flagspec.Flag {
+	flags := []flagspec.Flag{
+		flagspec.Parsed(&o.base, "api-url", "", "base URL of the server's --http-addr listener, e.g. http://127.0.0.1:8181", func(s string) (string, error) {
+			u, err := url.Parse(strings.TrimRight(s, "/"))
+			if s == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return "", errors.New("want the http(s) URL of the server's --http-addr listener")
+			}
+			return u.String(), nil
+		}),
+		flagspec.Parsed(&o.token, "api-token-file", "", "file holding the admin token (the server's --api-token-file)", func(name string) (string, error) {
+			if name == "" {
+				return "", errors.New("required")
+			}
+			return server.ReadSecretFile(name)
+		}),
+		flagspec.Var(&o.reason, "reason", "", "why, free text, logged and stored with the revocation"),
+		flagspec.Var(&o.capStdin, "capability-stdin", false, "revoke the one capability read from stdin"),
+		flagspec.Var(&o.list, "list", false, "list the live revocations instead of revoking"),
+		flagspec.Var(&o.timeout, "timeout", 10*time.Second, "time limit of each API call"),
 	}
-	usageWithEnv(fs, revokeSynopsis)
+	for i, s := range revokeSelectors {
+		flags = append(flags, flagspec.Var(&o.values[i], s.flag, "", "revoke every capability with this "+s.member+" issued until now"))
+	}
+	return flags
+}
+
+func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	o := &revokeOptions{}
+	if code, done := parse("revoke", revokeSynopsis, o.flags(), args, getenv, stderr); done {
+		return code
+	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "extauthz revoke: "+format+"\n", a...)
 		return code
 	}
-	if err := applyEnv(fs, getenv); err != nil {
-		return fail(2, "%v", err)
-	}
-	if code, done := parseFlags(fs, args); done {
-		return code
-	}
-	base, err := url.Parse(strings.TrimRight(*apiURL, "/"))
-	if *apiURL == "" || err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fail(2, "--api-url: want the http(s) URL of the server's --http-addr listener")
-	}
-	token, err := readAPIToken(*tokenFile)
-	if err != nil || token == "" {
-		return fail(2, "--api-token-file: %v", orErr(err, errors.New("required")))
-	}
-	client := &http.Client{Timeout: *timeout}
-	if *list {
-		return listRevocations(client, base.String(), token, stdout, stderr)
+	client := &http.Client{Timeout: o.timeout}
+	if o.list {
+		return listRevocations(client, o.base, o.token, stdout, stderr)
 	}
 	body := map[string]string{}
 	for i, s := range revokeSelectors {
-		if values[i] != "" {
-			body[s.member] = values[i]
+		if o.values[i] != "" {
+			body[s.member] = o.values[i]
 		}
 	}
-	if *capStdin {
+	if o.capStdin {
 		data, err := io.ReadAll(io.LimitReader(stdin, 2*capability.MaxTokenLen))
 		if err != nil {
 			return fail(1, "reading the capability from stdin: %v", err)
@@ -95,23 +107,16 @@ func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 	if len(body) != 1 {
 		return fail(2, "name exactly one of --capability-stdin, --user-id, --kilo-session-id, --cloud-agent-session-id, --outbound-container-id")
 	}
-	if *reason != "" {
-		body["reason"] = *reason
+	if o.reason != "" {
+		body["reason"] = o.reason
 	}
 	data, _ := json.Marshal(body)
-	out, err := callAPI(client, http.MethodPost, base.String()+authz.RevokePath, token, data)
+	out, err := callAPI(client, http.MethodPost, o.base+authz.RevokePath, o.token, data)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
 	fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(out))
 	return 0
-}
-
-func orErr(err, fallback error) error {
-	if err != nil {
-		return err
-	}
-	return fallback
 }
 
 // listRevocations prints every page of GET /v1/revocations, one entry a line.

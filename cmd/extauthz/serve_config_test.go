@@ -53,12 +53,12 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"client CA without identities", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-ca-file", good}, 1, "--tls-client-ca-file needs --tls-client-identities"},
 		{"identities without client CA", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-identities needs --tls-client-ca-file"},
 		{"client CA alone", []string{"--key-file", good, "--tls-client-ca-file", good, "--tls-client-identities", "dns:envoy"}, 1, "--tls-client-ca-file needs --tls-cert-file and --tls-key-file"},
-		{"bad client identity", []string{"--key-file", good, "--tls-client-identities", "spiffe://x"}, 1, "want uri:NAME"},
+		{"bad client identity", []string{"--key-file", good, "--tls-client-identities", "spiffe://x"}, 2, "--tls-client-identities (or EXTAUTHZ_TLS_CLIENT_IDENTITIES): \"spiffe://x\": want uri:NAME"},
 		{"TLS files that are not PEM", []string{"--key-file", good, "--tls-cert-file", good, "--tls-key-file", good}, 1, "--tls-cert-file/--tls-key-file"},
 		{"dev with a key file", []string{"--key-file", good, "--dev"}, 2, "--dev makes an ephemeral key"},
-		{"negative reload interval", []string{"--key-file", good, "--key-reload-interval", "-5s"}, 2, "--key-reload-interval (or EXTAUTHZ_KEY_RELOAD_INTERVAL) must not be negative"},
-		{"zero shutdown timeout", []string{"--key-file", good, "--shutdown-timeout", "0"}, 2, "--shutdown-timeout (or EXTAUTHZ_SHUTDOWN_TIMEOUT) must be more than 0"},
-		{"address without a port", []string{"--key-file", good, "--grpc-addr", "bogus"}, 2, `--grpc-addr "bogus": want host:port`},
+		{"negative reload interval", []string{"--key-file", good, "--key-reload-interval", "-5s"}, 2, "--key-reload-interval (or EXTAUTHZ_KEY_RELOAD_INTERVAL): must not be negative"},
+		{"zero shutdown timeout", []string{"--key-file", good, "--shutdown-timeout", "0"}, 2, "--shutdown-timeout (or EXTAUTHZ_SHUTDOWN_TIMEOUT): must be more than 0"},
+		{"address without a port", []string{"--key-file", good, "--grpc-addr", "bogus"}, 2, `--grpc-addr (or EXTAUTHZ_GRPC_ADDR): want host:port`},
 		{"port out of range", []string{"--key-file", good, "--grpc-addr", ":99999"}, 2, "from 0 to 65535"},
 		{"two listeners on one port", []string{"--key-file", good, "--grpc-addr", ":9191", "--admin-addr", "127.0.0.1:9191"}, 2, "are the same listening address"},
 		{"unix without a path", []string{"--key-file", good, "--grpc-addr", "unix:"}, 2, "needs a socket path"},
@@ -70,7 +70,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}{
 		{"bool from the environment", "EXTAUTHZ_DEV", "yes", "EXTAUTHZ_DEV (for --dev): parse error; want true or false"},
 		{"duration without a unit", "EXTAUTHZ_KEY_RELOAD_INTERVAL", "5", "want a duration with a unit, e.g. 500ms, 5s or 2m"},
-		{"log level from the environment", "EXTAUTHZ_LOG_LEVEL", "verbose", "--log-level (or EXTAUTHZ_LOG_LEVEL): want debug, info, warn or error"},
+		{"log level from the environment", "EXTAUTHZ_LOG_LEVEL", "verbose", "EXTAUTHZ_LOG_LEVEL (for --log-level): want debug, info, warn or error"},
 	}
 	for _, tc := range envTests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,15 +119,15 @@ func TestHTTPModeOffByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.httpAddr != "" || o.httpContainerIDHeader != "" {
-		t.Errorf("default --http-addr %q, --http-container-id-header %q; want both off", o.httpAddr, o.httpContainerIDHeader)
+	if o.srv.HTTPAddr != "" || o.httpContainerIDHeader != "" {
+		t.Errorf("default --http-addr %q, --http-container-id-header %q; want both off", o.srv.HTTPAddr, o.httpContainerIDHeader)
 	}
 	o, err = parseServeFlags("serve", []string{"--dev"}, none, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.httpAddr != "127.0.0.1:8181" || o.httpContainerIDHeader != "x-outbound-container-id" {
-		t.Errorf("--dev: --http-addr %q, --http-container-id-header %q; want loopback and x-outbound-container-id", o.httpAddr, o.httpContainerIDHeader)
+	if o.srv.HTTPAddr != "127.0.0.1:8181" || o.httpContainerIDHeader != "x-outbound-container-id" {
+		t.Errorf("--dev: --http-addr %q, --http-container-id-header %q; want loopback and x-outbound-container-id", o.srv.HTTPAddr, o.httpContainerIDHeader)
 	}
 }
 
@@ -163,7 +163,7 @@ func TestSecretFilePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs.Reset()
-	o.strictPerms = true
+	o.srv.StrictPerms = true
 	if _, err := newApp(o, func(string) string { return "" }, zerolog.New(&logs)); err != nil || strings.Contains(logs.String(), "warn") {
 		t.Errorf("a 0640 key file: %v, %q; want no complaint", err, logs.String())
 	}

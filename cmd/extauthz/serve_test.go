@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -24,6 +20,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/extauthz/extauthz/capability"
+	testproc "github.com/extauthz/extauthz/internal/testutil/proc"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
+	"github.com/extauthz/extauthz/server"
 )
 
 var (
@@ -68,39 +67,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newKey(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, capability.KeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) []byte { return testsupport.NewKey(t) }
 
-func writeKeys(t testing.TB, path string, keys ...[]byte) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("# test keys; the first seals\n")
-	for _, k := range keys {
-		b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-	}
-	// Write then rename, as a secret volume update does.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
+func writeKeys(t testing.TB, path string, keys ...[]byte) { testsupport.WriteKeys(t, path, keys...) }
+
+func devSubject() capability.Subject { return server.DevSubject() }
 
 // proc is a running `extauthz serve` whose JSON log lines are collected.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	cond  *sync.Cond
-	done  chan error
+	cmd  *exec.Cmd
+	logs testproc.Lines
+	done chan error
 }
 
 func startServe(t *testing.T, args ...string) *proc {
@@ -126,21 +103,10 @@ func startServeWith(t *testing.T, wrap, env []string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	p.cond = sync.NewCond(&p.mu)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.cond.Broadcast()
-			p.mu.Unlock()
-		}
+		io.Copy(&p.logs, stderr)
 		p.done <- cmd.Wait()
-		p.mu.Lock()
-		p.lines = append(p.lines, "<exit>")
-		p.cond.Broadcast()
-		p.mu.Unlock()
+		p.logs.End("exit")
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -151,42 +117,18 @@ func startServeWith(t *testing.T, wrap, env []string, args ...string) *proc {
 // waitLog waits until a log line satisfies match and returns it parsed.
 func (p *proc) waitLog(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	return p.waitLogFrom(t, 0, what, match)
+	return p.logs.Wait(t, 0, what, match)
 }
 
 // mark is the number of log lines so far, for waitLogFrom.
-func (p *proc) mark() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
+func (p *proc) mark() int { return p.logs.Len() }
 
 // waitLogFrom is waitLog over the lines from the from-th on: a line logged
 // before the event waited for (a poll reload racing a SIGHUP) must not
 // satisfy it.
 func (p *proc) waitLogFrom(t *testing.T, from int, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	deadline := time.AfterFunc(20*time.Second, func() {
-		p.mu.Lock()
-		p.lines = append(p.lines, "<timeout>")
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	defer deadline.Stop()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for next := from; ; p.cond.Wait() {
-		for ; next < len(p.lines); next++ {
-			line := p.lines[next]
-			if line == "<timeout>" || line == "<exit>" {
-				t.Fatalf("waiting for %s: %s; log:\n%s", what, strings.Trim(line, "<>"), strings.Join(p.lines, "\n"))
-			}
-			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && match(m) {
-				return m
-			}
-		}
-	}
+	return p.logs.Wait(t, from, what, match)
 }
 
 // stopServe sends SIGTERM and waits for a clean exit.
@@ -205,11 +147,7 @@ func stopServe(t *testing.T, p *proc) {
 	}
 }
 
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
+func (p *proc) log() string { return p.logs.String() }
 
 func (p *proc) addr(t *testing.T, listener string) string {
 	m := p.waitLog(t, listener+" listener", func(m map[string]any) bool {
@@ -222,15 +160,7 @@ func msg(text string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["message"] == text }
 }
 
-func sealFor(t *testing.T, key []byte) string {
-	t.Helper()
-	codec := capability.NewCodec(mustRing(t, key))
-	tok, err := codec.Seal(devSubject(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func sealFor(t *testing.T, key []byte) string { return testsupport.Seal(t, key, devSubject()) }
 
 func mustRing(t *testing.T, keys ...[]byte) *capability.KeyRing {
 	t.Helper()
@@ -242,13 +172,7 @@ func mustRing(t *testing.T, keys ...[]byte) *capability.KeyRing {
 }
 
 func checkRequest(tok string) *authv3.CheckRequest {
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		ContextExtensions: map[string]string{"outbound_container_id": devSubject().OutboundContainerID},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "POST", Scheme: "http", Host: "localhost:8080", Path: "/api/openrouter/v1/chat/completions",
-			Headers: map[string]string{"authorization": "Bearer " + tok},
-		}},
-	}}
+	return testsupport.CheckRequest(devSubject().OutboundContainerID, tok)
 }
 
 // TestServeProcess runs the real binary: start on port 0 with a key file,
@@ -368,74 +292,12 @@ func TestServeProcess(t *testing.T) {
 
 func httpGet(t *testing.T, url string) int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := testsupport.HTTPCall(t, "GET", url, "", nil)
+	return code
 }
 
 func httpBody(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	return b.String()
-}
-
-// TestServeUnixSocket: --grpc-addr unix:PATH serves Check on a Unix-domain
-// socket, for a sidecar proxy; a stale socket file does not stop a restart.
-func TestServeUnixSocket(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	key := newKey(t)
-	writeKeys(t, keyFile, key)
-	sock := filepath.Join(dir, "extauthz.sock")
-	for run := 0; run < 2; run++ { // the second run finds the first one's socket file
-		p := startServe(t, "--grpc-addr", "unix:"+sock, "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
-		if got := p.addr(t, "grpc"); got != sock {
-			t.Fatalf("grpc listens on %q; want %q", got, sock)
-		}
-		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkRequest(sealFor(t, key)))
-		cancel()
-		conn.Close()
-		if err != nil || resp.GetOkResponse() == nil {
-			t.Fatalf("run %d: Check over the socket = %v, %v; want an allow", run, resp, err)
-		}
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// TestServeWarnsOpenGRPC: a gRPC listener on a non-loopback address without
-// mTLS is said once at start, with what protects it; on loopback it is not.
-func TestServeWarnsOpenGRPC(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "keys")
-	writeKeys(t, keyFile, newKey(t))
-	const warning = "the gRPC listener takes plain connections on a non-loopback address"
-	open := startServe(t, "--grpc-addr", "0.0.0.0:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
-	open.waitLog(t, "the open-listener warning", func(m map[string]any) bool {
-		s, _ := m["message"].(string)
-		return m["level"] == "warn" && strings.HasPrefix(s, warning) && strings.Contains(s, "--tls-client-ca-file")
-	})
-	open.waitLog(t, "ready", msg("ready"))
-	if n := strings.Count(open.log(), warning); n != 1 {
-		t.Errorf("the warning was logged %d times; want once", n)
-	}
-	loop := startServe(t, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "", "--key-file", keyFile)
-	loop.waitLog(t, "ready", msg("ready"))
-	if strings.Contains(loop.log(), warning) {
-		t.Errorf("a loopback gRPC listener was warned about:\n%s", loop.log())
-	}
+	_, body := testsupport.HTTPCall(t, "GET", url, "", nil)
+	return body
 }

@@ -17,13 +17,22 @@ type Redis struct {
 	bin, dir string
 	Port     int
 	cmd      *exec.Cmd
+	tls      []string // the TLS arguments; none: plain TCP
 }
 
 // StartRedis starts redis-server (skipping the test when it is missing,
 // failing it in CI) and stops it when the test ends.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t testing.TB) *Redis { return startRedis(t, nil) }
+
+// StartRedisTLS is StartRedis serving TLS only (rediss://), with the
+// server certificate and key in PEM files; clients need no certificate.
+func StartRedisTLS(t testing.TB, certFile, keyFile string) *Redis {
+	return startRedis(t, []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-auth-clients", "no"})
+}
+
+func startRedis(t testing.TB, tls []string) *Redis {
 	t.Helper()
-	r := &Redis{bin: Require(t, "redis-server", "/usr/bin/redis-server"), dir: t.TempDir()}
+	r := &Redis{bin: Require(t, "redis-server", "/usr/bin/redis-server"), dir: t.TempDir(), tls: tls}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +44,13 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
-// URL is the redis:// URL of the server.
-func (r *Redis) URL() string { return "redis://" + r.addr() }
+// URL is the redis:// (or, with TLS, rediss://) URL of the server.
+func (r *Redis) URL() string {
+	if r.tls != nil {
+		return "rediss://" + r.addr()
+	}
+	return "redis://" + r.addr()
+}
 
 func (r *Redis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
@@ -44,9 +58,13 @@ func (r *Redis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 // accepts connections.
 func (r *Redis) Start(t testing.TB) {
 	t.Helper()
-	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port), "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-		"--logfile", filepath.Join(r.dir, "log"))
+	port := []string{"--port", strconv.Itoa(r.Port)}
+	if r.tls != nil {
+		port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(r.Port)}, r.tls...)
+	}
+	args := append([]string{"--bind", "127.0.0.1", "--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+		"--daemonize", "no", "--logfile", filepath.Join(r.dir, "log")}, port...)
+	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

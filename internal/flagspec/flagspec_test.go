@@ -1,0 +1,170 @@
+package flagspec
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// config is a command's typed configuration, with one declaration per field.
+type config struct {
+	addr    string
+	n       int
+	streams uint
+	wait    time.Duration
+	dev     bool
+	level   int // parsed from a name
+	keys    string
+	out     string
+}
+
+func (c *config) flags() []Flag {
+	return []Flag{
+		Var(&c.addr, "addr", ":9191", "listen address", NotEmpty).DefaultWhen(&c.dev, "127.0.0.1:9191"),
+		Var(&c.n, "max-n", 4, "most of them", Positive[int]),
+		Var(&c.streams, "streams", 8, "streams", Between[uint](1, 16)),
+		Var(&c.wait, "wait", 5*time.Second, "how long", NonNegative[time.Duration]).DefaultWhen(&c.dev, "0s"),
+		Var(&c.dev, "dev", false, "development mode"),
+		Parsed(&c.level, "level", "info", "debug or info", func(s string) (int, error) {
+			switch s {
+			case "debug":
+				return 0, nil
+			case "info":
+				return 1, nil
+			}
+			return 0, fmt.Errorf("want debug or info, got %q", s)
+		}),
+		Env(&c.keys, "EXTAUTHZ_KEYS", "comma-separated keys"),
+		Var(&c.out, "o", "", "output file").NoEnv(),
+	}
+}
+
+func parse(args []string, env map[string]string) (*config, error) {
+	c := &config{}
+	err := Parse("cmd", "cmd [flags]", c.flags(), args, func(k string) string { return env[k] }, io.Discard)
+	return c, err
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config
+	}{
+		{"defaults", nil, nil, config{addr: ":9191", n: 4, streams: 8, wait: 5 * time.Second, level: 1}},
+		{"command line", []string{"--addr", "h:1", "--max-n=7", "--wait", "1m", "--level", "debug", "-o", "f"}, nil,
+			config{addr: "h:1", n: 7, streams: 8, wait: time.Minute, level: 0, out: "f"}},
+		{"environment", nil, map[string]string{"EXTAUTHZ_ADDR": "e:2", "EXTAUTHZ_MAX_N": "9", "EXTAUTHZ_LEVEL": "debug", "EXTAUTHZ_KEYS": "k1,k2"},
+			config{addr: "e:2", n: 9, streams: 8, wait: 5 * time.Second, level: 0, keys: "k1,k2"}},
+		{"command line wins", []string{"--max-n", "2"}, map[string]string{"EXTAUTHZ_MAX_N": "9"},
+			config{addr: ":9191", n: 2, streams: 8, wait: 5 * time.Second, level: 1}},
+		{"no fallback for -o", nil, map[string]string{"EXTAUTHZ_O": "x"}, config{addr: ":9191", n: 4, streams: 8, wait: 5 * time.Second, level: 1}},
+		{"defaults when", []string{"--dev"}, nil, config{addr: "127.0.0.1:9191", n: 4, streams: 8, level: 1, dev: true}},
+		{"defaults when, given", []string{"--dev", "--addr", ":1"}, map[string]string{"EXTAUTHZ_WAIT": "2s"},
+			config{addr: ":1", n: 4, streams: 8, wait: 2 * time.Second, level: 1, dev: true}},
+		{"defaults when, from the environment", nil, map[string]string{"EXTAUTHZ_DEV": "true"},
+			config{addr: "127.0.0.1:9191", n: 4, streams: 8, level: 1, dev: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parse(tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *got != tc.want {
+				t.Errorf("Parse(%q, %v) = %+v; want %+v", tc.args, tc.env, *got, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseErrors: every error names the flag and its variable; one from
+// the environment names the variable first.
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"rule", []string{"--max-n", "0"}, nil, "--max-n (or EXTAUTHZ_MAX_N): must be more than 0, got 0"},
+		{"rule from the environment", nil, map[string]string{"EXTAUTHZ_MAX_N": "-1"}, "EXTAUTHZ_MAX_N (for --max-n): must be more than 0, got -1"},
+		{"command line over a bad environment value", []string{"--max-n", "0"}, map[string]string{"EXTAUTHZ_MAX_N": "3"}, "--max-n (or EXTAUTHZ_MAX_N): must be more than 0"},
+		{"between", []string{"--streams", "17"}, nil, "--streams (or EXTAUTHZ_STREAMS): want 1 to 16, got 17"},
+		{"non-negative", []string{"--wait", "-1s"}, nil, "--wait (or EXTAUTHZ_WAIT): must not be negative, got -1s (0 turns it off)"},
+		{"not empty", []string{"--addr", ""}, nil, "--addr (or EXTAUTHZ_ADDR): must not be empty"},
+		{"parser", nil, map[string]string{"EXTAUTHZ_LEVEL": "loud"}, `EXTAUTHZ_LEVEL (for --level): want debug or info, got "loud"`},
+		{"bool in the environment", nil, map[string]string{"EXTAUTHZ_DEV": "yes"}, "EXTAUTHZ_DEV (for --dev): parse error; want true or false (also 1, 0, t, f)"},
+		{"duration in the environment", nil, map[string]string{"EXTAUTHZ_WAIT": "5"}, "EXTAUTHZ_WAIT (for --wait): parse error; want a duration with a unit"},
+		{"number in the environment", nil, map[string]string{"EXTAUTHZ_MAX_N": "many"}, "EXTAUTHZ_MAX_N (for --max-n): parse error; want a whole number"},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
+		{"env-only is no flag", []string{"--keys", "k"}, nil, "flag provided but not defined: -keys"},
+		{"stray argument", []string{"x"}, nil, `unexpected argument "x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(tc.args, tc.env)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("Parse(%q, %v) = %v; want %q", tc.args, tc.env, err, tc.want)
+			}
+		})
+	}
+	c := &config{}
+	flags := append(c.flags(), Var(&c.out, "p", "", "no fallback", NotEmpty).NoEnv())
+	if err := Parse("cmd", "cmd", flags, nil, func(string) string { return "" }, io.Discard); err == nil || err.Error() != "-p: must not be empty" {
+		t.Errorf("a rule on a flag without fallback: %v; want -p: must not be empty", err)
+	}
+}
+
+// TestUsage: -h writes the synopsis, every flag sorted by name with its
+// variable and default, and the settings read from the environment only.
+func TestUsage(t *testing.T) {
+	var b strings.Builder
+	c := &config{}
+	err := Parse("cmd", "cmd [flags]\n\nDoes things.", c.flags(), []string{"-h"}, func(string) string { return "" }, &b)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h = %v; want flag.ErrHelp", err)
+	}
+	want := `usage: cmd [flags]
+
+Does things.
+
+flags (each also read from the environment variable shown):
+  --addr  [EXTAUTHZ_ADDR] (default ":9191")
+      listen address
+  --dev  [EXTAUTHZ_DEV]
+      development mode
+  --level  [EXTAUTHZ_LEVEL] (default "info")
+      debug or info
+  --max-n  [EXTAUTHZ_MAX_N] (default "4")
+      most of them
+  -o
+      output file
+  --streams  [EXTAUTHZ_STREAMS] (default "8")
+      streams
+  --wait  [EXTAUTHZ_WAIT] (default "5s")
+      how long
+
+read from the environment only:
+  EXTAUTHZ_KEYS
+      comma-separated keys
+`
+	if b.String() != want {
+		t.Errorf("usage =\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := Parse("v", "v\n\nPrints.", nil, []string{"-h"}, func(string) string { return "" }, &b); !errors.Is(err, flag.ErrHelp) || b.String() != "usage: v\n\nPrints.\n" {
+		t.Errorf("usage without flags = %q, %v", b.String(), err)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for in, want := range map[string]string{"key-file": "EXTAUTHZ_KEY_FILE", "dev": "EXTAUTHZ_DEV", "grpc-max-connection-age-grace": "EXTAUTHZ_GRPC_MAX_CONNECTION_AGE_GRACE"} {
+		if got := EnvName(in); got != want {
+			t.Errorf("EnvName(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
