@@ -26,6 +26,7 @@ type Config struct {
 	UpstreamScheme     string
 	Policy             *policy.Policy
 	APITokenFile       string // "": the capability API is off; reloaded
+	ProfilesFile       string // route profiles (docs/profiles.md): a file or a directory; "": none; reloaded
 	GRPCReflection     bool
 	StrictPerms        bool
 
@@ -78,6 +79,7 @@ func (c *Config) Flags() []flagspec.Flag {
 		flagspec.Var(&c.HTTPIdentityHeader, "http-container-id-header", "", "with --http-addr: the header carrying the caller identity in the HTTP authorization mode, which the proxy must set and strip from clients (e.g. x-outbound-container-id); unset, only the capability API is served").DefaultWhen(&c.Dev, authz.DefaultHTTPIdentityHeader),
 		flagspec.Var(&c.UpstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension", authz.CheckUpstreamScheme),
 		flagspec.Parsed(&c.Policy, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)", ParsePolicy),
+		flagspec.Var(&c.ProfilesFile, "profiles-file", "", "route profiles (docs/profiles.md): a YAML file, or a directory of them (a ConfigMap mount); unset, only kka1 capabilities; reloaded like the key file, a bad edit keeping the last good profiles"),
 		flagspec.Var(&c.APITokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API; reloaded like the key file"),
 		flagspec.Var(&c.Revocations.File, "revocation-file", "", "file that keeps one replica's revocations across restarts (appended and fsynced before a revocation is acknowledged); excludes --revocation-store"),
 		flagspec.Var(&c.Revocations.Store, "revocation-store", "", revocationStoreUsage, checkRevocationStore),

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,6 +134,36 @@ func readFile(name string) ([]byte, fileID, error) {
 	if err != nil {
 		return nil, fileID{}, err
 	}
+	if fi.IsDir() {
+		b, err := readDirFiles(name)
+		return b, identify(fi), err
+	}
 	b, err := io.ReadAll(f)
 	return b, identify(fi), err
+}
+
+// readDirFiles reads a directory of YAML files (the profiles, mounted from a
+// ConfigMap) as one content: each *.yaml or *.yml file that is not hidden,
+// in name order, with its name. A change in any of them changes the
+// content; the directory itself keeps its identity, so a change applies on
+// the second look, as an in-place rewrite does.
+func readDirFiles(dir string) ([]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		out = fmt.Appendf(out, "%s\x00%d\x00", n, len(b))
+		out = append(out, b...)
+	}
+	return out, nil
 }

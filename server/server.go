@@ -22,6 +22,7 @@ import (
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/profiles"
 	"github.com/extauthz/extauthz/revocation"
 )
 
@@ -44,6 +45,9 @@ type Server struct {
 
 	revocations         revocation.Store
 	storeKind, storeWhy string // revocationStore's choice
+
+	profiles   *reloadable[*profiles.Set] // nil without --profiles-file
+	profileSet atomic.Pointer[profiles.Set]
 }
 
 // New builds a server from a configuration whose settings have passed
@@ -69,6 +73,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if err := s.openRevocations(); err != nil {
+		return nil, err
+	}
+	if err := s.openProfiles(); err != nil {
 		return nil, err
 	}
 	if s.core, err = authz.NewAuthorizer(authz.Config{Codec: s.codec, Policy: cfg.Policy, Logger: log, Metrics: s.metrics,
@@ -105,8 +112,8 @@ func (s *Server) HTTPHandler() http.Handler { return s.httpH }
 // revocation store, never a secret.
 func (s *Server) Summary() string {
 	ring := s.codec.KeyRing()
-	return fmt.Sprintf("%d key(s) %s, container id from %s, capability header %s, revocations %s",
-		ring.Len(), strings.Join(ring.Fingerprints(), ","), s.cfg.Identity, s.cfg.CapabilityHeader, s.revocationSummary())
+	return fmt.Sprintf("%d key(s) %s, container id from %s, capability header %s, revocations %s, profiles %s",
+		ring.Len(), strings.Join(ring.Fingerprints(), ","), s.cfg.Identity, s.cfg.CapabilityHeader, s.revocationSummary(), s.profileSummary())
 }
 
 // Hooks are what the caller adds to the servers Run builds: observability

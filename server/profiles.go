@@ -1,0 +1,66 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/extauthz/extauthz/profiles"
+)
+
+// openProfiles loads --profiles-file and watches it like a secret file
+// (reload.go): a change is applied once it is stable, a bad edit keeps the
+// last good profiles and is logged once until the files change, and both
+// results are counted in extauthz_profile_reloads_total, exported at 0 from
+// the start.
+func (s *Server) openProfiles() error {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "extauthz", Name: "profile_reloads_total",
+		Help: "Reloads of --profiles-file by result (ok, error); on error the last good profiles stay in force.",
+	}, []string{"result"})
+	if err := s.reg.Register(reloads); err != nil {
+		return err
+	}
+	reloads.WithLabelValues("ok")
+	reloads.WithLabelValues("error")
+	if s.cfg.ProfilesFile == "" {
+		return nil
+	}
+	path := s.cfg.ProfilesFile
+	r, err := loadReloadable(func([][]byte) (*profiles.Set, error) {
+		return profiles.Load(path, s.cfg.Policy)
+	}, watchedFile{flag: "--profiles-file", path: path})
+	if err != nil {
+		return err
+	}
+	f := watch(s, r, "profiles reloaded", "profiles reload failed; keeping the last good profiles")
+	f.apply = func(set *profiles.Set, ev *zerolog.Event) {
+		s.setProfiles(set)
+		ev.Strs("profiles", set.Names())
+	}
+	f.count = func(ok bool) {
+		if ok {
+			reloads.WithLabelValues("ok").Inc()
+		} else {
+			reloads.WithLabelValues("error").Inc()
+		}
+	}
+	s.profiles = r
+	s.setProfiles(r.current())
+	return nil
+}
+
+// setProfiles puts a loaded set of profiles in force.
+func (s *Server) setProfiles(set *profiles.Set) {
+	s.profileSet.Store(set)
+}
+
+// profileSummary names the loaded profiles, for check-config.
+func (s *Server) profileSummary() string {
+	set := s.profileSet.Load()
+	if set == nil {
+		return "none"
+	}
+	return strings.Join(set.Names(), ",")
+}
