@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,8 +38,10 @@ type GRPCServer struct {
 	// slotNames are the headers the adapter reads, by slot (wire.go); the
 	// identity slot is "" unless the identity comes from a header.
 	slotNames [numSlots]string
-	// extraNames are GRPCOptions.ExtraHeaders.
+	// extraNames are the headers read for the Check span's parent
+	// (traceHeaders) when tracer is set.
 	extraNames []string
+	tracer     trace.Tracer // nil: no spans
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -55,15 +56,11 @@ type GRPCOptions struct {
 	// scheme for proxies that originate TLS. The context extension
 	// upstream_scheme overrides it in turn.
 	UpstreamScheme string
-	// ExtraHeaders names headers (lower case) that a unary interceptor on a
-	// RegisterWire server may read from the request it sees (WireRequest),
-	// such as trace context; at most MaxExtraHeaders. The decision never
-	// reads them.
-	ExtraHeaders []string
+	// TracerProvider, when set, makes a server span for each Check
+	// (trace.go), which the decision's observer annotates; nil: no spans,
+	// and nothing of the kind runs.
+	TracerProvider trace.TracerProvider
 }
-
-// MaxExtraHeaders bounds GRPCOptions.ExtraHeaders.
-const MaxExtraHeaders = 16
 
 // NewGRPCServer returns the gRPC adapter.
 func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
@@ -98,15 +95,10 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 		removeOnAllow: removedOnAllow(h, idHeader)}
 	s.slotNames = [numSlots]string{slotAuthority: ":authority", slotPath: ":path", slotScheme: ":scheme",
 		slotAuthorization: credentialHeader, slotCapability: h, slotIdentity: idHeader}
-	if len(opts.ExtraHeaders) > MaxExtraHeaders {
-		return nil, fmt.Errorf("authz: %d extra headers; at most %d", len(opts.ExtraHeaders), MaxExtraHeaders)
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(instrumentationName)
+		s.extraNames = traceHeaders
 	}
-	for _, name := range opts.ExtraHeaders {
-		if name == "" || name != strings.ToLower(name) {
-			return nil, fmt.Errorf("authz: extra header %q is not a lower-case name", name)
-		}
-	}
-	s.extraNames = slices.Clone(opts.ExtraHeaders)
 	return s, nil
 }
 
@@ -135,11 +127,11 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, er
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.core.recordPanic(ProtocolGRPC, p)
+			s.core.recordPanic(ctx, ProtocolGRPC, p)
 			d, err = Decision{Reason: ReasonConfigurationError}, nil
 		}
 	}()
-	return s.core.Decide(s.input(f)), nil
+	return s.core.Decide(ctx, s.input(f)), nil
 }
 
 // input extracts the decision input from what a CheckRequest carries: the

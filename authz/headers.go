@@ -146,17 +146,6 @@ func firstHeaderValue(http *authv3.AttributeContext_HttpRequest, name string) st
 	return ""
 }
 
-// CheckHeader returns the first value of the lower-case header name in
-// req's HTTP attributes, as every reader of a CheckRequest orders them
-// (the headers map's value, else the first of header_map's, raw_value
-// before value), or "" when there is none. It is for a unary interceptor
-// of a Register server, which sees the *CheckRequest; one of a
-// RegisterWire server reads WireRequest.Header, which answers the same.
-// The decision never reads a header this way: it needs every value.
-func CheckHeader(req *authv3.CheckRequest, name string) string {
-	return firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), name)
-}
-
 // agreedHeader is agree over every value of the named request headers.
 func agreedHeader(h http.Header, form valueForm, names ...string) (string, bool) {
 	var buf [4][]string
@@ -218,14 +207,9 @@ var reservedHeaders = map[string]bool{
 }
 
 // traceHeaders are the trace context headers: W3C trace context, and B3
-// single and multiple.
+// single and multiple; every header tracePropagator reads (trace.go). No
+// identity is ever read from one (proxyHeaders).
 var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
-
-// TraceHeaders returns the trace context headers (W3C trace context, B3
-// single and multiple): what a tracing interceptor of a RegisterWire
-// server reads (GRPCOptions.ExtraHeaders). No identity is ever read from
-// one (proxyHeaders).
-func TraceHeaders() []string { return slices.Clone(traceHeaders) }
 
 // proxyHeaders are set or appended by proxies on the way (an entry ending in
 // "-" stands for every name with that prefix, here every B3 header, known

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,20 +21,23 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-// checkWire runs req through the RegisterWire path in-process: its
-// encoding read by the codec, the decision, and an allow decoded back from
-// the bytes the codec would send.
+// checkWire runs req through the RegisterWire path in-process, as the
+// gRPC server would with ctx as the call's context: its encoding read by
+// the codec, the handler (the Check span, the decision), and an allow
+// decoded back from the bytes the codec would send.
 func checkWire(t testing.TB, srv *GRPCServer, ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	t.Helper()
 	b, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &wireCheck{s: srv}
-	if err := (wireCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, w); err != nil {
-		t.Fatalf("the wire codec refused a request protobuf-go encoded: %v", err)
+	dec := func(v any) error {
+		if err := (wireCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, v); err != nil {
+			t.Fatalf("the wire codec refused a request protobuf-go encoded: %v", err)
+		}
+		return nil
 	}
-	out, err := srv.wireCheck(ctx, w)
+	out, err := srv.wireHandler(nil, ctx, dec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +135,7 @@ func wireServers(t testing.TB) []*GRPCServer {
 		{"", "", nil}, {"header:x-outbound-container-id", "x-cap", nil},
 		{"principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$", "", []string{"traceparent", "b3", "authorization"}},
 	} {
-		opts := GRPCOptions{CapabilityHeader: o.capHeader, ExtraHeaders: o.extra}
+		opts := GRPCOptions{CapabilityHeader: o.capHeader}
 		if o.identity != "" {
 			var err error
 			if opts.Identity, err = ParseIdentitySource(o.identity); err != nil {
@@ -144,6 +146,7 @@ func wireServers(t testing.TB) []*GRPCServer {
 		if err != nil {
 			t.Fatal(err)
 		}
+		srv.extraNames = o.extra
 		out = append(out, srv)
 	}
 	return out
@@ -420,69 +423,50 @@ func TestWireOverGRPC(t *testing.T) {
 	}
 }
 
-// TestWireInterceptor: a unary interceptor on a RegisterWire server reads
-// the extra headers from the request it sees and the route class and
-// container of an allow from the response; a deny is a *CheckResponse.
+// TestWireInterceptor: a unary interceptor on a RegisterWire server runs
+// around every Check and sees the request as read (not a *CheckRequest),
+// an allow it cannot read and a deny as a *CheckResponse; one that answers
+// with the request itself, or hands the handler another request, gets
+// codes.Internal, never an empty (statusless) CheckResponse.
 func TestWireInterceptor(t *testing.T) {
 	caps := newCapabilities(t)
-	core := newTestCore(t, nil, nil)
-	srv, err := NewGRPCServer(core, GRPCOptions{ExtraHeaders: []string{"traceparent", "x-absent"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	type seen struct {
-		traceparent, absent string
-		class               policy.RouteClass
-		container           string
-		allowed, deny       bool
-	}
+	srv := newTestServer(t, serverSetup{})
+	type seen struct{ calls, decoded, denies int }
 	var got seen
 	intercept := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		got = seen{}
-		if r, ok := req.(WireRequest); ok {
-			got.traceparent, got.absent = r.Header("traceparent"), r.Header("x-absent")
+		got.calls++
+		if _, ok := req.(*authv3.CheckRequest); ok {
+			got.decoded++
 		}
 		resp, err := handler(ctx, req)
-		got.class, got.container, got.allowed = WireAllowed(resp)
-		_, got.deny = resp.(*authv3.CheckResponse)
+		if _, ok := resp.(*authv3.CheckResponse); ok {
+			got.denies++
+		}
 		return resp, err
 	}
 	gs := grpc.NewServer(WireServerOption(), grpc.ChainUnaryInterceptor(intercept))
 	RegisterWire(gs, srv)
 	client := authv3.NewAuthorizationClient(serveBufconn(t, gs))
-	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	for _, c := range []struct {
-		fixture string
-		want    seen
-	}{
-		{"allow_provider_model", seen{traceparent: tp, class: policy.ProviderModel, container: "ctr-1", allowed: true}},
-		{"allow_header_map_raw", seen{traceparent: tp, class: policy.ProviderModel, container: "ctr-1", allowed: true}},
-		{"deny_container_mismatch", seen{traceparent: tp, deny: true}},
+	for _, fixture := range []string{"allow_provider_model", "allow_header_map_raw", "deny_container_mismatch"} {
+		if _, err := client.Check(context.Background(), loadCheckRequest(t, caps, fixture)); err != nil {
+			t.Fatalf("%s: %v", fixture, err)
+		}
+	}
+	if want := (seen{calls: 3, denies: 1}); got != want {
+		t.Errorf("the interceptor saw %+v; want %+v", got, want)
+	}
+	for name, ic := range map[string]grpc.UnaryServerInterceptor{
+		"echo": func(_ context.Context, req any, _ *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
+			return req, nil
+		},
+		"replace": func(ctx context.Context, _ any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, loadCheckRequest(t, caps, "allow_provider_model"))
+		},
 	} {
-		req := loadCheckRequest(t, caps, c.fixture)
-		http := req.GetAttributes().GetRequest().GetHttp()
-		if http.GetHeaderMap() != nil {
-			http.HeaderMap.Headers = append(http.HeaderMap.Headers, &corev3.HeaderValue{Key: "TraceParent", RawValue: []byte(tp)})
-		} else {
-			http.Headers["traceparent"] = tp
+		gs := grpc.NewServer(WireServerOption(), grpc.ChainUnaryInterceptor(ic))
+		RegisterWire(gs, srv)
+		if resp, err := authv3.NewAuthorizationClient(serveBufconn(t, gs)).Check(context.Background(), loadCheckRequest(t, caps, "allow_provider_model")); grpcstatus.Code(err) != codes.Internal {
+			t.Errorf("%s: %v, %v; want codes.Internal", name, resp, err)
 		}
-		if _, err := client.Check(context.Background(), req); err != nil {
-			t.Fatalf("%s: %v", c.fixture, err)
-		}
-		if got != c.want {
-			t.Errorf("%s: the interceptor saw %+v; want %+v", c.fixture, got, c.want)
-		}
-	}
-	// An interceptor that answers with the request itself gets an error,
-	// never an empty (statusless) CheckResponse.
-	echo := grpc.NewServer(WireServerOption(), grpc.ChainUnaryInterceptor(func(_ context.Context, req any, _ *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
-		return req, nil
-	}))
-	RegisterWire(echo, srv)
-	if resp, err := authv3.NewAuthorizationClient(serveBufconn(t, echo)).Check(context.Background(), loadCheckRequest(t, caps, "allow_provider_model")); grpcstatus.Code(err) != codes.Internal {
-		t.Errorf("the request returned as the response: %v, %v; want codes.Internal", resp, err)
-	}
-	if _, err := NewGRPCServer(core, GRPCOptions{ExtraHeaders: []string{"TraceParent"}}); err == nil {
-		t.Error("an upper-case extra header was accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -13,8 +14,6 @@ import (
 	"google.golang.org/grpc/mem"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/extauthz/extauthz/policy"
 )
 
 // This file serves Check without protobuf-go's message types on the hot
@@ -35,9 +34,9 @@ func WireServerOption() grpc.ServerOption {
 // encoding and encodes each allow directly, which makes a Check several
 // times cheaper. g must have been created with WireServerOption; without
 // it every Check fails with codes.Internal (the proxy denies). A unary
-// interceptor on g sees a WireRequest, not a *CheckRequest (it reads the
-// headers named in GRPCOptions.ExtraHeaders), and for an allow a response
-// WireAllowed reads; a deny is a *CheckResponse as from Check.
+// interceptor on g sees the request as read, not a *CheckRequest, and for
+// an allow a response it cannot read; a deny is a *CheckResponse as from
+// Check.
 func RegisterWire(g *grpc.Server, srv *GRPCServer) {
 	g.RegisterService(&grpc.ServiceDesc{
 		ServiceName: ServiceName,
@@ -48,26 +47,18 @@ func RegisterWire(g *grpc.Server, srv *GRPCServer) {
 }
 
 // wireCheck is one Check served by RegisterWire: the fields read from the
-// request, then the encoded allow and what an interceptor may know of it.
+// request, then the encoded allow.
 type wireCheck struct {
 	s      *GRPCServer
 	fields checkFields
 	ok     []byte
-	// class and containerID of the allow, for WireAllowed.
-	class       policy.RouteClass
-	containerID string
 }
 
-// WireRequest is the Check request a unary interceptor sees on a
-// RegisterWire server.
-type WireRequest interface {
-	// Header returns the value of header name, one of the server's
-	// GRPCOptions.ExtraHeaders, as CheckHeader reads it from the decoded
-	// request; "" when absent or not an extra header.
-	Header(name string) string
-}
-
-func (w *wireCheck) Header(name string) string {
+// Get returns the first value of header name, one of the server's
+// extraNames (the trace context headers), as the decoded request orders
+// them (firstHeaderValue); "" when absent. It makes a wireCheck the
+// propagator's carrier for the Check span's parent.
+func (w *wireCheck) Get(name string) string {
 	for i, n := range w.s.extraNames {
 		if n == name && i < len(w.fields.extra) {
 			return w.fields.extra[i]
@@ -76,17 +67,10 @@ func (w *wireCheck) Header(name string) string {
 	return ""
 }
 
-// WireAllowed reads, from the response a unary interceptor sees on a
-// RegisterWire server, the route class and the bound container of an
-// allow; ok is false for a deny (a *CheckResponse, as from Check) or
-// anything else.
-func WireAllowed(resp any) (class policy.RouteClass, containerID string, ok bool) {
-	w, ok := resp.(*wireCheck)
-	if !ok || w.ok == nil {
-		return "", "", false
-	}
-	return w.class, w.containerID, true
-}
+// Set and Keys are not needed: the server extracts, it does not inject,
+// and the W3C and B3 propagators do not list keys.
+func (*wireCheck) Set(string, string) {}
+func (*wireCheck) Keys() []string     { return nil }
 
 type wireCodec struct{ proto encoding.CodecV2 }
 
@@ -119,7 +103,7 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (w *wireCheck) read(data mem.BufferSlice) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			w.s.core.recordPanic(ProtocolGRPC, p)
+			w.s.core.recordPanic(context.Background(), ProtocolGRPC, p)
 			err = errWire
 		}
 	}()
@@ -133,10 +117,15 @@ func (w *wireCheck) read(data mem.BufferSlice) (err error) {
 	return err
 }
 
-func (s *GRPCServer) wireHandler(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+func (s *GRPCServer) wireHandler(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
 	w := &wireCheck{s: s}
 	if err := dec(w); err != nil {
 		return nil, err
+	}
+	if s.tracer != nil {
+		var span trace.Span
+		ctx, span = s.startCheckSpan(ctx, w)
+		defer func() { endCheckSpan(span, err) }()
 	}
 	if interceptor == nil {
 		return s.wireCheck(ctx, w)
@@ -160,7 +149,6 @@ func (s *GRPCServer) wireCheck(ctx context.Context, w *wireCheck) (any, error) {
 		return deniedResponse(d.Reason), nil
 	}
 	w.ok = s.appendOK(nil, d)
-	w.class, w.containerID = d.Route.Class, d.OutboundContainerID
 	return w, nil
 }
 

@@ -85,7 +85,10 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	}
 	grpcOptions := authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme}
 	if o.tracing {
-		grpcOptions.ExtraHeaders = authz.TraceHeaders()
+		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {
+			return nil, err
+		}
+		grpcOptions.TracerProvider = a.tracing.tp
 	}
 	srv, err := authz.NewGRPCServer(a.core, grpcOptions)
 	if err != nil {
@@ -93,6 +96,9 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	}
 	if a.httpH, err = a.newHTTPHandler(); err != nil {
 		return nil, err
+	}
+	if a.tracing != nil && a.httpH != nil {
+		a.httpH = authz.TraceHTTP(a.httpH, a.tracing.tp)
 	}
 	if a.tls, err = newServerTLS(o.tlsCertFile, o.tlsKeyFile, o.tlsClientCAFile, o.tlsClientIdentities); err != nil {
 		return nil, err
@@ -109,21 +115,11 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	// flight, not one per CPU.
 	grpcOpts := append(o.limits.grpcServerOptions(), grpc.StatsHandler(gm),
 		grpc.NumStreamWorkers(grpcStreamWorkers))
-	if o.tracing {
-		if a.tracing, err = newTracingSetup(context.Background(), getenv, log); err != nil {
-			return nil, err
-		}
-		t := newTracer(a.tracing.tp, a.codec.KeyRing)
-		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(t.unary))
-		if a.httpH != nil {
-			a.httpH = t.middleware(a.httpH, o.httpContainerIDHeader)
-		}
-	}
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
 	// Check is read straight from its encoding (authz.RegisterWire); with
-	// tracing on, it also keeps the trace headers for the interceptor.
+	// tracing on, it also keeps the trace headers for the Check span.
 	grpcOpts = append(grpcOpts, authz.WireServerOption())
 	a.grpc = grpc.NewServer(grpcOpts...)
 	authz.RegisterWire(a.grpc, srv)
