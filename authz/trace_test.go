@@ -88,7 +88,7 @@ func newTraceFixture(t testing.TB, tp *sdktrace.TracerProvider) *traceFixture {
 // for the call's context (its incoming metadata).
 func (f *traceFixture) check(t testing.TB, ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
 	t.Helper()
-	resp, err := checkWire(t, f.grpc, ctx, req)
+	resp, err := f.grpc.Check(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestTraceCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkWire(t, srv, context.Background(), f.traceCheck(t, true, map[string]string{"traceparent": traceparent})); err != nil {
+		if _, err := srv.Check(context.Background(), f.traceCheck(t, true, map[string]string{"traceparent": traceparent})); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(f.exp.GetSpans()); n != 0 {
@@ -472,8 +472,8 @@ func TestTraceParentReadAsAuthzReads(t *testing.T) {
 	if got := firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), "traceparent"); got != traceparent {
 		t.Fatalf("the decoded request's first traceparent = %q; want the raw value %q", got, traceparent)
 	}
-	gs := grpc.NewServer(WireServerOption())
-	RegisterWire(gs, f.grpc)
+	gs := grpc.NewServer(ServerOptions()...)
+	Register(gs, f.grpc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +512,7 @@ func BenchmarkTraceCheck(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if resp, err := checkWire(b, bc.srv, ctx, req); err != nil || resp.GetOkResponse() == nil {
+				if resp, err := bc.srv.Check(ctx, req); err != nil || resp.GetOkResponse() == nil {
 					b.Fatalf("Check = %v, %v", resp, err)
 				}
 			}

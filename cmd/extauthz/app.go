@@ -118,11 +118,8 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	if a.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(a.tls.config(true))))
 	}
-	// Check is read straight from its encoding (authz.RegisterWire); with
-	// tracing on, it also keeps the trace headers for the Check span.
-	grpcOpts = append(grpcOpts, authz.WireServerOption())
-	a.grpc = grpc.NewServer(grpcOpts...)
-	authz.RegisterWire(a.grpc, srv)
+	a.grpc = grpc.NewServer(append(grpcOpts, authz.ServerOptions()...)...)
+	authz.Register(a.grpc, srv)
 	a.health = health.NewServer()
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	a.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
