@@ -55,6 +55,29 @@ func BenchmarkCheckLogged(b *testing.B) {
 	benchcpu.Report(b, cpu)
 }
 
+// BenchmarkCheckLogAllows is an allowed Check the way serve answers it
+// (BenchmarkCheckWire, header_map fixture as the shipped Envoy configs
+// send it) with the decision line written to a discarding writer, for
+// each --log-allows choice.
+func BenchmarkCheckLogAllows(b *testing.B) {
+	caps := newCapabilities(b)
+	req := loadCheckRequest(b, caps, "allow_header_map_raw")
+	for _, mode := range []LogAllows{LogAllowsAll, LogAllowsSampled, LogAllowsNone} {
+		b.Run("allows="+mode.String(), func(b *testing.B) {
+			core, err := NewAuthorizer(Config{Codec: newCodec(b, testClock, testKey),
+				Logger: zerolog.New(discard{}).Level(zerolog.InfoLevel).With().Timestamp().Logger(), LogAllows: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := NewGRPCServer(core, GRPCOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchWire(b, srv, req)
+		})
+	}
+}
+
 // BenchmarkCheckDeny measures a deny after the capability opened (wrong
 // container), the most expensive deny.
 func BenchmarkCheckDeny(b *testing.B) {

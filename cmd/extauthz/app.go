@@ -80,7 +80,7 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 		return nil, err
 	}
 	if a.core, err = authz.NewAuthorizer(authz.Config{Codec: a.codec, Policy: a.policy, Logger: log, Metrics: a.metrics,
-		Revocations: a.revocations.Set()}); err != nil {
+		Revocations: a.revocations.Set(), LogAllows: o.allowLog}); err != nil {
 		return nil, err
 	}
 	grpcOptions := authz.GRPCOptions{Identity: o.identity, CapabilityHeader: o.capHdr, UpstreamScheme: o.upstreamScheme}

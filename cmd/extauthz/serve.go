@@ -38,6 +38,7 @@ type serveOptions struct {
 	tlsClientCAFile               string
 	tlsClientIdentities           string
 	logLevel                      string
+	logAllows                     string
 	dev, grpcReflection           bool
 	strictPerms                   bool
 	tracing                       bool
@@ -53,6 +54,7 @@ type serveOptions struct {
 	extra    []string
 	policy   *policy.Policy
 	level    zerolog.Level
+	allowLog authz.LogAllows
 	// revocationKind is the revocation store chosen (storeMemory,
 	// storeFile, storeRedis); revocationWhy says how memory was chosen.
 	revocationKind, revocationWhy string
@@ -90,6 +92,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	fs.StringVar(&o.tlsClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require and verify client certificates (mTLS) on the gRPC and HTTP listeners; needs --tls-client-identities")
 	fs.StringVar(&o.tlsClientIdentities, "tls-client-identities", "", "with --tls-client-ca-file: the client certificates allowed, comma-separated uri:NAME or dns:NAME (exact) or uri:~REGEX, dns:~REGEX (whole name)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logAllows, "log-allows", "all", "which allowed decisions get an info line: all (the audit trail of every credential use), sampled (1 in 100, counted: the first allow and every 100th after it, each line with \"sample\":100), or none; every deny is logged whatever this says")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: ephemeral key, loopback addresses, revocations in memory (implies --revocation-store=memory unless a store is named), prints a sample capability and request")
 	fs.BoolVar(&o.grpcReflection, "grpc-reflection", false, "enable gRPC server reflection")
 	fs.BoolVar(&o.tracing, "tracing", false, "export an OpenTelemetry span per decision over OTLP, configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, OTEL_TRACES_SAMPLER, …)")
@@ -153,6 +156,9 @@ func (o *serveOptions) validate() error {
 	}
 	if o.level, err = zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
 		return fmt.Errorf("--log-level (or %s): want debug, info, warn or error, got %q", envName("log-level"), o.logLevel)
+	}
+	if o.allowLog, err = authz.ParseLogAllows(o.logAllows); err != nil {
+		return fmt.Errorf("--log-allows (or %s): %w", envName("log-allows"), err)
 	}
 	if o.grpcAddr == "" {
 		return errors.New("--grpc-addr: must not be empty")
