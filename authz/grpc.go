@@ -42,7 +42,10 @@ type GRPCServer struct {
 	// header), the context extensions, and the trace context headers for
 	// the Check span's parent when tracer is set.
 	reader checkwire.Reader
-	tracer trace.Tracer // nil: no spans
+	// readPanic is s.recordReadPanic, bound once: a method value made per
+	// Check would be an allocation per Check.
+	readPanic func(any)
+	tracer    trace.Tracer // nil: no spans
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -103,6 +106,7 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 		SchemeExtension:   ExtensionUpstreamScheme,
 		IdentityExtension: idExtension,
 	}
+	s.readPanic = s.recordReadPanic
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer(instrumentationName)
 		s.reader.Extra = traceHeaders
@@ -141,20 +145,35 @@ func Register(g *grpc.Server, srv *GRPCServer) {
 
 // handleCheck is the method handler of Check: read the request (the
 // codec), start its span when tracing, then decide, through a unary
-// interceptor if g has one.
-func (s *GRPCServer) handleCheck(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
+// interceptor if g has one. Its frame is kept small, the span's work in
+// its own function: every frame here deepens the stack each Check's
+// goroutine may have to grow.
+func (s *GRPCServer) handleCheck(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	call := checkwire.NewCall(&s.reader, s.readPanic)
 	if err := dec(call); err != nil {
 		return nil, err
 	}
-	if s.tracer != nil {
-		var span trace.Span
-		ctx, span = s.startCheckSpan(ctx, call)
-		defer func() { endCheckSpan(span, err) }()
+	switch {
+	case s.tracer != nil:
+		return s.traced(ctx, call, interceptor)
+	case interceptor != nil:
+		return s.intercepted(ctx, call, interceptor)
 	}
-	if interceptor == nil {
-		return s.check(ctx, call)
+	return s.check(ctx, call)
+}
+
+// traced serves a Check within its span.
+func (s *GRPCServer) traced(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
+	ctx, span := s.startCheckSpan(ctx, call)
+	defer func() { endCheckSpan(span, err) }()
+	if interceptor != nil {
+		return s.intercepted(ctx, call, interceptor)
 	}
+	return s.check(ctx, call)
+}
+
+// intercepted decides a Check through interceptor.
+func (s *GRPCServer) intercepted(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	info := &grpc.UnaryServerInfo{Server: s, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, call, info, func(ctx context.Context, req any) (any, error) {
 		call, ok := req.(*checkwire.Call)
@@ -165,8 +184,9 @@ func (s *GRPCServer) handleCheck(_ any, ctx context.Context, dec func(any) error
 	})
 }
 
-// readPanic records a panic while reading a request, which is refused.
-func (s *GRPCServer) readPanic(p any) {
+// recordReadPanic records a panic while reading a request, which is
+// refused.
+func (s *GRPCServer) recordReadPanic(p any) {
 	s.core.recordPanic(context.Background(), ProtocolGRPC, p)
 }
 

@@ -110,12 +110,18 @@ func (a *Authorizer) observe(ctx context.Context, in *Input, d *Decision, elapse
 	a.metrics.observe(result, d.Reason, d.Route.Class, elapsed)
 	a.logDecision(in, d, result, elapsed)
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		attrs := a.spanAttrs(in.Protocol, result, d.Reason, d.Route.Class)
-		if in.CallerID != "" {
-			attrs = append(attrs, attrContainerID.String(logField(in.CallerID, maxLoggedField)))
-		}
-		span.SetAttributes(attrs...)
+		a.annotate(span, in, d, result)
 	}
+}
+
+// annotate sets a decision's attributes on its span. It is a function of
+// its own so that observe's frame stays small when nothing is traced.
+func (a *Authorizer) annotate(span trace.Span, in *Input, d *Decision, result string) {
+	attrs := a.spanAttrs(in.Protocol, result, d.Reason, d.Route.Class)
+	if in.CallerID != "" {
+		attrs = append(attrs, attrContainerID.String(logField(in.CallerID, maxLoggedField)))
+	}
+	span.SetAttributes(attrs...)
 }
 
 // logDecision writes the decision line: every deny, and the allows that

@@ -95,14 +95,16 @@ func (s *GRPCServer) startCheckSpan(ctx context.Context, body propagation.TextMa
 		md, _ := metadata.FromIncomingContext(ctx)
 		parent = tracePropagator.Extract(ctx, metadataCarrier(md))
 	}
-	return s.tracer.Start(parent, checkSpanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(checkSpanAttrs...))
+	return s.tracer.Start(parent, checkSpanName, trace.WithSpanKind(trace.SpanKindServer))
 }
 
-// endCheckSpan records the RPC's status and ends the span. An error is a
-// Check without a decision: a cancelled call.
+// endCheckSpan records the RPC's attributes and status and ends the span:
+// attributes only on a span that records, so that an unsampled Check
+// builds none. An error is a Check without a decision: a cancelled call.
 func endCheckSpan(span trace.Span, err error) {
 	if span.IsRecording() {
 		code := status.Code(err)
+		span.SetAttributes(checkSpanAttrs...)
 		span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
 		if err != nil {
 			span.SetStatus(otelcodes.Error, code.String())

@@ -21,8 +21,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/extauthz/extauthz/authz/internal/checkwire"
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/revocation"
 )
@@ -492,10 +495,12 @@ func TestTraceParentReadAsAuthzReads(t *testing.T) {
 	wantParent(t, f.only(t), w3cTraceID, w3cSpanID)
 }
 
-// BenchmarkTraceCheck is the cost of a Check span: "off" is the adapter
-// without a tracer provider (serve without --tracing); "sampled" starts a
-// span, recorded and queued to a batch processor whose exporter discards;
-// "unsampled" starts one with a parent that says not sampled.
+// BenchmarkTraceCheck is the cost of a Check span, on serve's path minus
+// the transport (the codec reads the request's encoding, the handler
+// decides and encodes the allow): "off" is the adapter without a tracer
+// provider (serve without --tracing); "sampled" starts a span, recorded
+// and queued to a batch processor whose exporter discards; "unsampled"
+// starts one with a parent that says not sampled.
 func BenchmarkTraceCheck(b *testing.B) {
 	f := newTraceFixture(b, batched(b))
 	off, err := NewGRPCServer(f.core, GRPCOptions{})
@@ -503,17 +508,24 @@ func BenchmarkTraceCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
+	codec := checkwire.Codec()
 	for _, bc := range []struct {
 		name string
 		srv  *GRPCServer
 		tp   string
 	}{{"off", off, traceparent}, {"sampled", f.grpc, traceparent}, {"unsampled", f.grpc, "00-" + w3cTraceID + "-" + w3cSpanID + "-00"}} {
-		req := f.traceCheck(b, true, map[string]string{"traceparent": bc.tp})
+		enc, err := proto.Marshal(f.traceCheck(b, true, map[string]string{"traceparent": bc.tp}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec := func(v any) error { return codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(enc)}, v) }
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if resp, err := bc.srv.Check(ctx, req); err != nil || resp.GetOkResponse() == nil {
-					b.Fatalf("Check = %v, %v", resp, err)
+				if out, err := bc.srv.handleCheck(nil, ctx, dec, nil); err != nil {
+					b.Fatalf("Check = %v, %v", out, err)
+				} else if _, ok := out.(*checkwire.Call); !ok {
+					b.Fatalf("Check = %v; want an allow", out)
 				}
 			}
 		})

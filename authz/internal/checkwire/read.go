@@ -128,7 +128,11 @@ type extraValue struct {
 // Read decodes b, a serialized CheckRequest, into the fields r reads. b is
 // not retained. An encoding protobuf-go refuses is ErrInvalid.
 func (r *Reader) Read(b []byte) (Fields, error) {
-	w := wireReader{names: &r.Headers, schemeExt: r.SchemeExtension, idExt: r.IdentityExtension}
+	// Set field by field: a composite literal of this large struct is
+	// built in a temporary and copied, which deepens the stack of every
+	// Check by as much (a goroutine's stack growth is a cost per RPC).
+	var w wireReader
+	w.names, w.schemeExt, w.idExt = &r.Headers, r.SchemeExtension, r.IdentityExtension
 	if n := len(r.Extra); n > 0 {
 		w.extraNames = r.Extra
 		w.extra = make([]extraValue, n)
