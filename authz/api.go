@@ -95,13 +95,17 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, apiErrNotFound)
 		return
 	}
-	defer h.core.recoverHTTP(w, endpoints[id].Protocol, writeAPIDeny)
+	// The answer is observed after the recovery below has written one.
+	ans := &apiAnswer{ResponseWriter: w}
+	defer h.core.answered(r.Context(), endpoints[id].Protocol, ans)
+	defer h.core.recoverHTTP(r.Context(), ans, endpoints[id].Protocol, writeAPIDeny)
+	w = ans
 	startJSON(w)
 	switch id {
 	case epIssue:
 		h.serve(w, r, http.MethodPost, h.issue)
 	case epRedeem:
-		h.serve(w, r, http.MethodPost, h.redeem)
+		h.serve(w, r, http.MethodPost, func(w http.ResponseWriter, body []byte) { h.redeem(w, r, body) })
 	case epRevoke:
 		h.serve(w, r, http.MethodPost, func(w http.ResponseWriter, body []byte) { h.revoke(w, r, body) })
 	case epRevocations:
@@ -224,7 +228,7 @@ var redeemNames = []string{"capability", "outboundContainerId", "requestMethod",
 
 // redeem answers the same question as Check, for a caller that is not a
 // proxy: which credential may this container send to this URL?
-func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
+func (h *APIHandler) redeem(w http.ResponseWriter, r *http.Request, body []byte) {
 	var v [4]string
 	err := strictjson.Decode(body, "request", func(rd *strictjson.Reader) error {
 		seen, err := rd.Object("", redeemNames, func(i int, p strictjson.Pointer) (err error) {
@@ -253,7 +257,7 @@ func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 	if u, err := policy.ParseURL(v[3]); err == nil {
 		in.Scheme, in.Authority, in.Path = u.Scheme, u.Authority, u.Path
 	}
-	d := h.core.Decide(in)
+	d := h.core.Decide(r.Context(), in)
 	if !d.Allowed() {
 		writeAPIDeny(w, d.Reason)
 		return
@@ -268,6 +272,7 @@ func (h *APIHandler) redeem(w http.ResponseWriter, body []byte) {
 // challenge of the reason table (r is already a deny reason: Decide and
 // recoverHTTP give no other).
 func writeAPIDeny(w http.ResponseWriter, r Reason) {
+	noteSlug(w, string(r))
 	if c := r.WWWAuthenticate(); c != "" {
 		w.Header().Set("WWW-Authenticate", c)
 	}

@@ -7,15 +7,20 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/extauthz/extauthz/internal/testutil/benchcpu"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/extauthz/extauthz/authz/internal/checkwire"
+	"github.com/extauthz/extauthz/internal/testutil/benchcpu"
 )
 
-// BenchmarkCheck is the hot path: an allowed provider_model Check, in-process,
-// logging disabled above info so the line is built but discarded.
+// BenchmarkCheck is an allowed provider_model Check in-process on the
+// decoded message (the test oracle's path, which was the production path
+// before the wire codec: kept for comparison with earlier numbers;
+// serve's path is BenchmarkCheckWire), logging disabled above info so the
+// line is not built.
 func BenchmarkCheck(b *testing.B) {
 	caps := newCapabilities(b)
 	srv := newTestServer(b, serverSetup{})
@@ -24,7 +29,7 @@ func BenchmarkCheck(b *testing.B) {
 	b.ReportAllocs()
 	cpu := benchcpu.Now()
 	for b.Loop() {
-		resp, err := srv.Check(ctx, req)
+		resp, err := srv.oracleCheck(ctx, req)
 		if err != nil || resp.GetOkResponse() == nil {
 			b.Fatalf("Check = %v, %v", resp, err)
 		}
@@ -43,11 +48,34 @@ func BenchmarkCheckLogged(b *testing.B) {
 	b.ReportAllocs()
 	cpu := benchcpu.Now()
 	for b.Loop() {
-		if _, err := srv.Check(ctx, req); err != nil {
+		if _, err := srv.oracleCheck(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
 	benchcpu.Report(b, cpu)
+}
+
+// BenchmarkCheckLogAllows is an allowed Check the way serve answers it
+// (BenchmarkCheckWire, header_map fixture as the shipped Envoy configs
+// send it) with the decision line written to a discarding writer, for
+// each --log-allows choice.
+func BenchmarkCheckLogAllows(b *testing.B) {
+	caps := newCapabilities(b)
+	req := loadCheckRequest(b, caps, "allow_header_map_raw")
+	for _, mode := range []LogAllows{LogAllowsAll, LogAllowsSampled, LogAllowsNone} {
+		b.Run("allows="+mode.String(), func(b *testing.B) {
+			core, err := NewAuthorizer(Config{Codec: newCodec(b, testClock, testKey),
+				Logger: zerolog.New(discard{}).Level(zerolog.InfoLevel).With().Timestamp().Logger(), LogAllows: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := NewGRPCServer(core, GRPCOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchWire(b, srv, req)
+		})
+	}
 }
 
 // BenchmarkCheckDeny measures a deny after the capability opened (wrong
@@ -60,7 +88,7 @@ func BenchmarkCheckDeny(b *testing.B) {
 	b.ReportAllocs()
 	cpu := benchcpu.Now()
 	for b.Loop() {
-		if _, err := srv.Check(ctx, req); err != nil {
+		if _, err := srv.oracleCheck(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,8 +101,9 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // BenchmarkCheckGRPC is an allowed Check through the real gRPC stack over an
 // in-memory connection: protobuf encoding, HTTP/2 framing and the handler,
-// registered with Register (protobuf-go messages) and with RegisterWire (as
-// `extauthz serve` registers it).
+// registered with Register (as `extauthz serve` registers it) and, for
+// comparison, the test oracle served as authv3's generated service
+// (protobuf-go messages both ways).
 func BenchmarkCheckGRPC(b *testing.B) {
 	caps := newCapabilities(b)
 	for _, c := range []struct {
@@ -82,8 +111,8 @@ func BenchmarkCheckGRPC(b *testing.B) {
 		opts     []grpc.ServerOption
 		register func(*grpc.Server, *GRPCServer)
 	}{
-		{"register=proto", nil, Register},
-		{"register=wire", []grpc.ServerOption{WireServerOption()}, RegisterWire},
+		{"register=proto", nil, func(g *grpc.Server, s *GRPCServer) { authv3.RegisterAuthorizationServer(g, oracleServer{s}) }},
+		{"register=wire", ServerOptions(), Register},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			gs := grpc.NewServer(c.opts...)
@@ -149,7 +178,7 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 	for b.Loop() {
 		headers["authorization"] = "Bearer " + toks[i%len(toks)]
 		i++
-		resp, err := srv.Check(ctx, req)
+		resp, err := srv.oracleCheck(ctx, req)
 		if err != nil || resp.GetOkResponse() == nil {
 			b.Fatalf("Check = %v, %v", resp, err)
 		}
@@ -161,34 +190,41 @@ func BenchmarkCheckNewCapability(b *testing.B) {
 }
 
 // BenchmarkCheckWire is BenchmarkCheck the way `extauthz serve` answers it
-// (RegisterWire): the request read from its encoding, the allow encoded;
-// with the headers in the headers map, and in header_map as raw values (as
-// the shipped Envoy configs send them, encode_raw_headers).
+// (Register): the request read from its encoding, the allow encoded; with
+// the headers in the headers map, and in header_map as raw values (as the
+// shipped Envoy configs send them, encode_raw_headers).
 func BenchmarkCheckWire(b *testing.B) {
 	caps := newCapabilities(b)
 	srv := newTestServer(b, serverSetup{})
 	for _, fixture := range []string{"allow_provider_model", "allow_header_map_raw"} {
 		b.Run("fixture="+fixture, func(b *testing.B) {
-			enc, err := proto.Marshal(loadCheckRequest(b, caps, fixture))
-			if err != nil {
-				b.Fatal(err)
-			}
-			data := mem.BufferSlice{mem.SliceBuffer(enc)}
-			codec := wireCodec{}
-			ctx := context.Background()
-			b.ReportAllocs()
-			cpu := benchcpu.Now()
-			for b.Loop() {
-				w := &wireCheck{s: srv}
-				if err := codec.Unmarshal(data, w); err != nil {
-					b.Fatal(err)
-				}
-				out, err := srv.wireCheck(ctx, w)
-				if err != nil || out != any(w) {
-					b.Fatalf("wireCheck = %v, %v", out, err)
-				}
-			}
-			benchcpu.Report(b, cpu)
+			benchWire(b, srv, loadCheckRequest(b, caps, fixture))
 		})
 	}
+}
+
+// benchWire measures srv answering req as Register does, minus the
+// transport: the codec reads its encoding, the handler decides and
+// encodes the allow.
+func benchWire(b *testing.B, srv *GRPCServer, req *authv3.CheckRequest) {
+	enc, err := proto.Marshal(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := mem.BufferSlice{mem.SliceBuffer(enc)}
+	codec := checkwire.Codec()
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu := benchcpu.Now()
+	for b.Loop() {
+		call := checkwire.NewCall(&srv.reader, nil)
+		if err := codec.Unmarshal(data, call); err != nil {
+			b.Fatal(err)
+		}
+		out, err := srv.check(ctx, call)
+		if err != nil || out != any(call) {
+			b.Fatalf("check = %v, %v", out, err)
+		}
+	}
+	benchcpu.Report(b, cpu)
 }

@@ -1,10 +1,11 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -83,6 +84,10 @@ type Authorizer struct {
 	metrics *Metrics
 	now     func() time.Time
 	revoked Revocations // nil: nothing is ever revoked
+	allows  allowLog
+	// fingerprint caches the sealing key's fingerprint for spans
+	// (keyFingerprint).
+	fingerprint atomic.Pointer[ringFingerprint]
 }
 
 // Config configures an Authorizer.
@@ -96,6 +101,9 @@ type Config struct {
 	Now func() time.Time
 	// Revocations may be nil: nothing is revoked.
 	Revocations Revocations
+	// LogAllows says which allows get a decision line (every deny gets
+	// one); the zero value logs them all.
+	LogAllows LogAllows
 }
 
 // Revocations says whether an opened capability has been revoked
@@ -122,13 +130,19 @@ func NewAuthorizer(cfg Config) (*Authorizer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authorizer{codec: cfg.Codec, policy: p, targets: newPreparedTargets(p), log: cfg.Logger, metrics: cfg.Metrics, now: now,
-		revoked: cfg.Revocations}, nil
+	if cfg.LogAllows < LogAllowsAll || cfg.LogAllows > LogAllowsNone {
+		return nil, fmt.Errorf("authz: unknown %v", cfg.LogAllows)
+	}
+	a := &Authorizer{codec: cfg.Codec, policy: p, targets: newPreparedTargets(p), log: cfg.Logger, metrics: cfg.Metrics, now: now,
+		revoked: cfg.Revocations}
+	a.allows.mode = cfg.LogAllows
+	return a, nil
 }
 
-// Decide answers one authorization question, logs one line and records the
-// metrics for it.
-func (a *Authorizer) Decide(in Input) Decision {
+// Decide answers one authorization question and hands it to the observer
+// (observe.go): the decision line, the metrics, and the attributes of the
+// span in ctx, if it carries one that records.
+func (a *Authorizer) Decide(ctx context.Context, in Input) Decision {
 	start := a.now()
 	d := a.decide(in)
 	if !d.Allowed() {
@@ -136,7 +150,7 @@ func (a *Authorizer) Decide(in Input) Decision {
 		d.credential = ""
 	}
 	elapsed := a.now().Sub(start)
-	a.record(in, d, elapsed)
+	a.observe(ctx, &in, &d, elapsed)
 	return d
 }
 
@@ -251,72 +265,4 @@ func bearerCapability(v string) (string, bool) {
 		return "", false
 	}
 	return tok, true
-}
-
-// maxLoggedField bounds each request attribute logged for one decision.
-const maxLoggedField = 256
-
-// redacted replaces a logged request attribute that contains a capability.
-const redacted = "[redacted]"
-
-// logField is a request attribute as logged: redacted when it contains a
-// capability (a client put one in its URL), and bounded in length.
-func logField(v string, limit int) string {
-	if strings.Contains(v, capability.Prefix) {
-		return redacted
-	}
-	if len(v) > limit {
-		return v[:limit] + "…"
-	}
-	return v
-}
-
-// recordPanic logs and counts a panic recovered by an adapter, which then
-// denies with capability_configuration_error. The panic value is not
-// logged (it might quote an input); its type and the stack are.
-func (a *Authorizer) recordPanic(protocol string, p any) {
-	if a == nil {
-		return
-	}
-	a.metrics.observe("deny", ReasonConfigurationError, "", 0)
-	a.log.Error().Str("protocol", protocol).Str("panic", fmt.Sprintf("%T", p)).
-		Str("stack", string(debug.Stack())).Str("reason", string(ReasonConfigurationError)).
-		Msg("panic while deciding; denied")
-}
-
-func (a *Authorizer) record(in Input, d Decision, elapsed time.Duration) {
-	result := "allow"
-	if !d.Allowed() {
-		result = "deny"
-	}
-	a.metrics.observe(result, d.Reason, d.Route.Class, elapsed)
-
-	ev := a.log.Info()
-	if !ev.Enabled() {
-		return
-	}
-	path := in.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	ev = ev.Str("decision", result).
-		Str("protocol", in.Protocol).
-		Str("method", logField(in.Method, maxLoggedField)).
-		Str("host", logField(in.Authority, maxLoggedField)).
-		Str("path", logField(path, maxLoggedField)).
-		Dur("duration", elapsed).
-		Str("container_id", logField(in.CallerID, maxLoggedField))
-	if d.Reason != ReasonNone {
-		ev = ev.Str("reason", string(d.Reason))
-	}
-	if d.Route.Class != "" {
-		ev = ev.Str("route_class", string(d.Route.Class))
-	}
-	if a.log.GetLevel() <= zerolog.DebugLevel && d.UserID != "" {
-		ev = ev.Str("user_id", d.UserID).
-			Str("cloud_agent_session_id", d.CloudAgentSessionID).
-			Str("kilo_session_id", d.KiloSessionID).
-			Str("bound_container_id", d.OutboundContainerID)
-	}
-	ev.Msg("decision")
 }

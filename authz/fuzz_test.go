@@ -10,6 +10,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/policy"
 )
@@ -31,6 +32,7 @@ func fuzzSeeds(f *testing.F) {
 		{"GET", "https", "API.kilo.example:443", "/API/OpenRouter/x", "Bearer $CAP", "$CAP,kka1.x", "ctr-1"},
 		{"GET", "https", "api.kilo.example", "/x", "Bearer kka1.AA:AA:AA", "", "ctr-2"},
 		{"", "", "", "", "", "", ""},
+		{"GET", "https", "api.kilo.example", "/api/\xea", "Bearer $CAP", "", "ctr-1"}, // not UTF-8: not encodable
 	} {
 		f.Add(s.method, s.scheme, s.host, s.path, s.authorization, s.capHeader, s.callerID)
 	}
@@ -58,7 +60,10 @@ func checkFuzzAllow(t *testing.T, in fuzzInput, class policy.RouteClass, credent
 }
 
 // FuzzCheck drives the gRPC adapter with arbitrary request attributes: it
-// never panics or errors, every deny is well formed, every allow is right.
+// never panics or errors, every deny is well formed, every allow is right,
+// and Register's path answers as the oracle does. A request that cannot
+// be encoded (a string that is not UTF-8) never reaches Register's path:
+// its attributes are decided by the oracle alone.
 func FuzzCheck(f *testing.F) {
 	fuzzSeeds(f)
 	caps := newCapabilities(f)
@@ -72,14 +77,24 @@ func FuzzCheck(f *testing.F) {
 		if capHeader != "" {
 			headers["x-kilo-capability"] = strings.ReplaceAll(capHeader, "$CAP", caps["CAP"])
 		}
-		resp, err := srv.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 			ContextExtensions: map[string]string{"outbound_container_id": callerID},
 			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 				Method: method, Scheme: scheme, Host: host, Path: path, Headers: headers,
 			}},
-		}})
+		}}
+		resp, err := srv.oracleCheck(context.Background(), req)
 		if err != nil {
-			t.Fatalf("Check returned an error: %v", err)
+			t.Fatalf("the oracle returned an error: %v", err)
+		}
+		if _, encErr := proto.Marshal(req); encErr == nil {
+			wire, err := srv.Check(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Check returned an error: %v", err)
+			}
+			if !proto.Equal(wire, resp) {
+				t.Fatalf("Check answered\n%v\nthe oracle\n%v", wire, resp)
+			}
 		}
 		if ok := resp.GetOkResponse(); ok != nil {
 			md := resp.GetDynamicMetadata().AsMap()

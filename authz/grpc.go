@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/extauthz/extauthz/authz/internal/checkwire"
 )
 
 // Context extension keys the server reads.
@@ -25,9 +25,10 @@ const (
 // ServiceName is the gRPC service GRPCServer implements, for health checks.
 const ServiceName = "envoy.service.auth.v3.Authorization"
 
-var _ authv3.AuthorizationServer = (*GRPCServer)(nil)
-
 // GRPCServer is the Envoy ext_authz gRPC adapter around an Authorizer.
+// Register serves it: Check is read from its encoding and an allow is
+// encoded directly (authz/internal/checkwire), never built as protobuf-go
+// messages; a deny is a CheckResponse message.
 type GRPCServer struct {
 	core             *Authorizer
 	identity         IdentitySource
@@ -36,11 +37,15 @@ type GRPCServer struct {
 	// removeOnAllow is the headers_to_remove of every allow
 	// (removedOnAllow).
 	removeOnAllow []string
-	// slotNames are the headers the adapter reads, by slot (wire.go); the
-	// identity slot is "" unless the identity comes from a header.
-	slotNames [numSlots]string
-	// extraNames are GRPCOptions.ExtraHeaders.
-	extraNames []string
+	// reader reads what the adapter needs of a CheckRequest: the headers by
+	// slot (the identity slot is "" unless the identity comes from a
+	// header), the context extensions, and the trace context headers for
+	// the Check span's parent when tracer is set.
+	reader checkwire.Reader
+	// readPanic is s.recordReadPanic, bound once: a method value made per
+	// Check would be an allocation per Check.
+	readPanic func(any)
+	tracer    trace.Tracer // nil: no spans
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -55,15 +60,11 @@ type GRPCOptions struct {
 	// scheme for proxies that originate TLS. The context extension
 	// upstream_scheme overrides it in turn.
 	UpstreamScheme string
-	// ExtraHeaders names headers (lower case) that a unary interceptor on a
-	// RegisterWire server may read from the request it sees (WireRequest),
-	// such as trace context; at most MaxExtraHeaders. The decision never
-	// reads them.
-	ExtraHeaders []string
+	// TracerProvider, when set, makes a server span for each Check
+	// (trace.go), which the decision's observer annotates; nil: no spans,
+	// and nothing of the kind runs.
+	TracerProvider trace.TracerProvider
 }
-
-// MaxExtraHeaders bounds GRPCOptions.ExtraHeaders.
-const MaxExtraHeaders = 16
 
 // NewGRPCServer returns the gRPC adapter.
 func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
@@ -90,99 +91,178 @@ func NewGRPCServer(core *Authorizer, opts GRPCOptions) (*GRPCServer, error) {
 	if err := CheckUpstreamScheme(opts.UpstreamScheme); err != nil {
 		return nil, fmt.Errorf("authz: upstream scheme: %w", err)
 	}
-	idHeader := ""
-	if opts.Identity.Kind == IdentityHeader {
+	idHeader, idExtension := "", ""
+	switch opts.Identity.Kind {
+	case IdentityHeader:
 		idHeader = opts.Identity.Key
+	case IdentityContextExtension:
+		idExtension = opts.Identity.Key
 	}
 	s := &GRPCServer{core: core, identity: opts.Identity, capabilityHeader: h, upstreamScheme: opts.UpstreamScheme,
 		removeOnAllow: removedOnAllow(h, idHeader)}
-	s.slotNames = [numSlots]string{slotAuthority: ":authority", slotPath: ":path", slotScheme: ":scheme",
-		slotAuthorization: credentialHeader, slotCapability: h, slotIdentity: idHeader}
-	if len(opts.ExtraHeaders) > MaxExtraHeaders {
-		return nil, fmt.Errorf("authz: %d extra headers; at most %d", len(opts.ExtraHeaders), MaxExtraHeaders)
+	s.reader = checkwire.Reader{
+		Headers: [checkwire.NumSlots]string{checkwire.SlotAuthority: ":authority", checkwire.SlotPath: ":path", checkwire.SlotScheme: ":scheme",
+			checkwire.SlotAuthorization: credentialHeader, checkwire.SlotCapability: h, checkwire.SlotIdentity: idHeader},
+		SchemeExtension:   ExtensionUpstreamScheme,
+		IdentityExtension: idExtension,
 	}
-	for _, name := range opts.ExtraHeaders {
-		if name == "" || name != strings.ToLower(name) {
-			return nil, fmt.Errorf("authz: extra header %q is not a lower-case name", name)
-		}
+	s.readPanic = s.recordReadPanic
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(instrumentationName)
+		s.reader.Extra = traceHeaders
 	}
-	s.extraNames = slices.Clone(opts.ExtraHeaders)
 	return s, nil
 }
 
-// Check implements envoy.service.auth.v3.Authorization/Check. Every decision,
-// allow or deny, is a successful RPC; only a cancelled context is an error.
+// ServerOptions are the options a grpc.Server needs before Register: the
+// codec that hands Check's encoding to the adapter and sends an allow's
+// encoding as it is, every other message (health, reflection, a deny)
+// going to gRPC's protobuf codec. Without them every Check fails with
+// codes.Internal, which the proxy turns into a deny.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{checkwire.ServerOption()}
+}
+
+// Register registers srv on g, created with ServerOptions, as the Envoy
+// ext_authz Authorization service: envoy.service.auth.v3.Authorization/
+// Check, the one way Check is served. Every decision, allow or deny, is a
+// successful RPC; only a cancelled call or a request protobuf-go would
+// refuse is an error.
 //
-// A panic while deciding is recovered into a capability_configuration_error
-// deny: grpc-go does not recover handler panics, so one bad input would
-// otherwise take the whole server down.
-func (s *GRPCServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	f := s.fieldsOf(req)
-	d, err := s.decide(ctx, &f)
+// A unary interceptor on g sees the request as read, not a
+// *CheckRequest, and an allow as its encoding, which it cannot read; a
+// deny is a *CheckResponse.
+func Register(g *grpc.Server, srv *GRPCServer) {
+	g.RegisterService(&grpc.ServiceDesc{
+		ServiceName: ServiceName,
+		// The handler below is the implementation; grpc-go only checks
+		// that srv is of this type.
+		HandlerType: (*any)(nil),
+		Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: srv.handleCheck}},
+		Metadata:    "envoy/service/auth/v3/external_auth.proto",
+	}, srv)
+}
+
+// handleCheck is the method handler of Check: read the request (the
+// codec), start its span when tracing, then decide, through a unary
+// interceptor if g has one. Its frame is kept small, the span's work in
+// its own function: every frame here deepens the stack each Check's
+// goroutine may have to grow.
+func (s *GRPCServer) handleCheck(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	call := checkwire.NewCall(&s.reader, s.readPanic)
+	if err := dec(call); err != nil {
+		return nil, err
+	}
+	switch {
+	case s.tracer != nil:
+		return s.traced(ctx, call, interceptor)
+	case interceptor != nil:
+		return s.intercepted(ctx, call, interceptor)
+	}
+	return s.check(ctx, call)
+}
+
+// traced serves a Check within its span.
+func (s *GRPCServer) traced(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
+	ctx, span := s.startCheckSpan(ctx, call)
+	defer func() { endCheckSpan(span, err) }()
+	if interceptor != nil {
+		return s.intercepted(ctx, call, interceptor)
+	}
+	return s.check(ctx, call)
+}
+
+// intercepted decides a Check through interceptor.
+func (s *GRPCServer) intercepted(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	info := &grpc.UnaryServerInfo{Server: s, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, call, info, func(ctx context.Context, req any) (any, error) {
+		call, ok := req.(*checkwire.Call)
+		if !ok {
+			return nil, grpcstatus.Error(codes.Internal, "authz: an interceptor replaced the Check request")
+		}
+		return s.check(ctx, call)
+	})
+}
+
+// recordReadPanic records a panic while reading a request, which is
+// refused.
+func (s *GRPCServer) recordReadPanic(p any) {
+	s.core.recordPanic(context.Background(), ProtocolGRPC, p)
+}
+
+// check decides one Check and answers it: the call with its encoded allow,
+// or a deny.
+func (s *GRPCServer) check(ctx context.Context, call *checkwire.Call) (any, error) {
+	d, err := s.decide(ctx, call.Fields())
 	if err != nil {
 		return nil, err
 	}
 	if !d.Allowed() {
 		return deniedResponse(d.Reason), nil
 	}
-	return s.okResponse(d), nil
+	call.SetAllow(s.appendAllow(nil, &d))
+	return call, nil
 }
 
-// decide decides on what a Check carries, for both ways of reading it.
-func (s *GRPCServer) decide(ctx context.Context, f *checkFields) (d Decision, err error) {
+// decide decides on what a Check carries.
+//
+// A panic while deciding is recovered into a capability_configuration_error
+// deny: grpc-go does not recover handler panics, so one bad input would
+// otherwise take the whole server down.
+func (s *GRPCServer) decide(ctx context.Context, f *checkwire.Fields) (d Decision, err error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, grpcstatus.FromContextError(err).Err()
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.core.recordPanic(ProtocolGRPC, p)
+			s.core.recordPanic(ctx, ProtocolGRPC, p)
 			d, err = Decision{Reason: ReasonConfigurationError}, nil
 		}
 	}()
-	return s.core.Decide(s.input(f)), nil
+	return s.core.Decide(ctx, s.input(f)), nil
 }
 
 // input extracts the decision input from what a CheckRequest carries: the
 // attributes, with headers read from both the headers map and the raw
 // header_map.
-func (s *GRPCServer) input(f *checkFields) Input {
+func (s *GRPCServer) input(f *checkwire.Fields) Input {
 	in := Input{Protocol: ProtocolGRPC}
-	if !f.hasHTTP {
+	if !f.HasHTTP {
 		return in
 	}
 	in.Complete = true
-	in.Method = f.method
+	in.Method = f.Method
 	// The pseudo-header fallbacks must agree as whole values: splitting on
 	// commas would check "Q" while the proxy forwards "Q,Q". A disagreement
 	// leaves the attribute empty, which the policy refuses.
-	in.Authority = f.host
+	in.Authority = f.Host
 	if in.Authority == "" {
-		in.Authority, _ = agree(wholeForm, nil, f.headers[slotAuthority])
+		in.Authority, _ = agree(wholeForm, nil, f.Headers[checkwire.SlotAuthority])
 	}
-	in.Path = f.path
+	in.Path = f.Path
 	if in.Path == "" {
-		in.Path, _ = agree(wholeForm, nil, f.headers[slotPath])
+		in.Path, _ = agree(wholeForm, nil, f.Headers[checkwire.SlotPath])
 	}
 	switch {
-	case f.extScheme != "":
-		in.Scheme = f.extScheme
+	case f.ExtScheme != "":
+		in.Scheme = f.ExtScheme
 	case s.upstreamScheme != "":
 		in.Scheme = s.upstreamScheme
-	case f.scheme != "":
-		in.Scheme = f.scheme
+	case f.Scheme != "":
+		in.Scheme = f.Scheme
 	default:
-		in.Scheme, _ = agree(wholeForm, nil, f.headers[slotScheme])
+		in.Scheme, _ = agree(wholeForm, nil, f.Headers[checkwire.SlotScheme])
 	}
-	in.Authorization = f.headers[slotAuthorization]
-	in.Capability = f.headers[slotCapability]
+	in.Authorization = f.Headers[checkwire.SlotAuthorization]
+	in.Capability = f.Headers[checkwire.SlotCapability]
 	switch s.identity.Kind {
 	case IdentityContextExtension:
-		in.CallerID = f.extIdentity
+		in.CallerID = f.ExtIdentity
 	case IdentityPrincipal:
-		in.CallerID = s.identity.fromPrincipal(f.principal)
+		in.CallerID = s.identity.fromPrincipal(f.Principal)
 	case IdentityHeader:
 		// Absent or ambiguous: an unknown caller, container_mismatch.
-		in.CallerID, _ = agree(idForm, nil, f.headers[slotIdentity])
+		in.CallerID, _ = agree(idForm, nil, f.Headers[checkwire.SlotIdentity])
 	}
 	return in
 }
@@ -202,47 +282,18 @@ func (d *Decision) metadata() [5][2]string {
 	}
 }
 
-// okParts is every message of an allow, allocated together: one
-// allocation instead of one per message and metadata value. An allow is
-// built on every Check, so this is most of the adapter's garbage.
-type okParts struct {
-	resp    authv3.CheckResponse
-	status  status.Status
-	ok      authv3.CheckResponse_OkResponse
-	okHTTP  authv3.OkHttpResponse
-	option  corev3.HeaderValueOption
-	header  corev3.HeaderValue
-	options [1]*corev3.HeaderValueOption
-	meta    structpb.Struct
-	values  [5]structpb.Value
-	strs    [5]structpb.Value_StringValue
-}
-
-// okResponse is the allow of d (docs/decisions.md section 5): status OK,
+// appendAllow appends the encoding of d's allow (docs/decisions.md
+// section 5), the one definition of an allow over gRPC: status OK,
 // credentialHeader set to bearer(credential) with credentialAction, the
-// removeOnAllow headers removed, and d's metadata. It is the one
-// definition of an allow over gRPC: appendOK encodes the same message
-// directly, and FuzzAppendOK and TestAppendOKLengths hold the two equal.
-func (s *GRPCServer) okResponse(d Decision) *authv3.CheckResponse {
-	p := new(okParts)
-	p.status.Code = int32(codes.OK)
-	p.header = corev3.HeaderValue{Key: credentialHeader, Value: bearer(d.Credential())}
-	p.option.Header = &p.header
-	p.option.AppendAction = credentialAction
-	p.options[0] = &p.option
-	p.okHTTP.Headers = p.options[:]
-	p.okHTTP.HeadersToRemove = s.removeOnAllow // never modified by the proto runtime
-	p.ok.OkResponse = &p.okHTTP
-	p.meta.Fields = make(map[string]*structpb.Value, len(p.values))
-	for i, kv := range d.metadata() {
-		p.strs[i].StringValue = kv[1]
-		p.values[i].Kind = &p.strs[i]
-		p.meta.Fields[kv[0]] = &p.values[i]
-	}
-	p.resp.Status = &p.status
-	p.resp.HttpResponse = &p.ok
-	p.resp.DynamicMetadata = &p.meta
-	return &p.resp
+// removeOnAllow headers removed, and d's metadata. checkwire encodes it
+// directly; the test oracle builds the same message with protobuf-go
+// (okResponse), and FuzzAppendOK holds the two equal.
+func (s *GRPCServer) appendAllow(b []byte, d *Decision) []byte {
+	meta := d.metadata()
+	return checkwire.AppendAllow(b, &checkwire.Allow{
+		Header: credentialHeader, ValuePrefix: bearerPrefix, Value: d.Credential(),
+		Action: uint64(credentialAction), Remove: s.removeOnAllow, Metadata: meta[:],
+	})
 }
 
 func deniedResponse(r Reason) *authv3.CheckResponse {
@@ -269,10 +320,4 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 		Header:       &corev3.HeaderValue{Key: key, Value: value},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
-}
-
-// Register registers srv on g as the Envoy ext_authz Authorization service,
-// so that the caller needs no Envoy types of its own.
-func Register(g *grpc.Server, srv *GRPCServer) {
-	authv3.RegisterAuthorizationServer(g, srv)
 }

@@ -19,7 +19,7 @@ import (
 // denied Check, both successful RPCs.
 func TestGRPCOverBufconn(t *testing.T) {
 	caps := newCapabilities(t)
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(ServerOptions()...)
 	Register(gs, newTestServer(t, serverSetup{}))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

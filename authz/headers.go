@@ -3,12 +3,8 @@ package authz
 import (
 	"errors"
 	"fmt"
-	"iter"
 	"net/http"
-	"slices"
 	"strings"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
 
 // This file holds every header rule the adapters share: which names may
@@ -83,80 +79,6 @@ func agree(form valueForm, pick func(string) (string, bool), lists ...[]string) 
 	return v, true
 }
 
-// How a header of a CheckRequest is read (docs/decisions.md, sections 6
-// and 7). Envoy sends the original request's headers in one of two fields:
-// the headers map (lower-case names, each once, repeated values
-// comma-joined) or, with encode_raw_headers, header_map (one entry per
-// header line, in order, in any case, the bytes in raw_value). Both are
-// read, the map first. A header_map entry stands for its raw_value and its
-// value: when they differ, that is two values, so that the ambiguity is
-// seen rather than settled by picking one. This is the one reader: the
-// decoded message is read by headerValueSeq, its encoding by wire.go with
-// headerMapKey and entryValues, and the two are held equal by
-// FuzzWireFields.
-
-// headerMapKey reports whether a header_map entry's key names the header
-// name (lower case): header_map keys match in any case.
-func headerMapKey(key, name string) bool { return strings.EqualFold(key, name) }
-
-// entryValues returns the values one header_map entry stands for, in
-// order, n of them (1 or 2): raw_value, unless empty, then value, unless
-// empty or equal to raw_value. An entry with neither is one empty value.
-func entryValues[T string | []byte](value, raw T) (v [2]T, n int) {
-	switch {
-	case len(raw) == 0:
-		return [2]T{value}, 1
-	case len(value) == 0 || string(value) == string(raw):
-		return [2]T{raw}, 1
-	}
-	return [2]T{raw, value}, 2
-}
-
-// headerValueSeq yields every value of the lower-case header name in a
-// decoded CheckRequest's HTTP attributes, in order.
-func headerValueSeq(http *authv3.AttributeContext_HttpRequest, name string) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		if v, ok := http.GetHeaders()[name]; ok && !yield(v) {
-			return
-		}
-		for _, h := range http.GetHeaderMap().GetHeaders() {
-			if !headerMapKey(h.GetKey(), name) {
-				continue
-			}
-			v, n := entryValues(h.GetValue(), string(h.GetRawValue()))
-			for _, x := range v[:n] {
-				if !yield(x) {
-					return
-				}
-			}
-		}
-	}
-}
-
-// headerValues returns every value headerValueSeq yields.
-func headerValues(http *authv3.AttributeContext_HttpRequest, name string) []string {
-	return slices.Collect(headerValueSeq(http, name))
-}
-
-// firstHeaderValue is the first value headerValueSeq yields, or "".
-func firstHeaderValue(http *authv3.AttributeContext_HttpRequest, name string) string {
-	for v := range headerValueSeq(http, name) {
-		return v
-	}
-	return ""
-}
-
-// CheckHeader returns the first value of the lower-case header name in
-// req's HTTP attributes, as every reader of a CheckRequest orders them
-// (the headers map's value, else the first of header_map's, raw_value
-// before value), or "" when there is none. It is for a unary interceptor
-// of a Register server, which sees the *CheckRequest; one of a
-// RegisterWire server reads WireRequest.Header, which answers the same.
-// The decision never reads a header this way: it needs every value.
-func CheckHeader(req *authv3.CheckRequest, name string) string {
-	return firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), name)
-}
-
 // agreedHeader is agree over every value of the named request headers.
 func agreedHeader(h http.Header, form valueForm, names ...string) (string, bool) {
 	var buf [4][]string
@@ -172,7 +94,7 @@ func agreedHeader(h http.Header, form valueForm, names ...string) (string, bool)
 const credentialHeader = "authorization"
 
 // bearerPrefix starts an allow's credentialHeader value; bearer writes it,
-// and appendOK (wirecodec.go) appends the same two parts.
+// and appendAllow (grpc.go) has checkwire append the same two parts.
 const bearerPrefix = "Bearer "
 
 // bearer is the value of credentialHeader that carries credential.
@@ -218,14 +140,9 @@ var reservedHeaders = map[string]bool{
 }
 
 // traceHeaders are the trace context headers: W3C trace context, and B3
-// single and multiple.
+// single and multiple; every header tracePropagator reads (trace.go). No
+// identity is ever read from one (proxyHeaders).
 var traceHeaders = []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}
-
-// TraceHeaders returns the trace context headers (W3C trace context, B3
-// single and multiple): what a tracing interceptor of a RegisterWire
-// server reads (GRPCOptions.ExtraHeaders). No identity is ever read from
-// one (proxyHeaders).
-func TraceHeaders() []string { return slices.Clone(traceHeaders) }
 
 // proxyHeaders are set or appended by proxies on the way (an entry ending in
 // "-" stands for every name with that prefix, here every B3 header, known

@@ -6,14 +6,17 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/extauthz/extauthz/authz/internal/checkwire"
 )
 
 // TestCheckRequestHeaderRule: the values a CheckRequest carries for a
 // header, by the one rule (headers.go) and through every reader of it: the
-// decoded message (headerValues, CheckHeader) and the encoding (wire.go, as
-// a header the decision reads and as an extra header an interceptor
-// reads). Both fields are read, the map first and matched exactly,
+// decoded message (the oracle's headerValues, firstHeaderValue) and the
+// encoding (checkwire, as a header the decision reads and as an extra
+// header read for the Check span's parent). Both fields are read, the map first and matched exactly,
 // header_map in order and in any case; an entry whose value and raw value
 // differ is two values, raw first.
 func TestCheckRequestHeaderRule(t *testing.T) {
@@ -55,26 +58,27 @@ func TestCheckRequestHeaderRule(t *testing.T) {
 			if len(tc.want) > 0 {
 				first = tc.want[0]
 			}
-			if got := CheckHeader(req, name); got != first {
-				t.Errorf("CheckHeader = %q; want %q", got, first)
+			if got := firstHeaderValue(http, name); got != first {
+				t.Errorf("firstHeaderValue = %q; want %q", got, first)
 			}
 			b, err := proto.Marshal(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv, err := NewGRPCServer(newTestCore(t, nil, nil), GRPCOptions{ExtraHeaders: []string{name}})
+			srv, err := NewGRPCServer(newTestCore(t, nil, nil), GRPCOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := srv.readCheckFields(b)
-			if err != nil {
+			srv.reader.Extra = []string{name}
+			call := checkwire.NewCall(&srv.reader, nil)
+			if err := checkwire.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, call); err != nil {
 				t.Fatal(err)
 			}
-			if got := f.headers[slotCapability]; !slices.Equal(got, tc.want) {
+			if got := call.Fields().Headers[checkwire.SlotCapability]; !slices.Equal(got, tc.want) {
 				t.Errorf("the wire reader's values = %q; want %q", got, tc.want)
 			}
-			if got := (&wireCheck{s: srv, fields: f}).Header(name); got != first {
-				t.Errorf("WireRequest.Header = %q; want %q", got, first)
+			if got := call.Get(name); got != first {
+				t.Errorf("the span parent's carrier: Get = %q; want %q", got, first)
 			}
 		})
 	}

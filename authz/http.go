@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,12 +87,12 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found")
 		return
 	}
-	defer h.core.recoverHTTP(w, endpoints[id].Protocol, writeDeny)
+	defer h.core.recoverHTTP(r.Context(), w, endpoints[id].Protocol, writeDeny)
 	startJSON(w)
 	if id == epForward {
-		h.decideAndRespond(w, h.forwardInput(r), false)
+		h.decideAndRespond(r.Context(), w, h.forwardInput(r), false)
 	} else {
-		h.decideAndRespond(w, h.envoyInput(r, rest), true)
+		h.decideAndRespond(r.Context(), w, h.envoyInput(r, rest), true)
 	}
 }
 
@@ -152,8 +153,8 @@ func (h *HTTPHandler) scheme(hd http.Header) (string, bool) {
 }
 
 // decideAndRespond runs the decision and answers the proxy.
-func (h *HTTPHandler) decideAndRespond(w http.ResponseWriter, in Input, envoy bool) {
-	d := h.core.Decide(in)
+func (h *HTTPHandler) decideAndRespond(ctx context.Context, w http.ResponseWriter, in Input, envoy bool) {
+	d := h.core.Decide(ctx, in)
 	if !d.Allowed() {
 		writeDeny(w, d.Reason)
 		return

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -94,4 +96,118 @@ func TestLogsCarryNoCapabilityFromTheURL(t *testing.T) {
 			t.Errorf("log line of %d bytes: attacker-sized values are not bounded", len(line))
 		}
 	}
+}
+
+// TestLogAllows: every deny gets its decision line whatever
+// Config.LogAllows says; allows get one each (all), one in
+// AllowSampleRate counted from the first, marked with the allows it
+// stands for (sampled), or none. The metrics count every decision.
+func TestLogAllows(t *testing.T) {
+	caps := newCapabilities(t)
+	const allows, denies = 1000, 7
+	for _, tc := range []struct {
+		mode       LogAllows
+		allowLines int
+	}{
+		{LogAllowsAll, allows},
+		{LogAllowsSampled, allows / AllowSampleRate},
+		{LogAllowsNone, 0},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			var log testsupport.LockedBuffer
+			reg := prometheus.NewRegistry()
+			metrics, err := NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			core, err := NewAuthorizer(Config{Codec: newCodec(t, testClock, testKey), Logger: zerolog.New(&log).Level(zerolog.InfoLevel),
+				Metrics: metrics, LogAllows: tc.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := NewGRPCServer(core, GRPCOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			allow, deny := loadCheckRequest(t, caps, "allow_provider_model"), loadCheckRequest(t, caps, "deny_container_mismatch")
+			for i := range allows {
+				if resp, err := srv.Check(context.Background(), allow); err != nil || resp.GetOkResponse() == nil {
+					t.Fatalf("allow %d: %v, %v", i, resp.GetStatus(), err)
+				}
+				if i%(allows/denies) == 0 && i/(allows/denies) < denies {
+					if resp, err := srv.Check(context.Background(), deny); err != nil || resp.GetDeniedResponse() == nil {
+						t.Fatalf("deny: %v, %v", resp.GetStatus(), err)
+					}
+				}
+			}
+			got := map[string]int{}
+			for i, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("line %d is not JSON: %v", i, err)
+				}
+				got[m["decision"].(string)]++
+				// "sample" is on a sampled allow's line, and only there.
+				want := any(nil)
+				if m["decision"] == "allow" && tc.mode == LogAllowsSampled {
+					want = float64(AllowSampleRate)
+				}
+				if m["sample"] != want {
+					got["wrong sample"]++
+				}
+				if i == 0 && tc.allowLines > 0 && m["decision"] != "allow" {
+					t.Errorf("the first line is a %v; the first allow is always logged", m["decision"])
+				}
+			}
+			if got["allow"] != tc.allowLines || got["deny"] != denies {
+				t.Errorf("%d allow and %d deny lines; want %d and %d", got["allow"], got["deny"], tc.allowLines, denies)
+			}
+			if got["wrong sample"] > 0 {
+				t.Errorf("%d lines with a wrong or missing \"sample\"; want it on each sampled allow line (%d), on no other", got["wrong sample"], AllowSampleRate)
+			}
+			if n := countAllows(t, reg); n != allows {
+				t.Errorf("allows counted: %v; want %d", n, allows)
+			}
+		})
+	}
+}
+
+// TestParseLogAllows: the three names, and nothing else.
+func TestParseLogAllows(t *testing.T) {
+	for _, mode := range []LogAllows{LogAllowsAll, LogAllowsSampled, LogAllowsNone} {
+		if got, err := ParseLogAllows(mode.String()); err != nil || got != mode {
+			t.Errorf("ParseLogAllows(%q) = %v, %v; want %v", mode.String(), got, err, mode)
+		}
+	}
+	for _, bad := range []string{"", "All", "some", "1/100"} {
+		if _, err := ParseLogAllows(bad); err == nil {
+			t.Errorf("ParseLogAllows(%q) accepted", bad)
+		}
+	}
+	if _, err := NewAuthorizer(Config{Codec: newCodec(t, testClock, testKey), LogAllows: LogAllowsNone + 1}); err == nil {
+		t.Error("NewAuthorizer accepted an unknown LogAllows")
+	}
+}
+
+// countAllows is the sum of extauthz_decisions_total{result="allow"}.
+func countAllows(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "extauthz_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "allow" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"io"
 	"net/http"
 
@@ -21,7 +22,7 @@ func startJSON(w http.ResponseWriter) {
 // capability_configuration_error answer written by deny, with every header
 // set so far dropped (an allow may have set Authorization).
 // http.ErrAbortHandler keeps its meaning and is re-raised.
-func (a *Authorizer) recoverHTTP(w http.ResponseWriter, protocol string, deny func(http.ResponseWriter, Reason)) {
+func (a *Authorizer) recoverHTTP(ctx context.Context, w http.ResponseWriter, protocol string, deny func(http.ResponseWriter, Reason)) {
 	p := recover()
 	if p == nil {
 		return
@@ -29,7 +30,7 @@ func (a *Authorizer) recoverHTTP(w http.ResponseWriter, protocol string, deny fu
 	if p == http.ErrAbortHandler {
 		panic(p)
 	}
-	a.recordPanic(protocol, p)
+	a.recordPanic(ctx, protocol, p)
 	clear(w.Header())
 	startJSON(w)
 	deny(w, ReasonConfigurationError)
@@ -37,7 +38,42 @@ func (a *Authorizer) recoverHTTP(w http.ResponseWriter, protocol string, deny fu
 
 // writeJSONError answers with {"error":"<slug>"}; slugs are fixed ASCII.
 func writeJSONError(w http.ResponseWriter, status int, slug string) {
+	noteSlug(w, slug)
 	writeJSON(w, status, `{"error":"`+slug+`"}`)
+}
+
+// apiAnswer is the capability API's answer as the observer sees it: its
+// status and, for an error, its slug, noted by the function that writes it
+// (writeJSONError, writeAPIDeny) rather than read back from the body.
+type apiAnswer struct {
+	http.ResponseWriter
+	status int
+	slug   string
+}
+
+func (a *apiAnswer) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *apiAnswer) Write(p []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	return a.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (the API sets
+// a read deadline).
+func (a *apiAnswer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// noteSlug notes an error slug on an API answer; other writers ignore it.
+func noteSlug(w http.ResponseWriter, slug string) {
+	if a, ok := w.(*apiAnswer); ok {
+		a.slug = slug
+	}
 }
 
 // writeJSONValue answers with v encoded as JSON.

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -35,7 +36,7 @@ func newRevocableCoreAt(t testing.TB, store revocation.Store, log *testsupport.L
 }
 
 func decideCap(core *Authorizer, token, caller string) Decision {
-	return core.Decide(Input{Protocol: ProtocolGRPC, Complete: true, Method: "GET", Scheme: "https",
+	return core.Decide(context.Background(), Input{Protocol: ProtocolGRPC, Complete: true, Method: "GET", Scheme: "https",
 		Authority: "api.kilo.example", Path: "/api/x", Capability: []string{token}, CallerID: caller})
 }
 

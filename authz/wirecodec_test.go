@@ -11,7 +11,7 @@ import (
 	"github.com/extauthz/extauthz/policy"
 )
 
-// compareAllow fails unless appendOK's encoding of d is okResponse(d): it
+// compareAllow fails unless appendAllow's encoding of d is okResponse(d): it
 // decodes to an equal message, or, where okResponse's message cannot be
 // encoded (a string that is not UTF-8), it does not decode either.
 func compareAllow(t *testing.T, srv *GRPCServer, d Decision) {
@@ -19,18 +19,19 @@ func compareAllow(t *testing.T, srv *GRPCServer, d Decision) {
 	want := srv.okResponse(d)
 	_, wantErr := proto.Marshal(want)
 	got := &authv3.CheckResponse{}
-	err := proto.Unmarshal(srv.appendOK(nil, d), got)
+	err := proto.Unmarshal(srv.appendAllow(nil, &d), got)
 	if (err == nil) != (wantErr == nil) {
-		t.Fatalf("appendOK's encoding decodes with error %v; okResponse's message encodes with error %v (decision %+v)", err, wantErr, d)
+		t.Fatalf("appendAllow's encoding decodes with error %v; okResponse's message encodes with error %v (decision %+v)", err, wantErr, d)
 	}
 	if err == nil && !proto.Equal(got, want) {
-		t.Fatalf("appendOK decodes to\n%v\nwant okResponse's\n%v", got, want)
+		t.Fatalf("appendAllow decodes to\n%v\nwant okResponse's\n%v", got, want)
 	}
 }
 
 // FuzzAppendOK: for any decision and every server set-up (wireServers:
 // one or two headers removed, another capability header), the allow
-// encoded directly (appendOK) is okResponse's message.
+// encoded directly (appendAllow, checkwire.AppendAllow) is the oracle's
+// message (okResponse).
 func FuzzAppendOK(f *testing.F) {
 	f.Add(uint8(0), "provider_model", "user-1", "cas-1", "sess-1", "ctr-1", "provider-token")
 	f.Add(uint8(1), "backend_api", "", "", "", "", strings.Repeat("x", 300))
@@ -60,11 +61,11 @@ func TestAppendOKLengths(t *testing.T) {
 			}
 		}
 	}
-	// appendOK appends: what b held stays in front.
+	// appendAllow appends: what b held stays in front.
 	srv := servers[0]
 	d := Decision{Route: policy.Route{Class: policy.BackendAPI}, UserID: "u", credential: "t"}
-	if got, want := srv.appendOK([]byte("prefix"), d), append([]byte("prefix"), srv.appendOK(nil, d)...); !bytes.Equal(got, want) {
-		t.Errorf("appendOK(prefix) = %x; want %x", got, want)
+	if got, want := srv.appendAllow([]byte("prefix"), &d), append([]byte("prefix"), srv.appendAllow(nil, &d)...); !bytes.Equal(got, want) {
+		t.Errorf("appendAllow(prefix) = %x; want %x", got, want)
 	}
 }
 
@@ -79,7 +80,7 @@ func TestGRPCAllowRemoves(t *testing.T) {
 		{DefaultCapabilityHeader},
 	} {
 		srv := wireServers(t)[i]
-		for _, resp := range []*authv3.CheckResponse{srv.okResponse(d), decodeAllow(t, srv.appendOK(nil, d))} {
+		for _, resp := range []*authv3.CheckResponse{srv.okResponse(d), decodeAllow(t, srv.appendAllow(nil, &d))} {
 			if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("server %d: headers_to_remove = %q; want %q", i, got, want)
 			}

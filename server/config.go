@@ -25,8 +25,9 @@ type Config struct {
 	HTTPIdentityHeader string               // "": the HTTP authorization endpoints are off
 	UpstreamScheme     string
 	Policy             *policy.Policy
-	APITokenFile       string // "": the capability API is off; reloaded
-	ProfilesFile       string // route profiles (docs/profiles.md): a file or a directory; "": none; reloaded
+	APITokenFile       string          // "": the capability API is off; reloaded
+	LogAllows          authz.LogAllows // which allows get a decision line; every deny does
+	ProfilesFile       string          // route profiles (docs/profiles.md): a file or a directory; "": none; reloaded
 	GRPCReflection     bool
 	StrictPerms        bool
 
@@ -79,6 +80,7 @@ func (c *Config) Flags() []flagspec.Flag {
 		flagspec.Var(&c.HTTPIdentityHeader, "http-container-id-header", "", "with --http-addr: the header carrying the caller identity in the HTTP authorization mode, which the proxy must set and strip from clients (e.g. x-outbound-container-id); unset, only the capability API is served").DefaultWhen(&c.Dev, authz.DefaultHTTPIdentityHeader),
 		flagspec.Var(&c.UpstreamScheme, "upstream-scheme", "", "upstream scheme when the proxy originates TLS (https); overridden by the upstream_scheme context extension", authz.CheckUpstreamScheme),
 		flagspec.Parsed(&c.Policy, "dev-http-hosts", "", "comma-separated extra hosts allowed over plain http (development only)", ParsePolicy),
+		flagspec.Parsed(&c.LogAllows, "log-allows", "all", "which allowed decisions get an info line: all (the audit trail of every credential use), sampled (1 in 100, counted: the first allow and every 100th after it, each line with \"sample\":100), or none; every deny is logged whatever this says", authz.ParseLogAllows),
 		flagspec.Var(&c.ProfilesFile, "profiles-file", "", "route profiles (docs/profiles.md): a YAML file, or a directory of them (a ConfigMap mount); unset, only kka1 capabilities; reloaded like the key file, a bad edit keeping the last good profiles"),
 		flagspec.Var(&c.APITokenFile, "api-token-file", "", "file holding the bearer token that guards the issue/redeem API; unset disables the API; reloaded like the key file"),
 		flagspec.Var(&c.Revocations.File, "revocation-file", "", "file that keeps one replica's revocations across restarts (appended and fsynced before a revocation is acknowledged); excludes --revocation-store"),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -79,7 +80,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if s.core, err = authz.NewAuthorizer(authz.Config{Codec: s.codec, Policy: cfg.Policy, Logger: log, Metrics: s.metrics,
-		Revocations: s.revocations.Set()}); err != nil {
+		Revocations: s.revocations.Set(), LogAllows: cfg.LogAllows}); err != nil {
 		return nil, err
 	}
 	if s.httpH, err = s.newHTTPHandler(); err != nil {
@@ -119,10 +120,10 @@ func (s *Server) Summary() string {
 // Hooks are what the caller adds to the servers Run builds: observability
 // (spans, in cmd/extauthz). The zero value adds nothing.
 type Hooks struct {
-	GRPCOptions  []grpc.ServerOption             // more gRPC server options, such as an interceptor
-	CheckHeaders []string                        // request headers a Check keeps for them (trace context)
-	WrapHTTP     func(http.Handler) http.Handler // wraps the HTTP listener's handler
-	ReadyFields  map[string]any                  // added to the "ready" log line
+	GRPCOptions    []grpc.ServerOption             // more gRPC server options
+	TracerProvider trace.TracerProvider            // nil: no spans; else a span per Check (authz)
+	WrapHTTP       func(http.Handler) http.Handler // wraps the HTTP listener's handler
+	ReadyFields    map[string]any                  // added to the "ready" log line
 }
 
 // RunOptions are what Run is given besides the configuration.
@@ -172,7 +173,7 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 func (s *Server) newGRPC(h Hooks) (*grpc.Server, error) {
 	c := &s.cfg
 	srv, err := authz.NewGRPCServer(s.core, authz.GRPCOptions{Identity: c.Identity, CapabilityHeader: c.CapabilityHeader,
-		UpstreamScheme: c.UpstreamScheme, ExtraHeaders: h.CheckHeaders})
+		UpstreamScheme: c.UpstreamScheme, TracerProvider: h.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +188,10 @@ func (s *Server) newGRPC(h Hooks) (*grpc.Server, error) {
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.config(true))))
 	}
-	// Check is read straight from its encoding (authz.RegisterWire); it
-	// also keeps h.CheckHeaders for the interceptors.
-	opts = append(opts, authz.WireServerOption())
-	g := grpc.NewServer(opts...)
-	authz.RegisterWire(g, srv)
+	// Check is read straight from its encoding (authz.ServerOptions,
+	// authz.Register: the one production path).
+	g := grpc.NewServer(append(opts, authz.ServerOptions()...)...)
+	authz.Register(g, srv)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(authz.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)

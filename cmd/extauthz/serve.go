@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc"
 
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/capability"
@@ -86,18 +85,16 @@ func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*a
 	return a, nil
 }
 
-// hooks install the tracer, with --tracing: a span per Check (the
-// interceptor, with the trace headers Check keeps for it) and per HTTP
-// decision (the middleware).
+// hooks install the tracer, with --tracing: authz makes a span per Check
+// and, through otelhttp, per HTTP decision; its decision observer annotates
+// them.
 func (a *app) hooks() server.Hooks {
 	h := server.Hooks{ReadyFields: map[string]any{"tracing": a.tracing != nil}}
 	if a.tracing == nil {
 		return h
 	}
-	t := newTracer(a.tracing.tp, a.codec.KeyRing)
-	h.GRPCOptions = []grpc.ServerOption{grpc.ChainUnaryInterceptor(t.unary)}
-	h.CheckHeaders = authz.TraceHeaders()
-	h.WrapHTTP = func(next http.Handler) http.Handler { return t.middleware(next, a.opts.httpContainerIDHeader) }
+	h.TracerProvider = a.tracing.tp
+	h.WrapHTTP = func(next http.Handler) http.Handler { return authz.TraceHTTP(next, a.tracing.tp) }
 	return h
 }
 

@@ -4,127 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/extauthz/extauthz/capability"
 )
 
-// Tracing lives here, in the binary, beside the adapters rather than in
-// them: the gRPC interceptor (tracegrpc.go) and the HTTP middleware
-// (tracehttp.go) read the decision from what the adapters answer, so the
-// decision core knows nothing of OpenTelemetry. With --tracing off nothing
-// is installed: no interceptor, no middleware, no exporter.
-//
-// A span carries the decision, the reason slug, the route class, the
-// protocol, the caller's container id and the fingerprint of the ring's
-// sealing key; never a token, a capability, a key, a header value other
-// than the identity, a request body or a query string.
-
-// Span attribute keys.
-const (
-	attrDecision       = attribute.Key("extauthz.decision") // allow | deny
-	attrReason         = attribute.Key("extauthz.reason")
-	attrRouteClass     = attribute.Key("extauthz.route_class")
-	attrProtocol       = attribute.Key("extauthz.protocol")
-	attrContainerID    = attribute.Key("extauthz.container_id")
-	attrKeyFingerprint = attribute.Key("extauthz.key_ring.primary_fingerprint")
-)
-
-// tracer makes the decision spans.
-type tracer struct {
-	tr   trace.Tracer
-	prop propagation.TextMapPropagator
-	ring func() *capability.KeyRing
-	fp   atomic.Pointer[ringFingerprint]
-}
-
-// ringFingerprint caches the sealing key's fingerprint of one ring: rings
-// are replaced whole on reload, so the pointer says when to recompute.
-type ringFingerprint struct {
-	ring *capability.KeyRing
-	fp   string
-}
-
-// newTracer makes decision spans with tp; ring is the current key ring.
-// Parents are taken from W3C trace context or B3 (single or multiple
-// headers), whichever the request carries.
-func newTracer(tp trace.TracerProvider, ring func() *capability.KeyRing) *tracer {
-	return &tracer{
-		tr:   tp.Tracer("github.com/extauthz/extauthz"),
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New()),
-		ring: ring,
-	}
-}
-
-// keyFingerprint is the fingerprint of the current ring's sealing key. The
-// key that opened a given capability is not reported by the core, so a span
-// names the ring's primary key, which is what an operator rotating keys
-// wants to see change.
-func (t *tracer) keyFingerprint() string {
-	r := t.ring()
-	if c := t.fp.Load(); c != nil && c.ring == r {
-		return c.fp
-	}
-	c := &ringFingerprint{ring: r}
-	if fps := r.Fingerprints(); len(fps) > 0 {
-		c.fp = fps[0]
-	}
-	t.fp.Store(c)
-	return c.fp
-}
-
-// commonAttrs are the attributes every decision span starts with.
-func (t *tracer) commonAttrs(protocol string, more ...attribute.KeyValue) []attribute.KeyValue {
-	attrs := append(make([]attribute.KeyValue, 0, len(more)+2), attrProtocol.String(protocol))
-	if fp := t.keyFingerprint(); fp != "" {
-		attrs = append(attrs, attrKeyFingerprint.String(fp))
-	}
-	return append(attrs, more...)
-}
-
-// isSlug reports whether s is a reason slug or route class as the adapters
-// write them: lower-case ASCII letters, digits and underscores, short. Only
-// such values are copied from an answer into a span, so that nothing else
-// an answer carries can end up there.
-func isSlug(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// maxContainerIDLen bounds the container id copied into a span.
-const maxContainerIDLen = 256
-
-// containerIDAttr is the container id attribute, or false for an empty,
-// over-long or non-printable id.
-func containerIDAttr(id string) (attribute.KeyValue, bool) {
-	if id == "" || len(id) > maxContainerIDLen {
-		return attribute.KeyValue{}, false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c >= 0x7f {
-			return attribute.KeyValue{}, false
-		}
-	}
-	return attrContainerID.String(id), true
-}
+// This file builds the tracer provider of `serve --tracing`: an OTLP
+// exporter behind a batch processor, configured by the standard OTEL_*
+// variables. The spans themselves are authz's (authz/trace.go): a Check
+// span started by the gRPC adapter, otelhttp's span on the HTTP listener,
+// both annotated by the decision's one observer. With --tracing off
+// nothing is built and no span is ever started.
 
 // tracingSetup is the tracer provider of `serve --tracing`: an OTLP
 // exporter behind a batch processor.

@@ -158,8 +158,8 @@ func TestTracingExportsOTLP(t *testing.T) {
 			for _, kv := range span.GetAttributes() {
 				attrs[kv.GetKey()] = kv.GetValue().GetStringValue()
 			}
-			if attrs[string(attrDecision)] != "allow" || attrs[string(attrRouteClass)] != "provider_model" ||
-				attrs[string(attrContainerID)] != devSubject().OutboundContainerID {
+			if attrs[attrDecision] != "allow" || attrs[attrRouteClass] != "provider_model" ||
+				attrs[attrContainerID] != devSubject().OutboundContainerID {
 				t.Errorf("exported attributes = %v; want an allow of provider_model for %s", attrs, devSubject().OutboundContainerID)
 			}
 			if !tc.flushAtExit {

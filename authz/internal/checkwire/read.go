@@ -1,4 +1,4 @@
-package authz
+package checkwire
 
 import (
 	"errors"
@@ -21,8 +21,9 @@ import (
 //
 // The reader must never see a different request than protobuf-go would:
 // it accepts exactly the encodings proto.Unmarshal accepts, and for them
-// yields exactly what fieldsOf reads from the decoded message. That is
-// what FuzzWireFields checks on arbitrary bytes. In detail:
+// yields exactly what authz's oracle reads from the decoded message
+// (fieldsOf in authz's tests). That is what FuzzWireFields checks on
+// arbitrary bytes. In detail:
 //   - a message field seen twice is merged; a scalar seen twice keeps the
 //     last value; a map entry keeps the last value for its key, and an entry
 //     whose key or value is missing has "" there;
@@ -39,58 +40,46 @@ import (
 // gRPC codec uses.
 const protoRecursionLimit = 10000
 
-var errWire = errors.New("authz: CheckRequest: invalid wire format")
+// ErrInvalid is the error for an encoding protobuf-go would refuse.
+var ErrInvalid = errors.New("authz: CheckRequest: invalid wire format")
 
-// The headers the gRPC adapter reads, by slot.
+// The headers a Reader reads, by slot.
 const (
-	slotAuthority = iota
-	slotPath
-	slotScheme
-	slotAuthorization
-	slotCapability
-	slotIdentity
-	numSlots
+	SlotAuthority = iota
+	SlotPath
+	SlotScheme
+	SlotAuthorization
+	SlotCapability
+	SlotIdentity
+	NumSlots
 )
 
-// checkFields is what the gRPC adapter reads of a CheckRequest, whichever
-// way it was decoded.
-type checkFields struct {
-	hasHTTP                           bool
-	method, host, path, scheme        string
-	principal, extScheme, extIdentity string
-	headers                           [numSlots][]string
-	// extra holds the first value of each of GRPCServer.extraNames ("" if
-	// absent), read only by RegisterWire for its interceptors.
-	extra []string
+// Fields is what the gRPC adapter reads of a CheckRequest: the HTTP
+// attributes, the peer's principal, two context extensions, and every
+// value of the headers of each slot, in the order of the header rule
+// (HeaderMapKey, EntryValues). Nothing is read when the request has no
+// HTTP attributes (HasHTTP false).
+type Fields struct {
+	HasHTTP                           bool
+	Method, Host, Path, Scheme        string
+	Principal, ExtScheme, ExtIdentity string
+	Headers                           [NumSlots][]string
+	// Extra holds the first value of each of Reader.Extra ("" if absent).
+	Extra []string
 }
 
-// fieldsOf reads a decoded CheckRequest.
-func (s *GRPCServer) fieldsOf(req *authv3.CheckRequest) (f checkFields) {
-	attrs := req.GetAttributes()
-	http := attrs.GetRequest().GetHttp()
-	if http == nil {
-		return f
-	}
-	f.hasHTTP = true
-	f.method, f.host, f.path, f.scheme = http.GetMethod(), http.GetHost(), http.GetPath(), http.GetScheme()
-	f.principal = attrs.GetSource().GetPrincipal()
-	ext := attrs.GetContextExtensions()
-	f.extScheme = ext[ExtensionUpstreamScheme]
-	if s.identity.Kind == IdentityContextExtension {
-		f.extIdentity = ext[s.identity.Key]
-	}
-	for i, name := range s.slotNames {
-		if name != "" {
-			f.headers[i] = headerValues(http, name)
-		}
-	}
-	if len(s.extraNames) > 0 {
-		f.extra = make([]string, len(s.extraNames))
-		for i, name := range s.extraNames {
-			f.extra[i] = firstHeaderValue(http, name)
-		}
-	}
-	return f
+// Reader says what to read of a CheckRequest. It is not changed once in
+// use.
+type Reader struct {
+	// Headers are the lower-case header names read, by slot; "" reads
+	// none.
+	Headers [NumSlots]string
+	// SchemeExtension and IdentityExtension are the context extensions
+	// read into ExtScheme and ExtIdentity; "" reads none.
+	SchemeExtension, IdentityExtension string
+	// Extra are lower-case header names of which the first value is kept
+	// (Fields.Extra); nil for none.
+	Extra []string
 }
 
 // Descriptors of the messages the reader walks field by field; everything
@@ -109,22 +98,20 @@ var (
 // wireReader accumulates what one CheckRequest carries, as sub-slices of
 // its encoding; fields converts them to strings at the end.
 type wireReader struct {
-	names *[numSlots]string
-	// idExt is the context extension naming the caller, if readIDExt.
-	idExt     string
-	readIDExt bool
+	names            *[NumSlots]string
+	schemeExt, idExt string
 
 	hasHTTP                               bool
 	method, host, path, scheme, principal []byte
 	extScheme, extIdentity                []byte
-	mapValue                              [numSlots][]byte
-	mapHas                                [numSlots]bool
+	mapValue                              [NumSlots][]byte
+	mapHas                                [NumSlots]bool
 	// Every header_map value of each slot, in order: the first two in
 	// inline (a header arrives once or twice, and then nothing is
 	// allocated), the rest in more.
-	inline  [numSlots][2][]byte
-	inlineN [numSlots]int
-	more    [numSlots][][]byte
+	inline  [NumSlots][2][]byte
+	inlineN [NumSlots]int
+	more    [NumSlots][][]byte
 
 	// extra: the headers map's value and the first header_map value of each
 	// of extraNames, when there are any.
@@ -138,29 +125,30 @@ type extraValue struct {
 	mapHas, found   bool
 }
 
-// readCheckFields decodes b, a serialized CheckRequest, into the fields the
-// adapter reads. b is not retained.
-func (s *GRPCServer) readCheckFields(b []byte) (checkFields, error) {
-	r := wireReader{names: &s.slotNames}
-	if s.identity.Kind == IdentityContextExtension {
-		r.idExt, r.readIDExt = s.identity.Key, true
+// Read decodes b, a serialized CheckRequest, into the fields r reads. b is
+// not retained. An encoding protobuf-go refuses is ErrInvalid.
+func (r *Reader) Read(b []byte) (Fields, error) {
+	// Set field by field: a composite literal of this large struct is
+	// built in a temporary and copied, which deepens the stack of every
+	// Check by as much (a goroutine's stack growth is a cost per RPC).
+	var w wireReader
+	w.names, w.schemeExt, w.idExt = &r.Headers, r.SchemeExtension, r.IdentityExtension
+	if n := len(r.Extra); n > 0 {
+		w.extraNames = r.Extra
+		w.extra = make([]extraValue, n)
 	}
-	if n := len(s.extraNames); n > 0 {
-		r.extraNames = s.extraNames
-		r.extra = make([]extraValue, n)
+	if err := walkMessage(b, protoRecursionLimit, descCheck, w.checkRequest); err != nil {
+		return Fields{}, err
 	}
-	if err := walkMessage(b, protoRecursionLimit, descCheck, r.checkRequest); err != nil {
-		return checkFields{}, err
-	}
-	f := r.fields()
-	if f.hasHTTP && len(r.extraNames) > 0 {
-		f.extra = make([]string, len(r.extraNames))
-		for i, e := range r.extra {
+	f := w.fields()
+	if f.HasHTTP && len(w.extraNames) > 0 {
+		f.Extra = make([]string, len(w.extraNames))
+		for i, e := range w.extra {
 			switch {
 			case e.mapHas:
-				f.extra[i] = string(e.mapValue)
+				f.Extra[i] = string(e.mapValue)
 			case e.found:
-				f.extra[i] = string(e.first)
+				f.Extra[i] = string(e.first)
 			}
 		}
 	}
@@ -193,7 +181,7 @@ func sub(typ protowire.Type, b []byte) (v []byte, n int, ok bool, err error) {
 	}
 	v, n = protowire.ConsumeBytes(b)
 	if n < 0 {
-		return nil, 0, true, errWire
+		return nil, 0, true, ErrInvalid
 	}
 	return v, n, true, nil
 }
@@ -205,7 +193,7 @@ func str(dst *[]byte, typ protowire.Type, b []byte) (int, bool, error) {
 		return n, ok, err
 	}
 	if !utf8.Valid(v) {
-		return 0, true, errWire
+		return 0, true, ErrInvalid
 	}
 	*dst = v
 	return n, true, nil
@@ -235,10 +223,10 @@ func (r *wireReader) attributes(num protowire.Number, typ protowire.Type, b []by
 		return nested(typ, b, depth, descRequest, r.request)
 	case 10: // context_extensions
 		return r.entry(typ, b, depth, func(k, v []byte) {
-			if string(k) == ExtensionUpstreamScheme {
+			if r.schemeExt != "" && string(k) == r.schemeExt {
 				r.extScheme = v
 			}
-			if r.readIDExt && string(k) == r.idExt {
+			if r.idExt != "" && string(k) == r.idExt {
 				r.extIdentity = v
 			}
 		})
@@ -316,16 +304,16 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 	if !ok || err != nil {
 		return n, ok, err
 	}
-	// The rule of headerValues (headers.go), on the encoding.
+	// The header rule (HeaderMapKey, EntryValues), on the encoding.
 	for i, name := range r.extraNames {
-		if e := &r.extra[i]; !e.found && headerMapKey(string(key), name) {
-			v, _ := entryValues(value, raw)
+		if e := &r.extra[i]; !e.found && HeaderMapKey(string(key), name) {
+			v, _ := EntryValues(value, raw)
 			e.first, e.found = v[0], true
 		}
 	}
 	for i, name := range r.names {
-		if name != "" && headerMapKey(string(key), name) {
-			v, n := entryValues(value, raw)
+		if name != "" && HeaderMapKey(string(key), name) {
+			v, n := EntryValues(value, raw)
 			for _, x := range v[:n] {
 				r.add(i, x)
 			}
@@ -383,16 +371,16 @@ func (r *wireReader) entry(typ protowire.Type, b []byte, depth int, set func(k, 
 
 // fields converts what was read to strings, with one allocation for all of
 // their bytes and one for all the header lists.
-func (r *wireReader) fields() checkFields {
+func (r *wireReader) fields() Fields {
 	if !r.hasHTTP {
-		return checkFields{}
+		return Fields{}
 	}
 	size, values := 0, 0
 	scalars := [...][]byte{r.method, r.host, r.path, r.scheme, r.principal, r.extScheme, r.extIdentity}
 	for _, s := range scalars {
 		size += len(s)
 	}
-	for i := range numSlots {
+	for i := range NumSlots {
 		if r.mapHas[i] {
 			size += len(r.mapValue[i])
 			values++
@@ -407,7 +395,7 @@ func (r *wireReader) fields() checkFields {
 	for _, s := range scalars {
 		buf.Write(s)
 	}
-	for i := range numSlots {
+	for i := range NumSlots {
 		if r.mapHas[i] {
 			buf.Write(r.mapValue[i])
 		}
@@ -421,15 +409,15 @@ func (r *wireReader) fields() checkFields {
 		all = all[n:]
 		return s
 	}
-	f := checkFields{hasHTTP: true}
-	for i, dst := range [...]*string{&f.method, &f.host, &f.path, &f.scheme, &f.principal, &f.extScheme, &f.extIdentity} {
+	f := Fields{HasHTTP: true}
+	for i, dst := range [...]*string{&f.Method, &f.Host, &f.Path, &f.Scheme, &f.Principal, &f.ExtScheme, &f.ExtIdentity} {
 		*dst = next(len(scalars[i]))
 	}
 	if values == 0 {
 		return f
 	}
 	lists := make([]string, values)
-	for i := range numSlots {
+	for i := range NumSlots {
 		start := len(lists) - values
 		if r.mapHas[i] {
 			lists[start+0] = next(len(r.mapValue[i]))
@@ -440,7 +428,7 @@ func (r *wireReader) fields() checkFields {
 			values--
 		}
 		if end := len(lists) - values; end > start {
-			f.headers[i] = lists[start:end:end]
+			f.Headers[i] = lists[start:end:end]
 		}
 	}
 	return f
@@ -452,12 +440,12 @@ func (r *wireReader) fields() checkFields {
 // checked as protobuf-go would check them while decoding them.
 func walkMessage(b []byte, depth int, md protoreflect.MessageDescriptor, fn fieldFunc) error {
 	if depth--; depth < 0 {
-		return errWire
+		return ErrInvalid
 	}
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return errWire
+			return ErrInvalid
 		}
 		b = b[n:]
 		handled, err := false, error(nil)
@@ -487,7 +475,7 @@ func walkField(md protoreflect.MessageDescriptor, num protowire.Number, typ prot
 	}
 	n := protowire.ConsumeFieldValue(num, typ, b)
 	if n < 0 {
-		return 0, errWire
+		return 0, ErrInvalid
 	}
 	return n, nil
 }
@@ -509,13 +497,13 @@ func walkKnown(fd protoreflect.FieldDescriptor, typ protowire.Type, b []byte, de
 			return n, ok, err
 		}
 		if kind == protoreflect.StringKind && enforceUTF8(fd) && !utf8.Valid(v) {
-			return 0, true, errWire
+			return 0, true, ErrInvalid
 		}
 		return n, true, nil
 	case protoreflect.GroupKind:
 		// No proto3 message has one (TestWireDescriptors); refuse rather
 		// than guess how protobuf-go would read it.
-		return 0, true, errWire
+		return 0, true, ErrInvalid
 	}
 	want := scalarWireType(kind)
 	if typ != protowire.BytesType || !fd.IsList() {
@@ -530,7 +518,7 @@ func walkKnown(fd protoreflect.FieldDescriptor, typ protowire.Type, b []byte, de
 	for len(v) > 0 {
 		m := protowire.ConsumeFieldValue(1, want, v)
 		if m < 0 {
-			return 0, true, errWire
+			return 0, true, ErrInvalid
 		}
 		v = v[m:]
 	}
