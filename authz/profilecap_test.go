@@ -22,8 +22,8 @@ func TestProfileCapabilityDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, in := range map[string]Input{
-		"bearer":            {Authorization: []string{"Bearer " + tok}},
-		"dedicated header":  {Capability: []string{tok}},
+		"bearer":           {Authorization: []string{"Bearer " + tok}},
+		"dedicated header": {Capability: []string{tok}},
 	} {
 		in.Protocol, in.Complete, in.Method, in.Scheme, in.Authority, in.Path, in.CallerID = ProtocolGRPC, true, "POST", "https", "api.kilo.example", "/api/x", "ctr-1"
 		d := core.Decide(context.Background(), in)
