@@ -98,24 +98,11 @@ func CheckLifetime(ttl time.Duration) error {
 // targets is for the issuer to check (authz.Authorizer.Issue, the one
 // issuance sequence), since this package knows no policy.
 func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
-	if ttl == 0 {
-		ttl = DefaultLifetime
-	}
-	if err := CheckLifetime(ttl); err != nil {
-		return "", err
-	}
-	r, err := c.keys()
+	r, iat, exp, err := c.issueWindow(ttl)
 	if err != nil {
 		return "", err
 	}
-	now := c.now().UnixMilli()
-	claims := Claims{
-		Subject:   s,
-		Version:   Version,
-		Purpose:   Purpose,
-		IssuedAt:  now,
-		ExpiresAt: now + ttl.Milliseconds(),
-	}
+	claims := Claims{Subject: s, Version: Version, Purpose: Purpose, IssuedAt: iat, ExpiresAt: exp}
 	if err := claims.validate(); err != nil {
 		return "", err
 	}
@@ -123,9 +110,32 @@ func (c *Codec) Seal(s Subject, ttl time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return sealPlain(r, Prefix, plain, nil)
+}
+
+// issueWindow is what issuing either kind starts with: the lifetime rule
+// (ttl 0 means DefaultLifetime), a usable key ring, and issuedAt and
+// expiresAt from the clock.
+func (c *Codec) issueWindow(ttl time.Duration) (r *KeyRing, issuedAt, expiresAt int64, err error) {
+	if ttl == 0 {
+		ttl = DefaultLifetime
+	}
+	if err := CheckLifetime(ttl); err != nil {
+		return nil, 0, 0, err
+	}
+	if r, err = c.keys(); err != nil {
+		return nil, 0, 0, err
+	}
+	now := c.now().UnixMilli()
+	return r, now, now + ttl.Milliseconds(), nil
+}
+
+// sealPlain seals plain with the ring's first key, a random IV and aad, and
+// lays out the token behind prefix.
+func sealPlain(r *KeyRing, prefix string, plain, aad []byte) (string, error) {
 	var iv [ivSize]byte
 	_, _ = rand.Read(iv[:]) // crypto/rand.Read never fails (it aborts instead).
-	return sealToken(Prefix, r.aeads[0].Seal(plain[:0:0], iv[:], plain, nil), &iv)
+	return sealToken(prefix, r.aeads[0].Seal(plain[:0:0], iv[:], plain, aad), &iv)
 }
 
 // Open checks a capability's format, decrypts it with the first key that

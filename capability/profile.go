@@ -1,7 +1,6 @@
 package capability
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -191,18 +190,11 @@ func decodeProfileClaims(data []byte) (ProfileClaims, error) {
 // slots and variables, its maximum lifetime) is for the issuer to check
 // (authz), since this package knows no profile.
 func (c *Codec) SealProfile(s ProfileSubject, ttl time.Duration) (string, error) {
-	if ttl == 0 {
-		ttl = DefaultLifetime
-	}
-	if err := CheckLifetime(ttl); err != nil {
-		return "", err
-	}
-	r, err := c.keys()
+	r, iat, exp, err := c.issueWindow(ttl)
 	if err != nil {
 		return "", err
 	}
-	now := c.now().UnixMilli()
-	claims := ProfileClaims{ProfileSubject: s, Version: ProfileVersion, IssuedAt: now, ExpiresAt: now + ttl.Milliseconds()}
+	claims := ProfileClaims{ProfileSubject: s, Version: ProfileVersion, IssuedAt: iat, ExpiresAt: exp}
 	if err := claims.validate(); err != nil {
 		return "", err
 	}
@@ -210,9 +202,7 @@ func (c *Codec) SealProfile(s ProfileSubject, ttl time.Duration) (string, error)
 	if err != nil {
 		return "", err
 	}
-	var iv [ivSize]byte
-	_, _ = rand.Read(iv[:])
-	return sealToken(ProfilePrefix, r.aeads[0].Seal(nil, iv[:], plain, profileAAD), &iv)
+	return sealPlain(r, ProfilePrefix, plain, profileAAD)
 }
 
 // sealToken lays out prefix<iv>:<tag>:<ct> from the AEAD's output
