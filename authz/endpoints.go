@@ -2,14 +2,13 @@ package authz
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 )
 
 // This file is the HTTP listener's routing: which endpoint a request is
-// for, matched on the raw request target. HTTPHandler, APIHandler, and the
-// binary's composition and tracing all dispatch through it; none matches a
-// path of its own. It is not http.ServeMux, which cleans paths and
+// for, matched on the raw request target. HTTPHandler, APIHandler,
+// TraceHTTP and the binary's composition all dispatch through it; none
+// matches a path of its own. It is not http.ServeMux, which cleans paths and
 // redirects: the Envoy endpoint must see the original path exactly as
 // received, dot segments and double slashes included, so that the policy
 // can reject them.
@@ -36,7 +35,8 @@ const (
 
 // Endpoint is one route of the HTTP listener.
 type Endpoint struct {
-	// Name names the endpoint for people (the binary's span names).
+	// Name names the endpoint for people (its spans are "extauthz " and
+	// the name: TraceHTTP).
 	Name string
 	// Route is the endpoint as a route template (http.route): its path, or
 	// its prefix followed by "/*".
@@ -118,9 +118,4 @@ func EndpointOf(r *http.Request) (Endpoint, bool) {
 		return Endpoint{}, false
 	}
 	return endpoints[id], true
-}
-
-// Endpoints returns a copy of the HTTP listener's route table.
-func Endpoints() []Endpoint {
-	return slices.Clone(endpoints[:])
 }

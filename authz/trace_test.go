@@ -27,18 +27,9 @@ import (
 
 	"github.com/extauthz/extauthz/authz/internal/checkwire"
 	"github.com/extauthz/extauthz/capability"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/revocation"
 )
-
-// Trace context planted in requests: a W3C parent, and a B3 one.
-const (
-	w3cTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	w3cSpanID  = "00f067aa0ba902b7"
-	b3TraceID  = "80f198ee56343ba864fe8b2a57d3eff7"
-	b3SpanID   = "e457b5a2e4d86bd1"
-)
-
-const traceparent = "00-" + w3cTraceID + "-" + w3cSpanID + "-01"
 
 // traceFixture is a decision core with every adapter, traced by a tracer
 // provider that exports to memory: the gRPC adapter with its Check spans,
@@ -200,7 +191,7 @@ func TestTraceCheck(t *testing.T) {
 		attrContainerID: "ctr-1", attrKeyFingerprint: fp, "rpc.system": "grpc", "rpc.grpc.status_code": "0"}
 	deny := map[attribute.Key]string{attrDecision: "deny", attrReason: "missing_capability", attrProtocol: "grpc",
 		attrContainerID: "ctr-1", attrKeyFingerprint: fp, "rpc.grpc.status_code": "0"}
-	b3Single := b3TraceID + "-" + b3SpanID + "-1"
+	b3Single := testsupport.B3TraceID + "-" + testsupport.B3SpanID + "-1"
 	for _, tc := range []struct {
 		name            string
 		allow           bool
@@ -210,16 +201,16 @@ func TestTraceCheck(t *testing.T) {
 		traceID, spanID string
 		want            map[attribute.Key]string
 	}{
-		{name: "w3c allow", allow: true, headers: map[string]string{"traceparent": traceparent}, traceID: w3cTraceID, spanID: w3cSpanID, want: allow},
-		{name: "w3c deny", headers: map[string]string{"traceparent": traceparent}, traceID: w3cTraceID, spanID: w3cSpanID, want: deny},
-		{name: "b3 single", allow: true, headers: map[string]string{"b3": b3Single}, traceID: b3TraceID, spanID: b3SpanID, want: allow},
-		{name: "b3 multi", headers: map[string]string{"x-b3-traceid": b3TraceID, "x-b3-spanid": b3SpanID, "x-b3-sampled": "1"},
-			traceID: b3TraceID, spanID: b3SpanID, want: deny},
-		{name: "header_map", allow: true, headerMap: map[string]string{"Traceparent": traceparent}, traceID: w3cTraceID, spanID: w3cSpanID, want: allow},
-		{name: "request headers win over metadata", allow: true, headers: map[string]string{"traceparent": traceparent},
-			md: metadata.Pairs("b3", b3Single), traceID: w3cTraceID, spanID: w3cSpanID, want: allow},
-		{name: "metadata fallback", allow: true, md: metadata.Pairs("traceparent", "00-"+b3TraceID+"-"+b3SpanID+"-01"),
-			traceID: b3TraceID, spanID: b3SpanID, want: allow},
+		{name: "w3c allow", allow: true, headers: map[string]string{"traceparent": testsupport.TraceParent}, traceID: testsupport.W3CTraceID, spanID: testsupport.W3CSpanID, want: allow},
+		{name: "w3c deny", headers: map[string]string{"traceparent": testsupport.TraceParent}, traceID: testsupport.W3CTraceID, spanID: testsupport.W3CSpanID, want: deny},
+		{name: "b3 single", allow: true, headers: map[string]string{"b3": b3Single}, traceID: testsupport.B3TraceID, spanID: testsupport.B3SpanID, want: allow},
+		{name: "b3 multi", headers: map[string]string{"x-b3-traceid": testsupport.B3TraceID, "x-b3-spanid": testsupport.B3SpanID, "x-b3-sampled": "1"},
+			traceID: testsupport.B3TraceID, spanID: testsupport.B3SpanID, want: deny},
+		{name: "header_map", allow: true, headerMap: map[string]string{"Traceparent": testsupport.TraceParent}, traceID: testsupport.W3CTraceID, spanID: testsupport.W3CSpanID, want: allow},
+		{name: "request headers win over metadata", allow: true, headers: map[string]string{"traceparent": testsupport.TraceParent},
+			md: metadata.Pairs("b3", b3Single), traceID: testsupport.W3CTraceID, spanID: testsupport.W3CSpanID, want: allow},
+		{name: "metadata fallback", allow: true, md: metadata.Pairs("traceparent", "00-"+testsupport.B3TraceID+"-"+testsupport.B3SpanID+"-01"),
+			traceID: testsupport.B3TraceID, spanID: testsupport.B3SpanID, want: allow},
 		{name: "root", allow: true, want: allow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +243,7 @@ func TestTraceCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := srv.Check(context.Background(), f.traceCheck(t, true, map[string]string{"traceparent": traceparent})); err != nil {
+		if _, err := srv.Check(context.Background(), f.traceCheck(t, true, map[string]string{"traceparent": testsupport.TraceParent})); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(f.exp.GetSpans()); n != 0 {
@@ -289,27 +280,27 @@ func TestTraceHTTP(t *testing.T) {
 		traceID, spanID      string
 		want                 map[attribute.Key]string
 	}{
-		{"forward allow w3c", "GET", ForwardPath, fwd(map[string]string{"Traceparent": traceparent}), "", 200,
-			"extauthz forward-auth", w3cTraceID, w3cSpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "backend_api",
+		{"forward allow w3c", "GET", ForwardPath, fwd(map[string]string{"Traceparent": testsupport.TraceParent}), "", 200,
+			"extauthz forward-auth", testsupport.W3CTraceID, testsupport.W3CSpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "backend_api",
 				attrProtocol: "http-forward", attrContainerID: "ctr-1", attrKeyFingerprint: fp, "http.route": ForwardPath, "http.response.status_code": "200"}},
-		{"forward deny b3", "GET", ForwardPath, fwd(map[string]string{"X-Outbound-Container-Id": "ctr-9", "B3": b3TraceID + "-" + b3SpanID + "-1"}), "", 403,
-			"extauthz forward-auth", b3TraceID, b3SpanID, map[attribute.Key]string{attrDecision: "deny", attrReason: "container_mismatch",
+		{"forward deny b3", "GET", ForwardPath, fwd(map[string]string{"X-Outbound-Container-Id": "ctr-9", "B3": testsupport.B3TraceID + "-" + testsupport.B3SpanID + "-1"}), "", 403,
+			"extauthz forward-auth", testsupport.B3TraceID, testsupport.B3SpanID, map[attribute.Key]string{attrDecision: "deny", attrReason: "container_mismatch",
 				attrProtocol: "http-forward", attrContainerID: "ctr-9"}},
 		{"envoy allow b3 multi", "POST", EnvoyPathPrefix + "/api/openrouter/v1/chat/completions",
 			map[string]string{"Authorization": "Bearer " + capTok, "X-Outbound-Container-Id": "ctr-1", "X-Forwarded-Proto": "https", "Host": "llm.kilo.example",
-				"X-B3-Traceid": b3TraceID, "X-B3-Spanid": b3SpanID, "X-B3-Sampled": "1"}, "", 200,
-			"extauthz envoy http_service", b3TraceID, b3SpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "provider_model",
+				"X-B3-Traceid": testsupport.B3TraceID, "X-B3-Spanid": testsupport.B3SpanID, "X-B3-Sampled": "1"}, "", 200,
+			"extauthz envoy http_service", testsupport.B3TraceID, testsupport.B3SpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "provider_model",
 				attrProtocol: "http-envoy", "http.route": EnvoyPathPrefix + "/*", "url.path": EnvoyPathPrefix + "/*"}},
 		{"envoy deny root", "GET", EnvoyPathPrefix + "/x", map[string]string{"X-Forwarded-Proto": "https", "Host": "api.kilo.example"}, "", 401,
 			"extauthz envoy http_service", "", "", map[attribute.Key]string{attrDecision: "deny", attrReason: "missing_capability", attrProtocol: "http-envoy"}},
-		{"redeem allow", "POST", RedeemPath, map[string]string{"Authorization": "Bearer " + testAPIToken, "Traceparent": traceparent}, redeem, 200,
-			"extauthz redeem", w3cTraceID, w3cSpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "provider_model", attrProtocol: "api-redeem"}},
+		{"redeem allow", "POST", RedeemPath, map[string]string{"Authorization": "Bearer " + testAPIToken, "Traceparent": testsupport.TraceParent}, redeem, 200,
+			"extauthz redeem", testsupport.W3CTraceID, testsupport.W3CSpanID, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "provider_model", attrProtocol: "api-redeem"}},
 		{"redeem deny", "POST", RedeemPath, api, strings.Replace(redeem, "ctr-1", "ctr-3", 1), 403,
 			"extauthz redeem", "", "", map[attribute.Key]string{attrDecision: "deny", attrReason: "container_mismatch", attrProtocol: "api-redeem"}},
 		{"issue", "POST", IssuePath, api, issueBody(nil), 200,
 			"extauthz issue", "", "", map[attribute.Key]string{attrDecision: "allow", attrProtocol: "api-issue"}},
-		{"revoke", "POST", RevokePath, map[string]string{"Authorization": "Bearer " + testAPIToken, "Traceparent": traceparent}, `{"userId":"user-9","reason":"offboarded"}`, 200,
-			"extauthz revoke", w3cTraceID, w3cSpanID, map[attribute.Key]string{attrProtocol: "api-revoke", "http.route": RevokePath}},
+		{"revoke", "POST", RevokePath, map[string]string{"Authorization": "Bearer " + testAPIToken, "Traceparent": testsupport.TraceParent}, `{"userId":"user-9","reason":"offboarded"}`, 200,
+			"extauthz revoke", testsupport.W3CTraceID, testsupport.W3CSpanID, map[attribute.Key]string{attrProtocol: "api-revoke", "http.route": RevokePath}},
 		{"issue unauthorized", "POST", IssuePath, map[string]string{"Authorization": "Bearer wrong-token-0123456789"}, issueBody(nil), 401,
 			"extauthz issue", "", "", map[attribute.Key]string{attrDecision: "deny", attrReason: "unauthorized", attrProtocol: "api-issue"}},
 		{"redeem invalid request", "POST", RedeemPath, api, `{}`, 400,
@@ -330,7 +321,7 @@ func TestTraceHTTP(t *testing.T) {
 	}
 	t.Run("no decision, no span", func(t *testing.T) {
 		for _, target := range []string{"/v1/other", RevocationsPath} {
-			f.serve("GET", target, map[string]string{"Traceparent": traceparent, "Authorization": "Bearer " + testAPIToken}, "")
+			f.serve("GET", target, map[string]string{"Traceparent": testsupport.TraceParent, "Authorization": "Bearer " + testAPIToken}, "")
 			if n := len(f.exp.GetSpans()); n != 0 {
 				t.Errorf("%d spans for GET %s; want none", n, target)
 			}
@@ -351,7 +342,7 @@ func TestTraceSecrets(t *testing.T) {
 		base64.StdEncoding.EncodeToString(testKey), hex.EncodeToString(testKey), "kka1."}
 
 	for _, tok := range []string{capTok, capTok + "x"} {
-		req := f.traceCheck(t, true, map[string]string{"traceparent": traceparent, "x-kilo-capability": tok, "authorization": "Bearer " + tok})
+		req := f.traceCheck(t, true, map[string]string{"traceparent": testsupport.TraceParent, "x-kilo-capability": tok, "authorization": "Bearer " + tok})
 		req.Attributes.Request.Http.Path += "?q=" + query
 		f.check(t, context.Background(), req)
 		req = f.traceCheck(t, true, map[string]string{"authorization": "Bearer " + tok})
@@ -359,7 +350,7 @@ func TestTraceSecrets(t *testing.T) {
 		f.check(t, metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok)), req)
 
 		fwd := map[string]string{"Authorization": "Bearer " + tok, "X-Outbound-Container-Id": "ctr-1", "X-Forwarded-Proto": "https",
-			"X-Forwarded-Host": "api.kilo.example", "X-Forwarded-Uri": "/api/x?q=" + query, "Traceparent": traceparent,
+			"X-Forwarded-Host": "api.kilo.example", "X-Forwarded-Uri": "/api/x?q=" + query, "Traceparent": testsupport.TraceParent,
 			"User-Agent": "agent " + tok, "X-Forwarded-For": tok}
 		f.serve("GET", ForwardPath+"?q="+query, fwd, "")
 		f.serve("GET", EnvoyPathPrefix+"/api/"+tok+"?q="+query, map[string]string{"X-Kilo-Capability": tok,
@@ -467,13 +458,13 @@ func TestTraceHeadersCoverPropagators(t *testing.T) {
 // registers Check.
 func TestTraceParentReadAsAuthzReads(t *testing.T) {
 	f := newTraceFixture(t, nil)
-	const otherParent = "00-" + b3TraceID + "-" + b3SpanID + "-01"
+	const otherParent = "00-" + testsupport.B3TraceID + "-" + testsupport.B3SpanID + "-01"
 	req := f.traceCheck(t, true, nil)
 	req.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
-		{Key: "Traceparent", Value: otherParent, RawValue: []byte(traceparent)},
+		{Key: "Traceparent", Value: otherParent, RawValue: []byte(testsupport.TraceParent)},
 	}}
-	if got := firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), "traceparent"); got != traceparent {
-		t.Fatalf("the decoded request's first traceparent = %q; want the raw value %q", got, traceparent)
+	if got := firstHeaderValue(req.GetAttributes().GetRequest().GetHttp(), "traceparent"); got != testsupport.TraceParent {
+		t.Fatalf("the decoded request's first traceparent = %q; want the raw value %q", got, testsupport.TraceParent)
 	}
 	gs := grpc.NewServer(ServerOptions()...)
 	Register(gs, f.grpc)
@@ -492,7 +483,7 @@ func TestTraceParentReadAsAuthzReads(t *testing.T) {
 	if err != nil || resp.GetOkResponse() == nil {
 		t.Fatalf("Check = %v, %v; want an allow", resp.GetStatus(), err)
 	}
-	wantParent(t, f.only(t), w3cTraceID, w3cSpanID)
+	wantParent(t, f.only(t), testsupport.W3CTraceID, testsupport.W3CSpanID)
 }
 
 // BenchmarkTraceCheck is the cost of a Check span, on serve's path minus
@@ -513,7 +504,7 @@ func BenchmarkTraceCheck(b *testing.B) {
 		name string
 		srv  *GRPCServer
 		tp   string
-	}{{"off", off, traceparent}, {"sampled", f.grpc, traceparent}, {"unsampled", f.grpc, "00-" + w3cTraceID + "-" + w3cSpanID + "-00"}} {
+	}{{"off", off, testsupport.TraceParent}, {"sampled", f.grpc, testsupport.TraceParent}, {"unsampled", f.grpc, "00-" + testsupport.W3CTraceID + "-" + testsupport.W3CSpanID + "-00"}} {
 		enc, err := proto.Marshal(f.traceCheck(b, true, map[string]string{"traceparent": bc.tp}))
 		if err != nil {
 			b.Fatal(err)
@@ -544,7 +535,7 @@ func BenchmarkTraceForward(b *testing.B) {
 		name string
 		h    http.Handler
 		tp   string
-	}{{"off", plain, traceparent}, {"sampled", f.http, traceparent}, {"unsampled", f.http, "00-" + w3cTraceID + "-" + w3cSpanID + "-00"}} {
+	}{{"off", plain, testsupport.TraceParent}, {"sampled", f.http, testsupport.TraceParent}, {"unsampled", f.http, "00-" + testsupport.W3CTraceID + "-" + testsupport.W3CSpanID + "-00"}} {
 		r := httptest.NewRequest(http.MethodGet, ForwardPath, nil)
 		for k, v := range map[string]string{"Authorization": "Bearer " + f.caps["CAP"], "X-Outbound-Container-Id": "ctr-1",
 			"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.kilo.example", "X-Forwarded-Uri": "/api/x", "Traceparent": bc.tp} {

@@ -69,16 +69,9 @@ func TestServeLogAllows(t *testing.T) {
 			writeKeys(t, keyFile, key)
 			p := startServeWith(t, nil, tc.env, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "",
 				"--key-file", keyFile}, tc.args...)...)
-			grpcAddr := p.addr(t, "grpc")
-			p.waitLog(t, "ready", msg("ready"))
-			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			client := authv3.NewAuthorizationClient(p.dialReady(t))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			client := authv3.NewAuthorizationClient(conn)
 			tok := sealFor(t, key)
 			for i := range allows + denies {
 				req := checkRequest(tok)
@@ -103,4 +96,18 @@ func TestServeLogAllows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialReady waits until p is ready and returns a plain gRPC connection to
+// its gRPC listener, closed when the test ends.
+func (p *proc) dialReady(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	addr := p.addr(t, "grpc")
+	p.waitLog(t, "ready", msg("ready"))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -16,10 +16,10 @@ import (
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 )
 
 // otlpCollector is a minimal OTLP trace receiver: every exported request is
@@ -103,18 +103,12 @@ func TestTracingExportsOTLP(t *testing.T) {
 				"OTEL_BSP_SCHEDULE_DELAY=" + tc.delay,
 			}, "--tracing", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--http-container-id-header", "x-outbound-container-id",
 				"--admin-addr", "", "--key-file", keyFile)
-			grpcAddr, httpAddr := p.addr(t, "grpc"), p.addr(t, "http")
-			p.waitLog(t, "ready", msg("ready"))
-
-			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			httpAddr := p.addr(t, "http")
+			conn := p.dialReady(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			req := checkRequest(sealFor(t, key))
-			req.Attributes.Request.Http.Headers["traceparent"] = traceparent
+			req.Attributes.Request.Http.Headers["traceparent"] = testsupport.TraceParent
 			resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
 			if err != nil || resp.GetOkResponse() == nil {
 				t.Fatalf("Check = %v, %v; want an allow", resp.GetStatus(), err)
@@ -126,7 +120,7 @@ func TestTracingExportsOTLP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fwd.Header.Set("B3", b3TraceID+"-"+b3SpanID+"-1")
+			fwd.Header.Set("B3", testsupport.B3TraceID+"-"+testsupport.B3SpanID+"-1")
 			if resp, err := http.DefaultClient.Do(fwd); err != nil || resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("forward = %v, %v; want 403", resp, err)
 			} else {
@@ -138,17 +132,17 @@ func TestTracingExportsOTLP(t *testing.T) {
 			}
 			const forwardSpan = "extauthz forward-auth"
 			spans, service := waitSpans(t, col, checkSpanName, forwardSpan)
-			if fs := spans[forwardSpan]; hex.EncodeToString(fs.GetTraceId()) != b3TraceID || hex.EncodeToString(fs.GetParentSpanId()) != b3SpanID {
-				t.Errorf("forward span trace %x parent %x; want %s %s", fs.GetTraceId(), fs.GetParentSpanId(), b3TraceID, b3SpanID)
+			if fs := spans[forwardSpan]; hex.EncodeToString(fs.GetTraceId()) != testsupport.B3TraceID || hex.EncodeToString(fs.GetParentSpanId()) != testsupport.B3SpanID {
+				t.Errorf("forward span trace %x parent %x; want %s %s", fs.GetTraceId(), fs.GetParentSpanId(), testsupport.B3TraceID, testsupport.B3SpanID)
 			}
 			span := spans[checkSpanName]
-			if got := hex.EncodeToString(span.GetTraceId()); got != w3cTraceID {
-				t.Errorf("exported trace id = %s; want %s", got, w3cTraceID)
+			if got := hex.EncodeToString(span.GetTraceId()); got != testsupport.W3CTraceID {
+				t.Errorf("exported trace id = %s; want %s", got, testsupport.W3CTraceID)
 			}
-			if got := hex.EncodeToString(span.GetParentSpanId()); got != w3cSpanID {
-				t.Errorf("exported parent span id = %s; want %s", got, w3cSpanID)
+			if got := hex.EncodeToString(span.GetParentSpanId()); got != testsupport.W3CSpanID {
+				t.Errorf("exported parent span id = %s; want %s", got, testsupport.W3CSpanID)
 			}
-			if bytes.Equal(span.GetSpanId(), mustHex(t, w3cSpanID)) {
+			if bytes.Equal(span.GetSpanId(), mustHex(t, testsupport.W3CSpanID)) {
 				t.Error("the exported span reuses its parent's id")
 			}
 			if service != "extauthz-otlp-test" {

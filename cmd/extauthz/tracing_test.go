@@ -8,17 +8,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Trace context planted in requests (TestTracingExportsOTLP): a W3C
-// parent, and a B3 one.
-const (
-	w3cTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	w3cSpanID  = "00f067aa0ba902b7"
-	b3TraceID  = "80f198ee56343ba864fe8b2a57d3eff7"
-	b3SpanID   = "e457b5a2e4d86bd1"
-)
-
-const traceparent = "00-" + w3cTraceID + "-" + w3cSpanID + "-01"
-
 // What a decision span is called and carries (authz/trace.go; README,
 // "Tracing").
 const (

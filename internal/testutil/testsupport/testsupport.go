@@ -1,7 +1,7 @@
 // Package testsupport holds what the tests of several packages share: a
-// goroutine-safe log sink, a capability subject with planted secrets, key
-// and secret files, a sealed capability, the Check an Envoy sends, and an
-// HTTP call. Only tests import it.
+// goroutine-safe log sink, a capability subject with planted secrets,
+// planted trace contexts, key and secret files, a sealed capability, the
+// Check an Envoy sends, and an HTTP call. Only tests import it.
 //
 // It imports capability and policy to build a capability.Subject: an arrow
 // from internal/testutil up to the product packages, which is why it lives
@@ -30,6 +30,16 @@ import (
 const (
 	UserToken     = "SECRET-user-token-7f3a"
 	ProviderToken = "SECRET-provider-token-91c2"
+)
+
+// Trace contexts the tracing tests plant in requests: a W3C parent
+// (TraceParent, sampled) and a B3 one.
+const (
+	W3CTraceID  = "4bf92f3577b34da6a3ce929d0e0e4736"
+	W3CSpanID   = "00f067aa0ba902b7"
+	B3TraceID   = "80f198ee56343ba864fe8b2a57d3eff7"
+	B3SpanID    = "e457b5a2e4d86bd1"
+	TraceParent = "00-" + W3CTraceID + "-" + W3CSpanID + "-01"
 )
 
 // Subject is a subject bound to container, with the planted tokens, the
