@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -74,9 +73,5 @@ func (s *Server) initialKeys() (*capability.KeyRing, error) {
 
 // devKeyRing is --dev's ephemeral key.
 func devKeyRing() (*capability.KeyRing, error) {
-	key := make([]byte, capability.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	return capability.NewKeyRing(key)
+	return capability.NewKeyRing(capability.NewKey())
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -47,25 +45,12 @@ func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if code, done := parse("keygen", keygenSynopsis, flags, args, os.Getenv, stderr); done {
 		return code
 	}
-	key := make([]byte, capability.KeySize)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails (it aborts instead).
-	line := base64.StdEncoding.EncodeToString(key) + "\n"
 	if out == "" {
-		fmt.Fprint(stdout, line)
+		fmt.Fprint(stdout, capability.KeyLine(capability.NewKey()))
 		fmt.Fprintln(stderr, "extauthz keygen: the key went to standard output; it is a secret: keep the file it lands in readable by its owner only (chmod 600), or use -o FILE")
 		return 0
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		fmt.Fprintf(stderr, "extauthz keygen: %v (an existing key file is never overwritten: add the new key to it by hand)\n", err)
-		return 1
-	}
-	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		fmt.Fprintf(stderr, "extauthz keygen: %v\n", err)
-		return 1
-	}
-	if err := f.Close(); err != nil {
+	if err := capability.WriteNewKeyFile(out); err != nil {
 		fmt.Fprintf(stderr, "extauthz keygen: %v\n", err)
 		return 1
 	}
