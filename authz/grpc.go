@@ -124,10 +124,10 @@ func ServerOptions() []grpc.ServerOption {
 }
 
 // Register registers srv on g, created with ServerOptions, as the Envoy
-// ext_authz Authorization service: envoy.service.auth.v3.Authorization/
-// Check, the one way Check is served. Every decision, allow or deny, is a
-// successful RPC; only a cancelled call or a request protobuf-go would
-// refuse is an error.
+// ext_authz Authorization service (its one method,
+// envoy.service.auth.v3.Authorization/Check): the one way Check is served.
+// Every decision, allow or deny, is a successful RPC; only a cancelled
+// call or a request protobuf-go would refuse is an error.
 //
 // A unary interceptor on g sees the request as read, not a
 // *CheckRequest, and an allow as its encoding, which it cannot read; a
