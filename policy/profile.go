@@ -40,9 +40,13 @@ type Injection struct {
 }
 
 // HeaderName is the header the injection sets.
-func (i Injection) HeaderName() string {
-	if i.Kind == InjectHeader {
-		return i.Header
+func (i Injection) HeaderName() string { return namedOrAuthorization(i.Kind == InjectHeader, i.Header) }
+
+// namedOrAuthorization is header when a kind names its own header, else
+// authorization, where bearer and basic go.
+func namedOrAuthorization(named bool, header string) string {
+	if named {
+		return header
 	}
 	return "authorization"
 }
@@ -69,12 +73,7 @@ type Presentation struct {
 }
 
 // HeaderName is the header the capability arrives in.
-func (p Presentation) HeaderName() string {
-	if p.Kind == PresentHeader {
-		return p.Header
-	}
-	return "authorization"
-}
+func (p Presentation) HeaderName() string { return namedOrAuthorization(p.Kind == PresentHeader, p.Header) }
 
 // DefaultMaxLifetime is a profile's longest capability lifetime unless the
 // profile sets a shorter one; no profile may set a longer one.
