@@ -73,7 +73,9 @@ type Presentation struct {
 }
 
 // HeaderName is the header the capability arrives in.
-func (p Presentation) HeaderName() string { return namedOrAuthorization(p.Kind == PresentHeader, p.Header) }
+func (p Presentation) HeaderName() string {
+	return namedOrAuthorization(p.Kind == PresentHeader, p.Header)
+}
 
 // DefaultMaxLifetime is a profile's longest capability lifetime unless the
 // profile sets a shorter one; no profile may set a longer one.
