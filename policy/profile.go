@@ -326,6 +326,22 @@ func (pr *Profile) Origins() []string {
 	return out
 }
 
+// ServesOrigin reports whether a route of the profile has the request's
+// origin (scheme and authority; the path is not looked at). A request that
+// does not parse serves nothing.
+func (pr *Profile) ServesOrigin(req Request) bool {
+	u, err := parseParts(req.Scheme, req.Authority, "/")
+	if err != nil {
+		return false
+	}
+	for i := range pr.table.routes {
+		if r := &pr.table.routes[i]; r.fixed && r.origin.origin.equal(u.origin) {
+			return true
+		}
+	}
+	return false
+}
+
 // Slots lists the credential slots the profile's routes use, sorted.
 func (pr *Profile) Slots() []string { return slices.Clone(pr.slots) }
 
