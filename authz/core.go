@@ -256,12 +256,8 @@ func selectCapability(authorization, dedicated []string) (string, Reason) {
 // bearerCapability returns the capability in an authorization value of the
 // form "Bearer kka1.…" (scheme case-insensitive, prefix case-sensitive).
 func bearerCapability(v string) (string, bool) {
-	const scheme = "bearer"
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
-		return "", false
-	}
-	tok := strings.TrimSpace(v[len(scheme):])
-	if !strings.HasPrefix(tok, capability.Prefix) {
+	tok, ok := authParam(v, "bearer")
+	if !ok || !strings.HasPrefix(tok, capability.Prefix) {
 		return "", false
 	}
 	return tok, true

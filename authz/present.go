@@ -102,7 +102,8 @@ func basicProfileCapability(v string) (string, bool) {
 }
 
 // authParam returns what follows scheme (any case) and white space in an
-// authorization value, trimmed.
+// authorization value, trimmed: the one reading of an authorization scheme,
+// kka1's bearer (bearerCapability) included.
 func authParam(v, scheme string) (string, bool) {
 	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
 		return "", false
@@ -115,9 +116,8 @@ func authParam(v, scheme string) (string, bool) {
 // so that a capability cannot reach the upstream in a header the allow
 // does not remove.
 func acceptedEverywhere(pr *policy.Profile, p presented) bool {
-	accept := pr.Accept()
 	for _, place := range p.places {
-		if !slices.Contains(accept, place) {
+		if !pr.Accepts(place) {
 			return false
 		}
 	}
@@ -158,10 +158,7 @@ func allowFor(pr *policy.Profile, r policy.Route, secret string) profileAllow {
 // challenge. "" when no such profile routes there.
 func basicChallenge(profiles []*policy.Profile, req policy.Request) string {
 	for _, pr := range profiles {
-		if !slices.Contains(pr.Accept(), policy.Presentation{Kind: policy.PresentBasic}) {
-			continue
-		}
-		if pr.ServesOrigin(req) {
+		if pr.Accepts(policy.Presentation{Kind: policy.PresentBasic}) && pr.ServesOrigin(req) {
 			return `Basic realm="extauthz"`
 		}
 	}

@@ -308,6 +308,9 @@ func (pr *Profile) Name() string { return pr.name }
 // Accept lists where the capability may arrive, in the profile's order.
 func (pr *Profile) Accept() []Presentation { return slices.Clone(pr.accept) }
 
+// Accepts reports whether the capability may arrive at place.
+func (pr *Profile) Accepts(place Presentation) bool { return slices.Contains(pr.accept, place) }
+
 // MaxLifetime bounds a capability of the profile.
 func (pr *Profile) MaxLifetime() time.Duration { return pr.maxLifetime }
 
