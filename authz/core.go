@@ -88,6 +88,9 @@ type Authorizer struct {
 	// fingerprint caches the sealing key's fingerprint for spans
 	// (keyFingerprint).
 	fingerprint atomic.Pointer[ringFingerprint]
+	// profiles is the set of route profiles in force (profiles.go); nil
+	// until SetProfiles.
+	profiles atomic.Pointer[profileState]
 }
 
 // Config configures an Authorizer.

@@ -86,6 +86,14 @@ type decisionLabels struct {
 	class  policy.RouteClass
 }
 
+// setProfiles notes the profiles in force.
+func (m *Metrics) setProfiles(names []string) {
+	if m == nil {
+		return
+	}
+	_ = names
+}
+
 // KeyReload records one key ring reload attempt.
 func (m *Metrics) KeyReload(ok bool) {
 	if m == nil {

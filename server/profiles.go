@@ -51,14 +51,15 @@ func (s *Server) openProfiles() error {
 	return nil
 }
 
-// setProfiles puts a loaded set of profiles in force.
+// setProfiles puts a loaded set of profiles in force, for every decision
+// from now on.
 func (s *Server) setProfiles(set *profiles.Set) {
-	s.profileSet.Store(set)
+	s.core.SetProfiles(set)
 }
 
 // profileSummary names the loaded profiles, for check-config.
 func (s *Server) profileSummary() string {
-	set := s.profileSet.Load()
+	set := s.core.Profiles()
 	if set == nil {
 		return "none"
 	}

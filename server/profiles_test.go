@@ -39,7 +39,7 @@ func TestProfilesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := func() []string { return s.profileSet.Load().Names() }
+	names := func() []string { return s.core.Profiles().Names() }
 	counted := func(result string) float64 {
 		mfs, err := s.reg.Gather()
 		if err != nil {
@@ -111,7 +111,7 @@ func TestProfilesDirectoryReload(t *testing.T) {
 	}
 	s.reloadSecrets(false, "file_changed")
 	s.reloadSecrets(false, "file_changed") // a directory's change applies on the second look
-	if got := s.profileSet.Load().Names(); !slices.Equal(got, []string{"a", "b"}) {
+	if got := s.core.Profiles().Names(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("after adding b.yaml: %v", got)
 	}
 }

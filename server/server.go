@@ -48,7 +48,6 @@ type Server struct {
 	storeKind, storeWhy string // revocationStore's choice
 
 	profiles   *reloadable[*profiles.Set] // nil without --profiles-file
-	profileSet atomic.Pointer[profiles.Set]
 }
 
 // New builds a server from a configuration whose settings have passed
@@ -76,11 +75,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := s.openRevocations(); err != nil {
 		return nil, err
 	}
-	if err := s.openProfiles(); err != nil {
-		return nil, err
-	}
 	if s.core, err = authz.NewAuthorizer(authz.Config{Codec: s.codec, Policy: cfg.Policy, Logger: log, Metrics: s.metrics,
 		Revocations: s.revocations.Set(), LogAllows: cfg.LogAllows}); err != nil {
+		return nil, err
+	}
+	if err := s.openProfiles(); err != nil {
 		return nil, err
 	}
 	if s.httpH, err = s.newHTTPHandler(); err != nil {
