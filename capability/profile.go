@@ -64,6 +64,12 @@ var mapKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
 func validMapKey(s string) bool { return mapKey.MatchString(s) }
 
+// ValidMapKey reports whether s may name a member of a profile capability's
+// subject, vars or credentials: 1 to 63 letters, digits, '-' and '_',
+// starting with a letter (so never '=': revocation writes a subject id as
+// key=value).
+func ValidMapKey(s string) bool { return validMapKey(s) }
+
 // validate applies the claim rules of docs/profile-capability.md.
 func (c *ProfileClaims) validate() error {
 	switch {
