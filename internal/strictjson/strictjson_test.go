@@ -113,3 +113,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestHasMember(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want bool
+	}{
+		{`{"profile":"x"}`, true},
+		{` {"a":{"profile":1},"b":[1,{"c":2}],"profile":null}`, true},
+		{`{"\u0070rofile":"x"}`, true},
+		{`{"a":{"profile":"x"}}`, false},
+		{`{"Profile":"x"}`, false},
+		{`["profile"]`, false},
+		{`{"a":}`, false},
+		{`{"a":1,`, false},
+		{``, false},
+	} {
+		if got := HasMember([]byte(tc.doc), "profile"); got != tc.want {
+			t.Errorf("HasMember(%s, profile) = %v; want %v", tc.doc, got, tc.want)
+		}
+	}
+}
