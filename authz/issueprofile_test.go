@@ -17,38 +17,11 @@ import (
 	"github.com/extauthz/extauthz/profiles"
 )
 
-// issueProfilesYAML are the profiles the issuing tests load beside the
-// shipped kilo profile: github binds two variables and caps the lifetime,
-// duo has two slots and no variable.
-const issueProfilesYAML = `profiles:
-  - name: github
-    accept: [basic, bearer]
-    maxLifetime: 1h
-    routes:
-      - class: git
-        origin: https://github.com
-        paths: ["/{owner}/{repo}/info/refs", "/{owner}/{repo}/git-upload-pack"]
-        credential: token
-        inject: {basic: x-access-token}
-  - name: duo
-    accept: [bearer]
-    routes:
-      - class: a
-        origin: https://a.example
-        paths: ["/v1/**"]
-        credential: key-a
-        inject: bearer
-      - class: b
-        origin: https://b.example
-        paths: ["/v1/**"]
-        credential: key-b
-        inject: {header: x-api-key}
-`
-
 // profileSecret is the credential the issuing tests plant.
 const profileSecret = "ghs-SENTINEL-profile-credential-7f3a"
 
-// loadIssueProfiles loads issueProfilesYAML and profiles/kilo.yaml.
+// loadIssueProfiles loads testsupport.IssueProfiles (github, duo) and
+// profiles/kilo.yaml.
 func loadIssueProfiles(t testing.TB) *profiles.Set {
 	t.Helper()
 	dir := t.TempDir()
@@ -56,7 +29,7 @@ func loadIssueProfiles(t testing.TB) *profiles.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"a.yaml": []byte(issueProfilesYAML), "kilo.yaml": kilo} {
+	for name, data := range map[string][]byte{"a.yaml": []byte(testsupport.IssueProfiles), "kilo.yaml": kilo} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
