@@ -298,7 +298,8 @@ func TestRevocationAPIOff(t *testing.T) {
 // answer or log line that quotes the capability.
 func FuzzRevoke(f *testing.F) {
 	for _, seed := range []string{`{"userId":"u"}`, `{"capability":"$CAP","reason":"r"}`, `{"kiloSessionId":"k","userId":"u"}`,
-		`{"reason":"x"}`, `{"userId":"u","userId":"u"}`, `{"userId":"\u0000"}`, `[]`, `{"userId":"u"`, `{"capability":"kka1.$CAP"}`} {
+		`{"reason":"x"}`, `{"userId":"u","userId":"u"}`, `{"userId":"\u0000"}`, `[]`, `{"userId":"u"`, `{"capability":"kka1.$CAP"}`,
+		`{"subject":"userId=u"}`, `{"subject":"=u"}`, `{"subject":{"userId":"u"}}`} {
 		f.Add(seed)
 	}
 	caps := newCapabilities(f)

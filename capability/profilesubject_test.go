@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/strictjson"
 )
@@ -53,4 +54,45 @@ func TestDecodeProfileSubject(t *testing.T) {
 			t.Errorf("%s: the error quotes the document: %v", name, err)
 		}
 	}
+}
+
+// FuzzDecodeProfileSubject: any document decodes or is refused with an
+// ErrInvalid that quotes none of it; what decodes and passes the claim
+// rules seals and opens to itself.
+func FuzzDecodeProfileSubject(f *testing.F) {
+	f.Add(profileDoc)
+	for _, s := range []string{"", "{}", "null", `{"profile":null}`, `{"profile":"a","profile":"a"}`, `{"subject":{"a":"1","a":"2"}}`,
+		`{"\u0070rofile":"p","credentials":{"k":"v"}}`, `{"vars":{"1":"x"}}`, profileDoc + "{}", "{\"vars\":{\"a\":\"\xff\"}}"} {
+		f.Add(s)
+	}
+	c, _ := newTestCodec(f, testKey(1))
+	f.Fuzz(func(t *testing.T, doc string) {
+		s, err := DecodeProfileSubject([]byte(doc))
+		if err != nil {
+			wantErr(t, err, ErrInvalid)
+			if len(doc) >= 8 {
+				assertClean(t, "DecodeProfileSubject error", err.Error(), plantedSecret, doc)
+			}
+			return
+		}
+		tok, err := c.SealProfile(s, time.Hour)
+		if err != nil {
+			wantErr(t, err, ErrInvalid)
+			return
+		}
+		got, err := c.OpenProfile(tok)
+		if err != nil || !reflect.DeepEqual(got.ProfileSubject, withMaps(s)) {
+			t.Fatalf("%q sealed opens to %v, %v; want %v", doc, got.ProfileSubject, err, s)
+		}
+	})
+}
+
+// withMaps is s with its nil maps empty, as a sealed subject opens.
+func withMaps(s ProfileSubject) ProfileSubject {
+	for _, m := range []*map[string]string{&s.Subject, &s.Vars, &s.Credentials} {
+		if *m == nil {
+			*m = map[string]string{}
+		}
+	}
+	return s
 }
