@@ -12,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/testsupport"
 	"github.com/extauthz/extauthz/profiles"
+	"github.com/extauthz/extauthz/revocation"
 )
 
-// profileSecret is the credential the issuing tests plant.
-const profileSecret = "ghs-SENTINEL-profile-credential-7f3a"
+// issuedSecret is the credential the issuing tests plant.
+const issuedSecret = "ghs-SENTINEL-profile-credential-7f3a"
 
 // loadIssueProfiles loads testsupport.IssueProfiles (github, duo) and
 // profiles/kilo.yaml.
@@ -48,7 +51,7 @@ func githubSubject() capability.ProfileSubject {
 		OutboundContainerID: "ctr-1",
 		Subject:             map[string]string{"userId": "u-1", "tenantId": "t-9"},
 		Vars:                map[string]string{"owner": "acme", "repo": "widgets.git"},
-		Credentials:         map[string]string{"token": profileSecret},
+		Credentials:         map[string]string{"token": issuedSecret},
 	}
 }
 
@@ -85,7 +88,7 @@ func TestIssueProfileAPI(t *testing.T) {
 	_, h := newProfileIssuer(t, codec, nil)
 	duo := func(m map[string]any) {
 		m["profile"], m["vars"] = "duo", map[string]string{}
-		m["credentials"] = map[string]string{"key-a": "a-" + profileSecret, "key-b": "b\t" + profileSecret}
+		m["credentials"] = map[string]string{"key-a": "a-" + issuedSecret, "key-b": "b\t" + issuedSecret}
 	}
 	for _, tc := range []struct {
 		name string
@@ -99,7 +102,7 @@ func TestIssueProfileAPI(t *testing.T) {
 		{"no vars member for a profile without variables", profileIssueBody(func(m map[string]any) { duo(m); delete(m, "vars") }), capability.DefaultLifetime},
 		{"no subject member", profileIssueBody(func(m map[string]any) { delete(m, "subject") }), time.Hour},
 		{"profile member last, escaped", `{"outboundContainerId":"ctr-1","vars":{"owner":"acme","repo":"widgets.git"},` +
-			`"credentials":{"token":"` + profileSecret + `"},"\u0070rofile":"github"}`, time.Hour},
+			`"credentials":{"token":"` + issuedSecret + `"},"\u0070rofile":"github"}`, time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := doHTTP(t, h, nil, issueReq(tc.body))
@@ -159,7 +162,7 @@ func TestIssueProfileRefusals(t *testing.T) {
 	}{
 		// Malformed: the strict decoder.
 		{"unknown member", edit(func(m map[string]any) { m["targets"] = map[string]any{} }), 400, apiErrInvalidRequest},
-		{"kka1 member beside profile", edit(func(m map[string]any) { m["userToken"] = profileSecret }), 400, apiErrInvalidRequest},
+		{"kka1 member beside profile", edit(func(m map[string]any) { m["userToken"] = issuedSecret }), 400, apiErrInvalidRequest},
 		{"member in another case", strings.Replace(edit(nil), `"vars"`, `"Vars"`, 1), 400, apiErrInvalidRequest},
 		{"duplicate member", strings.Replace(edit(nil), `{`, `{"outboundContainerId":"ctr-2",`, 1), 400, apiErrInvalidRequest},
 		{"duplicate profile", strings.Replace(edit(nil), `{`, `{"profile":"duo",`, 1), 400, apiErrInvalidRequest},
@@ -172,13 +175,13 @@ func TestIssueProfileRefusals(t *testing.T) {
 		{"vars as an array", edit(func(m map[string]any) { m["vars"] = []string{"acme"} }), 400, apiErrInvalidRequest},
 		{"null credential", edit(func(m map[string]any) { m["credentials"] = map[string]any{"token": nil} }), 400, apiErrInvalidRequest},
 		{"credentials null", edit(func(m map[string]any) { m["credentials"] = nil }), 400, apiErrInvalidRequest},
-		{"slot name not a name", edit(func(m map[string]any) { m["credentials"] = map[string]string{profileSecret + " x": "token"} }), 400, apiErrInvalidRequest},
+		{"slot name not a name", edit(func(m map[string]any) { m["credentials"] = map[string]string{issuedSecret + " x": "token"} }), 400, apiErrInvalidRequest},
 		{"ttlSeconds a string", edit(func(m map[string]any) { m["ttlSeconds"] = "60" }), 400, apiErrInvalidRequest},
 		{"fractional ttlSeconds", edit(func(m map[string]any) { m["ttlSeconds"] = 1.5 }), 400, apiErrInvalidRequest},
 		{"trailing data", edit(nil) + "{}", 400, apiErrInvalidRequest},
 		// The profile.
 		{"unknown profile", edit(func(m map[string]any) { m["profile"] = "gitlab" }), 400, string(ReasonInvalidCapability)},
-		{"a secret as the profile", edit(func(m map[string]any) { m["profile"] = profileSecret }), 400, string(ReasonInvalidCapability)},
+		{"a secret as the profile", edit(func(m map[string]any) { m["profile"] = issuedSecret }), 400, string(ReasonInvalidCapability)},
 		{"empty profile", edit(func(m map[string]any) { m["profile"] = "" }), 400, string(ReasonInvalidCapability)},
 		{"the kilo profile (kka1 targets)", edit(func(m map[string]any) {
 			m["profile"], m["vars"], m["credentials"] = "kilo", map[string]string{"kiloSessionId": "s-1"}, map[string]string{"user": "u", "provider": "p"}
@@ -192,7 +195,7 @@ func TestIssueProfileRefusals(t *testing.T) {
 		{"missing slot", edit(func(m map[string]any) { m["credentials"] = map[string]string{} }), 400, string(ReasonInvalidCapability)},
 		{"no credentials member", edit(func(m map[string]any) { delete(m, "credentials") }), 400, string(ReasonInvalidCapability)},
 		{"extra slot", edit(func(m map[string]any) { creds(m)["other"] = "x" }), 400, string(ReasonInvalidCapability)},
-		{"wrong slot", edit(func(m map[string]any) { m["credentials"] = map[string]string{"tok": profileSecret} }), 400, string(ReasonInvalidCapability)},
+		{"wrong slot", edit(func(m map[string]any) { m["credentials"] = map[string]string{"tok": issuedSecret} }), 400, string(ReasonInvalidCapability)},
 		{"missing variable", edit(func(m map[string]any) { delete(vars(m), "repo") }), 400, string(ReasonInvalidCapability)},
 		{"no vars member", edit(func(m map[string]any) { delete(m, "vars") }), 400, string(ReasonInvalidCapability)},
 		{"extra variable", edit(func(m map[string]any) { vars(m)["branch"] = "main" }), 400, string(ReasonInvalidCapability)},
@@ -208,12 +211,12 @@ func TestIssueProfileRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := doHTTP(t, h, nil, issueReq(tc.body))
 			assertAPIError(t, w, tc.status, tc.slug)
-			if strings.Contains(dumpResponse(w), profileSecret) {
+			if strings.Contains(dumpResponse(w), issuedSecret) {
 				t.Errorf("the answer holds a secret:\n%s", dumpResponse(w))
 			}
 		})
 	}
-	if strings.Contains(log.String(), profileSecret) || strings.Contains(log.String(), "eac1.") || strings.Contains(log.String(), "profile capability issued") {
+	if strings.Contains(log.String(), issuedSecret) || strings.Contains(log.String(), "eac1.") || strings.Contains(log.String(), "profile capability issued") {
 		t.Errorf("the log holds a secret, a capability or an issue:\n%s", log.String())
 	}
 	// Without profiles, no profile capability is issued; kka1 still is.
@@ -250,21 +253,21 @@ func TestIssueProfileErrors(t *testing.T) {
 		ttl  time.Duration
 		want string
 	}{
-		{"unknown profile", edit(func(s *capability.ProfileSubject) { s.Profile = profileSecret }), 0, "not loaded (loaded: github, duo, kilo)"},
+		{"unknown profile", edit(func(s *capability.ProfileSubject) { s.Profile = issuedSecret }), 0, "not loaded (loaded: github, duo, kilo)"},
 		{"kilo", edit(func(s *capability.ProfileSubject) { s.Profile = "kilo" }), 0, "issue a kka1 capability"},
 		{"lifetime", githubSubject(), 2 * time.Hour, "over profile github's maxLifetime 1h0m0s"},
-		{"missing slot", edit(func(s *capability.ProfileSubject) { s.Credentials = map[string]string{profileSecret: "x"} }), 0, "profile github needs the credential slot token"},
-		{"extra slot", edit(func(s *capability.ProfileSubject) { s.Credentials[profileSecret] = "x" }), 0, "1 credential slot that profile github does not use (it uses: token)"},
+		{"missing slot", edit(func(s *capability.ProfileSubject) { s.Credentials = map[string]string{issuedSecret: "x"} }), 0, "profile github needs the credential slot token"},
+		{"extra slot", edit(func(s *capability.ProfileSubject) { s.Credentials[issuedSecret] = "x" }), 0, "1 credential slot that profile github does not use (it uses: token)"},
 		{"missing variables", edit(func(s *capability.ProfileSubject) { s.Vars = nil }), 0, "needs the variables owner, repo"},
-		{"extra variables", edit(func(s *capability.ProfileSubject) { s.Vars["a"], s.Vars[profileSecret] = "1", "2" }), 0, "2 variables that profile github does not use (it uses: owner, repo)"},
-		{"control character", edit(func(s *capability.ProfileSubject) { s.Credentials["token"] = profileSecret + "\n" }), 0, "the credential of slot token contains a control character"},
+		{"extra variables", edit(func(s *capability.ProfileSubject) { s.Vars["a"], s.Vars[issuedSecret] = "1", "2" }), 0, "2 variables that profile github does not use (it uses: owner, repo)"},
+		{"control character", edit(func(s *capability.ProfileSubject) { s.Credentials["token"] = issuedSecret + "\n" }), 0, "the credential of slot token contains a control character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := core.IssueProfile(tc.s, tc.ttl)
 			if !errors.Is(err, capability.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("IssueProfile = %v; want an ErrInvalid saying %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), profileSecret) {
+			if strings.Contains(err.Error(), issuedSecret) {
 				t.Errorf("the error quotes a secret: %v", err)
 			}
 		})
@@ -296,7 +299,7 @@ func TestIssueProfileLog(t *testing.T) {
 	}
 	first := len(log.String())
 	s := githubSubject()
-	s.Credentials["other"] = profileSecret
+	s.Credentials["other"] = issuedSecret
 	if _, err := core.IssueProfile(s, 0); err == nil {
 		t.Fatal("an extra slot was issued")
 	}
@@ -305,7 +308,7 @@ func TestIssueProfileLog(t *testing.T) {
 		!strings.Contains(refusal, `"profile":"github"`) || strings.Count(refusal, "\n") != 1 {
 		t.Errorf("refusal log = %s", refusal)
 	}
-	for _, secret := range []string{profileSecret, tok, tok[5:25]} {
+	for _, secret := range []string{issuedSecret, tok, tok[5:25]} {
 		if strings.Contains(log.String(), secret) {
 			t.Errorf("the log holds a secret")
 		}
@@ -320,4 +323,67 @@ func mustSealProfile(t testing.TB, c *capability.Codec, s capability.ProfileSubj
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestIssueRedeemRevokeProfile: a profile capability issued through the
+// API redeems, and is then revoked through the API by subject id, by
+// capability and by container, each revoking only its own.
+func TestIssueRedeemRevokeProfile(t *testing.T) {
+	store := revocation.NewMemoryStore()
+	// The server's clock, as the revocations' (APIHandler's), is time.Now:
+	// capabilities issued now are at or before the revocations made next.
+	core, err := NewAuthorizer(Config{Codec: newCodec(t, time.Now, testKey), Logger: zerolog.Nop(), Revocations: store.Set()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core.SetProfiles(loadIssueProfiles(t))
+	h, err := NewAPIHandler(core, APIOptions{Token: testAPIToken, Revocations: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(tenant, container string) string {
+		t.Helper()
+		w := doHTTP(t, h, nil, issueReq(profileIssueBody(func(m map[string]any) {
+			m["subject"], m["outboundContainerId"] = map[string]string{"userId": "u-1", "tenantId": tenant}, container
+		})))
+		var got map[string]string
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil {
+			t.Fatalf("issue = %d %s", w.Code, w.Body)
+		}
+		return got["capability"]
+	}
+	redeem := func(tok, container string) int {
+		t.Helper()
+		w := doHTTP(t, h, nil, redeemRequestFor(redeemBody(tok, container, "GET", "https://github.com/acme/widgets.git/info/refs?service=git-upload-pack")))
+		if w.Code == http.StatusOK && !strings.Contains(w.Body.String(), `"header":"authorization"`) {
+			t.Errorf("redeem answered %s", w.Body)
+		}
+		return w.Code
+	}
+	revoke := func(body string) {
+		t.Helper()
+		if w := doHTTP(t, h, nil, httpRequest{method: "POST", target: RevokePath, header: apiHeader(testAPIToken), body: body}); w.Code != http.StatusOK {
+			t.Fatalf("revoke %s = %d %s", body, w.Code, w.Body)
+		}
+	}
+	a, b, c := issue("t-9", "ctr-1"), issue("t-8", "ctr-1"), issue("t-8", "ctr-2")
+	for _, tc := range []struct{ tok, container string }{{a, "ctr-1"}, {b, "ctr-1"}, {c, "ctr-2"}} {
+		if code := redeem(tc.tok, tc.container); code != http.StatusOK {
+			t.Fatalf("redeem of an issued capability = %d; want 200", code)
+		}
+	}
+	steps := []struct {
+		revoke  string
+		a, b, c int // the redeem status of each afterwards
+	}{
+		{`{"subject":"tenantId=t-9"}`, 401, 200, 200},
+		{`{"capability":"` + b + `"}`, 401, 401, 200},
+		{`{"outboundContainerId":"ctr-2"}`, 401, 401, 401},
+	}
+	for _, st := range steps {
+		revoke(st.revoke)
+		if got := [3]int{redeem(a, "ctr-1"), redeem(b, "ctr-1"), redeem(c, "ctr-2")}; got != [3]int{st.a, st.b, st.c} {
+			t.Fatalf("after revoking %.40s: redeem = %v; want %v", st.revoke, got, [3]int{st.a, st.b, st.c})
+		}
+	}
 }
