@@ -290,7 +290,7 @@ func checkLiveness(t *testing.T, probe any) {
 
 // istioImage stands for the image the Istio Deployment runs. No public image
 // is published, so the manifest names a placeholder that cannot be mistaken
-// for a real image, and both it and the README say how to build and push one.
+// for a real image, and both it and the Istio guide say how to build and push one.
 const istioImage = "REGISTRY/extauthz:TAG"
 
 func checkIstioImage(t *testing.T, image string) {
@@ -299,7 +299,7 @@ func checkIstioImage(t *testing.T, image string) {
 		t.Errorf("Deployment image = %q; want the placeholder %q", image, istioImage)
 	}
 	steps := []string{"docker build -t " + istioImage + " .", "docker push " + istioImage}
-	for _, f := range []string{"extauthz.yaml", filepath.Join("..", "..", "README.md")} {
+	for _, f := range []string{"extauthz.yaml", filepath.Join("..", "..", "docs", "istio.md")} {
 		text := string(manifest.ReadFile(t, f))
 		for _, step := range steps {
 			if !strings.Contains(text, step) {
