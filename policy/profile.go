@@ -345,6 +345,19 @@ func (pr *Profile) ServesOrigin(req Request) bool {
 	return false
 }
 
+// InjectedHeaders lists the headers the profile's routes set on an allow
+// (Injection.HeaderName), in route order, each once: what a proxy must copy
+// from an allow onto the upstream request.
+func (pr *Profile) InjectedHeaders() []string {
+	var out []string
+	for i := range pr.table.routes {
+		if h := pr.table.routes[i].Inject.HeaderName(); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Slots lists the credential slots the profile's routes use, sorted.
 func (pr *Profile) Slots() []string { return slices.Clone(pr.slots) }
 
