@@ -41,8 +41,8 @@ func shippedProfileHeaders(t *testing.T) profileHeaders {
 				h.accept = append(h.accept, place.Header)
 			}
 		}
-		for _, inj := range pr.InjectedHeaders() {
-			if !slices.Contains(h.inject, inj) {
+		for _, in := range pr.Injections() {
+			if inj := in.HeaderName(); !slices.Contains(h.inject, inj) {
 				h.inject = append(h.inject, inj)
 			}
 		}

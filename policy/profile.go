@@ -345,14 +345,25 @@ func (pr *Profile) ServesOrigin(req Request) bool {
 	return false
 }
 
-// InjectedHeaders lists the headers the profile's routes set on an allow
-// (Injection.HeaderName), in route order, each once: what a proxy must copy
-// from an allow onto the upstream request.
-func (pr *Profile) InjectedHeaders() []string {
-	var out []string
+// RouteClasses lists the classes of the profile's routes, each once, in
+// route order.
+func (pr *Profile) RouteClasses() []RouteClass {
+	var out []RouteClass
 	for i := range pr.table.routes {
-		if h := pr.table.routes[i].Inject.HeaderName(); !slices.Contains(out, h) {
-			out = append(out, h)
+		if c := pr.table.routes[i].Class; !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Injections lists the injections of the profile's routes, each once, in
+// route order.
+func (pr *Profile) Injections() []Injection {
+	var out []Injection
+	for i := range pr.table.routes {
+		if in := pr.table.routes[i].Inject; in.Kind != 0 && !slices.Contains(out, in) {
+			out = append(out, in)
 		}
 	}
 	return out

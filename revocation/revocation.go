@@ -73,7 +73,8 @@ type Subject struct {
 	CloudAgentSessionID string
 	KiloSessionID       string
 	OutboundContainerID string
-	IssuedAt            int64 // milliseconds since the Unix epoch
+	Subjects            map[string]string // a profile capability's subject ids
+	IssuedAt            int64             // milliseconds since the Unix epoch
 }
 
 // NewEntry builds the entry that revokes value of kind at now, for the API

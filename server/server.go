@@ -47,7 +47,7 @@ type Server struct {
 	revocations         revocation.Store
 	storeKind, storeWhy string // revocationStore's choice
 
-	profiles   *reloadable[*profiles.Set] // nil without --profiles-file
+	profiles *reloadable[*profiles.Set] // nil without --profiles-file
 }
 
 // New builds a server from a configuration whose settings have passed
