@@ -18,6 +18,7 @@ import (
 
 	"github.com/extauthz/extauthz/capability"
 	"github.com/extauthz/extauthz/internal/testutil/testsupport"
+	"github.com/extauthz/extauthz/policy"
 	"github.com/extauthz/extauthz/profiles"
 	"github.com/extauthz/extauthz/revocation"
 )
@@ -504,4 +505,105 @@ func seriesValue(t *testing.T, reg *prometheus.Registry, labels ...string) (floa
 		}
 	}
 	return 0, false
+}
+
+// FuzzProfileCheck drives the gRPC adapter with the shipped provider
+// profiles loaded and arbitrary requests in which "$O", "$A" and "$G"
+// stand for openai, anthropic and github capabilities bound to ctr-1: it
+// never panics or errors, the wire path answers as the oracle does, a deny
+// carries no secret, and an allow is right: the bound caller, the route
+// its profile gives with the capability's variables, the credential as
+// that route injects it, and no header that carried a capability left in
+// place upstream (each one is overwritten or removed).
+func FuzzProfileCheck(f *testing.F) {
+	for _, s := range [][7]string{
+		{"POST", "api.openai.com", "/v1/chat/completions", "Bearer $O", "", "", "ctr-1"},
+		{"POST", "api.anthropic.com", "/v1/messages", "Bearer $A", "$A", "", "ctr-1"},
+		{"POST", "api.anthropic.com", "/v1/messages", "", "$A", "$A", "ctr-1"},
+		{"GET", "github.com", "/acme/widgets.git/info/refs?service=git-upload-pack", "Basic $G", "", "", "ctr-1"},
+		{"GET", "github.com", "/acme/widgets.git/info/refs", "", "", "", "ctr-1"},
+		{"POST", "github.com", "/evil/widgets.git/git-receive-pack", "Basic $G", "", "", "ctr-1"},
+		{"GET", "api.github.com", "/repos/acme/x/pulls", "Bearer $G", "", "", "ctr-2"},
+		{"POST", "api.openai.com", "/v1/%2e%2e/x", "Bearer $O, Bearer $A", "", "", "ctr-1"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5], s[6])
+	}
+	pc := newProfileCore(f)
+	caps := map[string]string{
+		"$O": pc.seal(f, "openai", "api-key", nil),
+		"$A": pc.seal(f, "anthropic", "api-key", nil),
+		"$G": pc.seal(f, "github", "token", map[string]string{"owner": "acme", "repo": "widgets.git"}),
+	}
+	expand := func(v string) string {
+		v = strings.ReplaceAll(v, "Basic $G", basicOfCap("x-access-token", caps["$G"]))
+		for k, c := range caps {
+			v = strings.ReplaceAll(v, k, c)
+		}
+		return v
+	}
+	srv, err := NewGRPCServer(pc.core, GRPCOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv.reader.Named = pc.core.ProfileHeaders()
+	f.Fuzz(func(t *testing.T, method, host, path, authorization, apiKey, capHeader, callerID string) {
+		headers := map[string]string{}
+		for name, v := range map[string]string{"authorization": authorization, "x-api-key": apiKey, "x-kilo-capability": capHeader} {
+			if v != "" {
+				headers[name] = expand(v)
+			}
+		}
+		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			ContextExtensions: map[string]string{"outbound_container_id": callerID},
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: method, Scheme: "https", Host: host, Path: path, Headers: headers,
+			}},
+		}}
+		resp, err := srv.oracleCheck(context.Background(), req)
+		if err != nil {
+			t.Fatalf("the oracle returned an error: %v", err)
+		}
+		if _, encErr := proto.Marshal(req); encErr == nil {
+			wire, err := srv.Check(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Check returned an error: %v", err)
+			}
+			if !proto.Equal(wire, resp) {
+				t.Fatalf("Check answered\n%v\nthe oracle\n%v", wire, resp)
+			}
+		}
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			if text := resp.String(); strings.Contains(text, "eac1.") || strings.Contains(text, profileSecret) {
+				t.Fatalf("a deny carries a capability or a secret: %v", text)
+			}
+			return
+		}
+		if callerID != "ctr-1" {
+			t.Fatalf("allowed caller %q; only ctr-1 is bound", callerID)
+		}
+		md := resp.GetDynamicMetadata().AsMap()
+		pr, found := pc.core.Profiles().Profile(md["profile"].(string))
+		if !found {
+			t.Fatalf("allowed for profile %v, which is not loaded", md["profile"])
+		}
+		var vars []policy.Var
+		if pr.Name() == "github" {
+			vars = []policy.Var{{Name: "owner", Value: "acme"}, {Name: "repo", Value: "widgets.git"}}
+		}
+		route, err := pr.Classify(policy.Request{Scheme: "https", Authority: host, Path: path, Method: method}, nil, vars)
+		if err != nil || string(route.Class) != md["route_class"] {
+			t.Fatalf("allowed as %v, but the profile says %v, %v", md["route_class"], route.Class, err)
+		}
+		set := ok.GetHeaders()[0].GetHeader()
+		prefix, value := injectedValue(route.Inject, profileSecret)
+		if set.GetKey() != route.Inject.HeaderName() || set.GetValue() != prefix+value {
+			t.Fatalf("allow sets %s: %.24q…; want the route's injection", set.GetKey(), set.GetValue())
+		}
+		for name, v := range headers {
+			if strings.Contains(v, "eac1.") && name != set.GetKey() && !slices.Contains(ok.GetHeadersToRemove(), name) {
+				t.Fatalf("%s carried a capability and is neither overwritten nor removed: %v", name, ok)
+			}
+		}
+	})
 }
