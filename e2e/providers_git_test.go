@@ -18,15 +18,9 @@ import (
 // sandbox's git", with the capability and the sandbox's proxy put in.
 func guideGitScript(t *testing.T, capabilityValue, proxy string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "docs", "providers", "github.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "\n## The sandbox's git\n")
-	_, block, ok2 := strings.Cut(section, "```sh\n")
-	block, _, ok3 := strings.Cut(block, "```")
-	if !ok || !ok2 || !ok3 || !strings.Contains(block, "eac1.…") || !strings.Contains(block, guideHost) {
-		t.Fatalf("docs/providers/github.md: no sh block under \"## The sandbox's git\" naming the capability (eac1.…) and the proxy (%s)", guideHost)
+	block := guideBlock(t, "github.md", "## The sandbox's git", "sh")
+	if !strings.Contains(block, "eac1.…") || !strings.Contains(block, guideHost) {
+		t.Fatalf("docs/providers/github.md: the sandbox's git names no capability (eac1.…) or no proxy (%s)", guideHost)
 	}
 	return strings.NewReplacer("eac1.…", capabilityValue, guideHost, "http://"+proxy).Replace(block)
 }
@@ -39,7 +33,7 @@ func (s *providerStack) testGit(t *testing.T) {
 	git := testprog.Require(t, "git", "/usr/bin/git")
 	bash := testprog.Require(t, "bash", "/bin/bash")
 	up := s.upstreams["github_git"]
-	tok := s.seal(t, "github", sandbox1, map[string]string{"owner": ghOwner, "repo": ghRepo}, map[string]string{"token": githubToken})
+	tok := s.issue(t, "github.md", sandbox1, githubToken)
 	home, work := t.TempDir(), t.TempDir()
 	// The sandbox's environment alone: no proxy variable or git setting of
 	// this machine's.

@@ -11,13 +11,14 @@ import (
 )
 
 // TestProvidersThroughEnvoy is issue 24's proof: the unmodified openai and
-// anthropic Python SDKs and git, each holding only a profile capability and
-// configured as docs/providers/ says, through a real Envoy with the shipped
-// envoy-profiles.yaml and profiles/providers.yaml, reach HTTPS stand-ins of
-// the providers with the real key, and never with the capability; another
-// owner's repository, another sandbox, an expired and a revoked capability
-// are denied. The subtests run in order on one stack: the revocation, of
-// the second sandbox's container, comes last.
+// anthropic Python SDKs and git, each holding only a profile capability
+// issued and configured as docs/providers/ says, through a real Envoy with
+// the shipped envoy-profiles.yaml and profiles/providers.yaml, reach HTTPS
+// stand-ins of the providers with the real key, and never with the
+// capability; another owner's repository, another sandbox, an expired and a
+// revoked capability are denied. The subtests run in order on one stack:
+// the revocations come last (the subject one revokes every capability
+// issued for the guides' user).
 func TestProvidersThroughEnvoy(t *testing.T) {
 	s := newProviderStack(t)
 	t.Run("openai chat and streamed chat", s.testOpenAI)
@@ -32,7 +33,7 @@ func TestProvidersThroughEnvoy(t *testing.T) {
 
 func (s *providerStack) testOpenAI(t *testing.T) {
 	up := s.upstreams["openai"]
-	env := guideEnv(t, "openai.md", s.seal(t, "openai", sandbox1, nil, map[string]string{"api-key": openaiKey}), s.proxies[sandbox1])
+	env := guideEnv(t, "openai.md", s.issue(t, "openai.md", sandbox1, openaiKey), s.proxies[sandbox1])
 	for mode, want := range map[string]string{"chat": "hello from openai", "stream": "hello streamed openai"} {
 		if r := s.runSDK(t, env, "openai", mode); r.Text != want {
 			t.Errorf("openai %s = %+v; want %q", mode, r, want)
@@ -45,7 +46,7 @@ func (s *providerStack) testOpenAI(t *testing.T) {
 
 func (s *providerStack) testAnthropic(t *testing.T) {
 	up := s.upstreams["anthropic"]
-	env := guideEnv(t, "anthropic.md", s.seal(t, "anthropic", sandbox1, nil, map[string]string{"api-key": anthropicKey}), s.proxies[sandbox1])
+	env := guideEnv(t, "anthropic.md", s.issue(t, "anthropic.md", sandbox1, anthropicKey), s.proxies[sandbox1])
 	for mode, want := range map[string]string{"chat": "hello from anthropic", "stream": "hello streamed anthropic"} {
 		if r := s.runSDK(t, env, "anthropic", mode); r.Text != want {
 			t.Errorf("anthropic %s = %+v; want %q", mode, r, want)
@@ -60,7 +61,7 @@ func (s *providerStack) testAnthropic(t *testing.T) {
 // testHeaderClients: the other two shipped origins, with the headers their
 // clients send (google-genai's x-goog-api-key; a REST client's bearer).
 func (s *providerStack) testHeaderClients(t *testing.T) {
-	gem := s.seal(t, "gemini", sandbox1, nil, map[string]string{"api-key": geminiKey})
+	gem := s.issue(t, "gemini.md", sandbox1, geminiKey)
 	resp, body := s.through(t, sandbox1, http.MethodPost, "http://generativelanguage.googleapis.com/v1beta/models/gemini-test:generateContent",
 		map[string]string{"x-goog-api-key": gem})
 	if got := s.upstreams["gemini"].last().Header.Get("X-Goog-Api-Key"); resp.StatusCode != http.StatusOK || got != geminiKey {
@@ -68,7 +69,7 @@ func (s *providerStack) testHeaderClients(t *testing.T) {
 	}
 
 	api := s.upstreams["github_api"]
-	gh := s.seal(t, "github", sandbox1, map[string]string{"owner": ghOwner, "repo": ghRepo}, map[string]string{"token": githubToken})
+	gh := s.issue(t, "github.md", sandbox1, githubToken)
 	resp, body = s.through(t, sandbox1, http.MethodGet, "http://api.github.com/repos/acme/widgets/pulls", map[string]string{"Authorization": "Bearer " + gh})
 	if got := api.last().Header.Get("Authorization"); resp.StatusCode != http.StatusOK || got != "Bearer "+githubToken {
 		t.Errorf("GitHub REST: %d %s, the stand-in got authorization %q; want 200 with the real token", resp.StatusCode, body, got)
@@ -85,7 +86,7 @@ func (s *providerStack) testHeaderClients(t *testing.T) {
 func (s *providerStack) testOtherSandbox(t *testing.T) {
 	before := s.upstreams["openai"].count() + s.upstreams["anthropic"].count()
 	for _, sdk := range sdks {
-		env := guideEnv(t, sdk.guide, s.seal(t, sdk.profile, sandbox1, nil, map[string]string{"api-key": sdk.key}), s.proxies[sandbox2])
+		env := guideEnv(t, sdk.guide, s.issue(t, sdk.guide, sandbox1, sdk.key), s.proxies[sandbox2])
 		r := s.runSDK(t, env, sdk.profile, "chat")
 		if r.Status != http.StatusForbidden || r.Error != "PermissionDeniedError" || r.reason() != "container_mismatch" {
 			t.Errorf("%s: sandbox-1's capability in sandbox-2: %+v; want PermissionDeniedError 403 container_mismatch", sdk.profile, r)
@@ -116,25 +117,22 @@ func (s *providerStack) testExpired(t *testing.T) {
 	}
 }
 
-// testRevoked: a capability that works, revoked through the server's API
-// with `extauthz revoke`, is denied by the next request, within a second.
+// testRevoked: capabilities that work, revoked through the server's API
+// with `extauthz revoke` as the guides say: one capability (read from
+// stdin) is denied by the next request, within a second; then every
+// capability of a subject id, which the anthropic SDK sees on a stream.
 func (s *providerStack) testRevoked(t *testing.T) {
-	tok := s.seal(t, "openai", sandbox2, nil, map[string]string{"api-key": openaiKey})
-	env := guideEnv(t, "openai.md", tok, s.proxies[sandbox2])
-	antEnv := guideEnv(t, "anthropic.md", s.seal(t, "anthropic", sandbox2, nil, map[string]string{"api-key": anthropicKey}), s.proxies[sandbox2])
+	tok := s.issue(t, "openai.md", sandbox1, openaiKey)
+	env := guideEnv(t, "openai.md", tok, s.proxies[sandbox1])
+	antEnv := guideEnv(t, "anthropic.md", s.issue(t, "anthropic.md", sandbox1, anthropicKey), s.proxies[sandbox1])
 	if r := s.runSDK(t, env, "openai", "chat"); r.Text != "hello from openai" {
 		t.Fatalf("before the revocation: %+v; want an answer", r)
 	}
 	chat := func() int {
-		resp, _ := s.through(t, sandbox2, http.MethodPost, "http://api.openai.com/v1/chat/completions", map[string]string{"Authorization": "Bearer " + tok})
+		resp, _ := s.through(t, sandbox1, http.MethodPost, "http://api.openai.com/v1/chat/completions", map[string]string{"Authorization": "Bearer " + tok})
 		return resp.StatusCode
 	}
-	revoke := exec.Command(s.bin, "revoke", "--api-url", "http://"+s.ext.http, "--api-token-file", s.tokenFile,
-		"--outbound-container-id", sandbox2, "--reason", "e2e")
-	revoke.Env = cleanEnv()
-	if out, err := revoke.CombinedOutput(); err != nil {
-		t.Fatalf("extauthz revoke: %v\n%s", err, out)
-	}
+	s.revoke(t, tok, "--capability-stdin")
 	acked := time.Now()
 	for chat() != http.StatusUnauthorized {
 		if time.Since(acked) > time.Second {
@@ -146,9 +144,21 @@ func (s *providerStack) testRevoked(t *testing.T) {
 	if r := s.runSDK(t, env, "openai", "chat"); r.Status != http.StatusUnauthorized || r.Error != "AuthenticationError" || r.reason() != "revoked_capability" {
 		t.Errorf("openai, revoked capability: %+v; want AuthenticationError 401 revoked_capability", r)
 	}
-	// The anthropic SDK's view of it, streamed: the stream is refused
+	// Every capability issued for the user until now; a stream is refused
 	// before it starts.
+	s.revoke(t, "", "--subject", "userId=u-42")
 	if r := s.runSDK(t, antEnv, "anthropic", "stream"); r.Status != http.StatusUnauthorized || r.Error != "AuthenticationError" || r.reason() != "revoked_capability" {
-		t.Errorf("anthropic, revoked container: %+v; want AuthenticationError 401 revoked_capability", r)
+		t.Errorf("anthropic, revoked subject: %+v; want AuthenticationError 401 revoked_capability", r)
+	}
+}
+
+// revoke runs `extauthz revoke` against the stack's API with args, stdin
+// on its standard input.
+func (s *providerStack) revoke(t *testing.T, stdin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.bin, append([]string{"revoke", "--api-url", "http://" + s.ext.http, "--api-token-file", s.tokenFile, "--reason", "e2e"}, args...)...)
+	cmd.Env, cmd.Stdin = cleanEnv(), strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("extauthz revoke %q: %v\n%s", args, err, out)
 	}
 }

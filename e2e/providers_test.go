@@ -61,6 +61,8 @@ type providerStack struct {
 	bin       string
 	ext       *extauthzProc
 	codec     *capability.Codec
+	keyFile   string // the key ring extauthz and issue read
+	profiles  string // the repository's profiles/ directory
 	tokenFile string
 	upstreams map[string]*tlsUpstream // by cluster
 	proxies   map[string]string       // sandbox → Envoy listener, host:port
@@ -74,15 +76,14 @@ func newProviderStack(t *testing.T) *providerStack {
 	envoyBin := envoyproc.Require(t)
 	testprog.Require(t, "git", "/usr/bin/git")
 	s := &providerStack{sdkPython: requireSDKPython(t), bin: extauthzBin(t), upstreams: map[string]*tlsUpstream{}, proxies: map[string]string{}}
-	var keyFile string
-	keyFile, s.codec = newKey(t)
+	s.keyFile, s.codec = newKey(t)
 	s.tokenFile = testsupport.SecretFile(t, "api-token", "e2e-admin-token-7f3a9c21d04b\n")
-	profilesFile, err := filepath.Abs(filepath.Join("..", "profiles", "providers.yaml"))
-	if err != nil {
+	var err error
+	if s.profiles, err = filepath.Abs(filepath.Join("..", "profiles")); err != nil {
 		t.Fatal(err)
 	}
-	s.ext = startServe(t, s.bin, keyFile, true,
-		"--profiles-file", profilesFile, "--api-token-file", s.tokenFile,
+	s.ext = startServe(t, s.bin, s.keyFile, true,
+		"--profiles-file", filepath.Join(s.profiles, "providers.yaml"), "--api-token-file", s.tokenFile,
 		"--revocation-file", filepath.Join(t.TempDir(), "revocations"))
 
 	ca := testpki.NewCA(t, "providers")
@@ -129,12 +130,52 @@ func addrPort(t *testing.T, addr string) int {
 	return port
 }
 
-// seal issues a profile capability for sandbox, valid for ttl from now.
-func (s *providerStack) seal(t *testing.T, profile, sandbox string, vars, creds map[string]string) string {
+// issue runs the "## Issuing" command of docs/providers/<guide> as it is,
+// with the built extauthz on PATH, the stack's key file and the
+// repository's profiles/, sandbox for the guide's sandbox-7, and secret in
+// the file the guide reads it from; it returns the capability printed.
+func (s *providerStack) issue(t *testing.T, guide, sandbox, secret string) string {
 	t.Helper()
-	return sealProfileWith(t, s.codec, profile, sandbox, vars, creds, time.Hour)
+	block := guideBlock(t, guide, "## Issuing", "sh")
+	files := secretFile.FindAllStringSubmatch(block, -1)
+	if len(files) != 1 {
+		t.Fatalf("docs/providers/%s: the issue command reads %d secrets from /run/secrets; want one", guide, len(files))
+	}
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, files[0][1]), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for old, repl := range map[string]string{
+		"@/run/secrets/":            "@" + secrets + "/",
+		"--profiles-file profiles/": "--profiles-file " + s.profiles,
+		"--key-file keys":           "--key-file " + s.keyFile,
+		"sandbox-7":                 sandbox,
+	} {
+		if !strings.Contains(block, old) {
+			t.Fatalf("docs/providers/%s: the issue command has no %q", guide, old)
+		}
+		pairs = append(pairs, old, repl)
+	}
+	cmd := exec.Command("bash", "-e", "-c", strings.NewReplacer(pairs...).Replace(block))
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), "PATH="+filepath.Dir(s.bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	tok := strings.TrimSpace(string(out))
+	if err != nil || capability.KindOf(tok) != capability.KindProfile {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("docs/providers/%s's issue command: %v, printed %d bytes\n%s", guide, err, len(out), stderr)
+	}
+	return tok
 }
 
+var secretFile = regexp.MustCompile(`@/run/secrets/([A-Za-z0-9._-]+)`)
+
+// sealProfileWith seals a profile capability with codec c, for what the
+// guides' issue command cannot make: one whose lifetime is already over.
 func sealProfileWith(t *testing.T, c *capability.Codec, profile, sandbox string, vars, creds map[string]string, ttl time.Duration) string {
 	t.Helper()
 	if vars == nil {
@@ -210,21 +251,30 @@ func requireSDKPython(t *testing.T) string {
 	return ""
 }
 
-// guideEnv reads the sandbox's environment from a provider guide (the sh
-// block under "## The sandbox's environment"), with the capability and the
-// sandbox's proxy put in: the SDKs run with exactly what the guide says.
-func guideEnv(t *testing.T, guide, capabilityValue, proxy string) []string {
+// guideBlock returns the first code block of language lang under heading
+// in docs/providers/<guide>.
+func guideBlock(t *testing.T, guide, heading, lang string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "docs", "providers", guide))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(data), "\n## The sandbox's environment\n")
-	_, block, ok2 := strings.Cut(section, "```sh\n")
+	_, section, ok := strings.Cut(string(data), "\n"+heading+"\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok2 := strings.Cut(section, "```"+lang+"\n")
 	block, _, ok3 := strings.Cut(block, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatalf("docs/providers/%s: no sh block under \"## The sandbox's environment\"", guide)
+		t.Fatalf("docs/providers/%s: no %s block under %q", guide, lang, heading)
 	}
+	return block
+}
+
+// guideEnv reads the sandbox's environment from a provider guide (the sh
+// block under "## The sandbox's environment"), with the capability and the
+// sandbox's proxy put in: the SDKs run with exactly what the guide says.
+func guideEnv(t *testing.T, guide, capabilityValue, proxy string) []string {
+	t.Helper()
+	block := guideBlock(t, guide, "## The sandbox's environment", "sh")
 	var env []string
 	gotCap, gotProxy := false, false
 	for _, line := range strings.Split(block, "\n") {
