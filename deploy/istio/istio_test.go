@@ -14,9 +14,15 @@ import (
 // istioManifests loads every document in this directory, indexed by kind.
 func istioManifests(t *testing.T) map[string][]map[string]any {
 	t.Helper()
-	files, err := filepath.Glob("*.yaml")
+	return manifestsIn(t, ".")
+}
+
+// manifestsIn loads every document of dir/*.yaml, indexed by kind.
+func manifestsIn(t *testing.T, dir string) map[string][]map[string]any {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in deploy/istio (%v)", err)
+		t.Fatalf("no manifests in deploy/istio/%s (%v)", dir, err)
 	}
 	byKind := map[string][]map[string]any{}
 	for _, f := range files {

@@ -22,15 +22,21 @@ func readmeBlocks(t *testing.T, marker string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := string(data)
+	return markedBlocks(t, "docs/helm.md", string(data), marker)
+}
+
+// markedBlocks returns the code blocks of text (a Markdown page, named for
+// errors) that follow the line <!-- marker -->.
+func markedBlocks(t *testing.T, name, text, marker string) []string {
+	t.Helper()
 	var blocks []string
-	lines := strings.Split(section, "\n")
+	lines := strings.Split(text, "\n")
 	for i, l := range lines {
 		if l != "<!-- "+marker+" -->" {
 			continue
 		}
 		if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "```") {
-			t.Fatalf("docs/helm.md: <!-- %s --> is not followed by a code block", marker)
+			t.Fatalf("%s: <!-- %s --> is not followed by a code block", name, marker)
 		}
 		var b []string
 		for _, l := range lines[i+2:] {
@@ -131,7 +137,7 @@ func TestREADMEInstall(t *testing.T) {
 	r := mustRender(t, string(y))
 	ctr := r.container(t)
 	checkPod(t, r.Deployment.Spec.Template.Spec, ctr)
-	checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, keysMount, map[string]string{"keys": secretName}, nil)
+	checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, keysMount, map[string]string{"keys": secretName}, nil, nil)
 	if !slices.Contains(ctr.Args, "--key-file=/etc/extauthz/keys/"+secretKey) {
 		t.Errorf("args %q do not read the Secret's key %q", ctr.Args, secretKey)
 	}
