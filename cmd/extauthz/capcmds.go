@@ -42,7 +42,7 @@ of the key file and keep the old one below it until its capabilities have expire
 func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	var out string
 	flags := []flagspec.Flag{flagspec.Var(&out, "o", "", "write the key to this new file, readable by its owner only (0600); an existing file is never overwritten").NoEnv()}
-	if code, done := parse("keygen", keygenSynopsis, flags, args, os.Getenv, stderr); done {
+	if code, done := parse("keygen", keygenSynopsis, flags, args, os.Getenv, stdout, stderr); done {
 		return code
 	}
 	if out == "" {
@@ -99,7 +99,7 @@ func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capE
 	flags := append(keyFlags(&keyFile, &keys, "the first seals"),
 		flagspec.Var(&ttl, "ttl", capability.DefaultLifetime, "lifetime of the capability, at most 4h", capability.CheckLifetime),
 		flagspec.Parsed(&pol, "dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)", server.ParsePolicy))
-	if code, done := parse("issue", issueSynopsis, flags, args, env.getenv, stderr); done {
+	if code, done := parse("issue", issueSynopsis, flags, args, env.getenv, stdout, stderr); done {
 		return code
 	}
 	fail := func(format string, a ...any) int {
@@ -144,7 +144,7 @@ userToken and providerToken redacted, or the reason it does not open
 
 func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
 	var keyFile, keys string
-	if code, done := parse("open", openSynopsis, keyFlags(&keyFile, &keys, "all are tried"), args, env.getenv, stderr); done {
+	if code, done := parse("open", openSynopsis, keyFlags(&keyFile, &keys, "all are tried"), args, env.getenv, stdout, stderr); done {
 		return code
 	}
 	fail := func(format string, a ...any) int {
