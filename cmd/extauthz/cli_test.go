@@ -20,7 +20,7 @@ func TestHelpOnStdout(t *testing.T) {
 		{"--help"}, {"-h"}, {"help"},
 		{"serve", "--help"}, {"serve", "-h"}, {"help", "serve"},
 		{"check-config", "--help"}, {"issue", "--help"}, {"open", "-h"}, {"keygen", "--help"},
-		{"revoke", "--help"}, {"version", "--help"},
+		{"revoke", "--help"}, {"version", "--help"}, {"demo", "--help"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(args, strings.NewReader(""), &out, &errb)

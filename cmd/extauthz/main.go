@@ -1,7 +1,7 @@
 // Command extauthz is an Envoy external authorization server that swaps kka1
 // capabilities for real upstream credentials.
 //
-// Subcommands: serve, issue, open, revoke, keygen, check-config, version.
+// Subcommands: serve, issue, open, revoke, keygen, check-config, demo, version.
 package main
 
 import (
@@ -37,6 +37,7 @@ func commands() []command {
 		{"revoke", "revoke a capability, session, container or user through a server's API", runRevoke},
 		{"keygen", "print a fresh base64 AES-256 key", runKeygen},
 		{"check-config", "validate serve flags and the key file, then exit", runCheckConfig},
+		{"demo", "run the compose demo on this machine: real Envoy, extauthz, an echo upstream; no Docker", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }

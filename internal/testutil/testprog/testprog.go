@@ -17,7 +17,7 @@ import (
 )
 
 // Require returns the path of the program name, found on PATH or at one of
-// the extra paths, or skips the test (fails it when CI=true).
+// the extra paths, or skips the test (fails it when CI=true): Missing.
 func Require(t testing.TB, name string, extra ...string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -28,11 +28,28 @@ func Require(t testing.TB, name string, extra ...string) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI (.ci/run installs it)", name)
-	}
-	t.Skipf("%s not found; install it to run this test", name)
+	Missing(t, name, "not found on PATH")
 	return ""
+}
+
+// MissingPrefix starts the message of every test skipped for a program
+// that is not installed: "missing program NAME: why". The test command
+// (internal/testsuite) counts those skips and says how to install what they
+// need.
+const MissingPrefix = "missing program "
+
+// InstallCommand installs every program the tests run (.ci/run runs it).
+const InstallCommand = "bash .ci/install"
+
+// Missing skips t because program is not installed, saying why; with
+// CI=true it fails t instead, so that a CI machine that lost a package
+// cannot turn a suite green by skipping.
+func Missing(t testing.TB, program, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI (%s installs it): %s", program, InstallCommand, why)
+	}
+	t.Skipf("%s%s: %s", MissingPrefix, program, why)
 }
 
 // NodeKKA1 returns a function that seals (mode "seal": stdin is claims JSON,
