@@ -89,10 +89,21 @@ func checkLoopbackAddr(addr string) error {
 	return nil
 }
 
+// checkFree says, before anything starts, that Envoy could not listen on
+// addr, and what to do.
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--proxy-addr %s: %w (another demo, or the compose demo's Envoy?); --proxy-addr 127.0.0.1:0 picks a free port", addr, err)
+	}
+	return ln.Close()
+}
+
 // demo is what `extauthz demo` started, for stop (and kill, on a second
 // Ctrl-C) to end.
 type demo struct {
-	stderr io.Writer
+	stderr    io.Writer
+	container string // the demo capability's outbound container id
 
 	mu    sync.Mutex // dir and envoy: kill reads them from the signal's goroutine
 	dir   string
@@ -106,6 +117,9 @@ type demo struct {
 // run starts everything, prints the requests and waits for ctx to end (or
 // for something it started to fail).
 func (d *demo) run(ctx context.Context, proxyAddr string, stdout io.Writer) error {
+	if err := checkFree(proxyAddr); err != nil {
+		return err
+	}
 	bin, err := d.findEnvoy(ctx)
 	if err != nil {
 		return err
@@ -132,7 +146,7 @@ func (d *demo) run(ctx context.Context, proxyAddr string, stdout io.Writer) erro
 	if ctx.Err() != nil {
 		return nil // Ctrl-C while starting
 	}
-	printDemo(stdout, demoPrintout{dir: d.dir, proxy: proxy, api: auth.http, envoy: bin, extauthz: auth.grpc, echo: echoAddr})
+	printDemo(stdout, demoPrintout{dir: d.dir, container: d.container, proxy: proxy, api: auth.http, envoy: bin, extauthz: auth.grpc, echo: echoAddr})
 	select {
 	case <-ctx.Done():
 		return nil
@@ -201,7 +215,12 @@ func (d *demo) startExtauthz() (demoListeners, error) {
 	if err != nil {
 		return demoListeners{}, err
 	}
-	tok, err := srv.Authorizer().Issue(compose.DemoSubject, demoTTL)
+	sub, err := capability.DecodeSubject(compose.DemoSubject)
+	if err != nil {
+		return demoListeners{}, fmt.Errorf("deploy/compose/demo-subject.json: %w", err)
+	}
+	d.container = sub.OutboundContainerID
+	tok, err := srv.Authorizer().IssueSubject(sub, demoTTL)
 	if err != nil {
 		return demoListeners{}, fmt.Errorf("issuing the demo capability: %w", err)
 	}

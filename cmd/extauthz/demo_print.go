@@ -12,6 +12,7 @@ import (
 // and where its files are.
 type demoPrintout struct {
 	dir                   string // the capability, the API token, revoke.json, the logs
+	container             string // the capability's outbound container id
 	proxy                 string // Envoy's listener
 	api                   string // extauthz's HTTP listener: the capability API
 	envoy, extauthz, echo string // Envoy's binary; the gRPC and upstream addresses
@@ -42,12 +43,12 @@ extauthz demo: the docker compose demo on this machine, without Docker.
   echo upstream  %s, which Envoy serves as %s
 
 The capability in %s is bound to container
-demo-container and valid for %v (deploy/compose/demo-subject.json). A sandbox sends it
+%s and valid for %g h (deploy/compose/demo-subject.json). A sandbox sends it
 in x-kilo-capability through Envoy; extauthz swaps it for the real token or refuses.
 Paste these three in another terminal, in order:
 
-1. Allowed: the echo upstream shows it received "authorization": ["Bearer demo-user-token"]
-   and no x-kilo-capability.
+1. Allowed: the echo upstream shows the authorization it received, "Bearer demo-user-token"
+   (the user's real token), and no x-kilo-capability.
 
 %s
 
@@ -64,7 +65,7 @@ Paste these three in another terminal, in order:
 Logs: %s (a line per decision), %s (Envoy's access log).
 Ctrl-C stops Envoy, extauthz and the echo upstream, and removes %s.
 `, p.envoy, p.proxy, p.extauthz, p.api, p.echo, demoUpstream,
-		filepath.Join(p.dir, "capability"), demoTTL, indent(allowed), indent(denied), indent(revoked),
+		filepath.Join(p.dir, "capability"), p.container, demoTTL.Hours(), indent(allowed), indent(denied), indent(revoked),
 		filepath.Join(p.dir, "extauthz.log"), filepath.Join(p.dir, "envoy.log"), p.dir)
 }
 

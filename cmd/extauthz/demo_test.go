@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,5 +183,20 @@ func TestDemoProxyAddr(t *testing.T) {
 		if err := checkLoopbackAddr(addr); (err == nil) != ok {
 			t.Errorf("checkLoopbackAddr(%q) = %v; want ok %v", addr, err, ok)
 		}
+	}
+}
+
+// TestDemoProxyAddrInUse: a busy --proxy-addr is refused before anything
+// starts, with the way out.
+func TestDemoProxyAddrInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo", "--proxy-addr", ln.Addr().String()}, nil, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "--proxy-addr 127.0.0.1:0 picks a free port") || out.Len() != 0 {
+		t.Errorf("demo on a busy port = %d, %q %q; want 1 and the way out", code, out.String(), errb.String())
 	}
 }
