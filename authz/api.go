@@ -179,30 +179,30 @@ func (h *APIHandler) authorized(r *http.Request) (presented, ok bool) {
 	return true, subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
 }
 
-// issue seals a capability for the subject in the body: a subject document
-// (capability.DecodeSubject) with one more member, ttlSeconds, the optional
-// lifetime (absent: capability.DefaultLifetime). A malformed body is
-// invalid_request; then Authorizer.IssueSubject decides: a broken claim rule
+// issue seals a capability for the subject in the body. A body with a
+// top-level profile member asks for a profile capability: a profile subject
+// document (capability.DecodeProfileSubject), sealed by
+// Authorizer.IssueProfile; any other body a kka1 subject document
+// (capability.DecodeSubject), sealed by Authorizer.IssueSubject. Both may
+// carry ttlSeconds, the optional lifetime (absent: capability.DefaultLifetime,
+// or for a profile its default, IssueProfile's). A malformed body is
+// invalid_request; then the issuer decides: a broken claim or profile rule
 // is invalid_capability, unusable targets invalid_targets, both 400; no key
 // is 503.
 func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
-	var ttlSeconds *int64
-	s, err := capability.DecodeSubjectWith(body, capability.ExtraMember{Name: "ttlSeconds",
-		Read: func(rd *strictjson.Reader, p strictjson.Pointer) error {
-			n, err := rd.Int(p)
-			ttlSeconds = &n
-			return err
-		}})
-	ttl := capability.DefaultLifetime
-	if ttlSeconds != nil {
-		ttl = -1 // refused by the lifetime rule, as is 0
-		if n := *ttlSeconds; n >= 0 && n <= math.MaxInt64/int64(time.Second) {
-			ttl = time.Duration(n) * time.Second
-		}
-	}
+	var ttl ttlSeconds
 	var tok string
-	if err == nil {
-		tok, err = h.core.IssueSubject(s, ttl)
+	var err error
+	if strictjson.HasMember(body, "profile") {
+		var s capability.ProfileSubject
+		if s, err = capability.DecodeProfileSubject(body, ttl.member()); err == nil {
+			tok, err = h.core.IssueProfile(s, ttl.lifetime(0))
+		}
+	} else {
+		var s capability.Subject
+		if s, err = capability.DecodeSubjectWith(body, ttl.member()); err == nil {
+			tok, err = h.core.IssueSubject(s, ttl.lifetime(capability.DefaultLifetime))
+		}
 	}
 	if err != nil {
 		if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
@@ -220,6 +220,30 @@ func (h *APIHandler) issue(w http.ResponseWriter, body []byte) {
 	writeJSONValue(w, http.StatusOK, struct {
 		Capability string `json:"capability"`
 	}{tok})
+}
+
+// ttlSeconds is the issue bodies' optional lifetime member.
+type ttlSeconds struct{ n *int64 }
+
+func (t *ttlSeconds) member() capability.ExtraMember {
+	return capability.ExtraMember{Name: "ttlSeconds", Read: func(rd *strictjson.Reader, p strictjson.Pointer) error {
+		n, err := rd.Int(p)
+		t.n = &n
+		return err
+	}}
+}
+
+// lifetime is the lifetime asked for, def when absent. Zero, a negative
+// number or one too large for a Duration asks for -1, which the lifetime
+// rule refuses (0 is never "the default").
+func (t *ttlSeconds) lifetime(def time.Duration) time.Duration {
+	switch {
+	case t.n == nil:
+		return def
+	case *t.n > 0 && *t.n <= math.MaxInt64/int64(time.Second):
+		return time.Duration(*t.n) * time.Second
+	}
+	return -1
 }
 
 // redeemNames are the members of a redeem body, all required strings: the
@@ -260,6 +284,22 @@ func (h *APIHandler) redeem(w http.ResponseWriter, r *http.Request, body []byte)
 	d := h.core.Decide(r.Context(), in)
 	if !d.Allowed() {
 		writeAPIDeny(w, d.Reason)
+		return
+	}
+	if d.inject.header != "" {
+		// A profile capability: the header to set, with its value, and the
+		// headers to remove, for a caller to apply without a proxy.
+		remove := d.inject.remove
+		if remove == nil {
+			remove = []string{}
+		}
+		writeJSONValue(w, http.StatusOK, struct {
+			Header     string   `json:"header"`
+			Value      string   `json:"value"`
+			Remove     []string `json:"remove"`
+			RouteClass string   `json:"routeClass"`
+			Profile    string   `json:"profile"`
+		}{d.inject.header, d.inject.prefix + d.inject.value, remove, string(d.Route.Class), d.Profile})
 		return
 	}
 	writeJSONValue(w, http.StatusOK, struct {

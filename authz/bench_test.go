@@ -221,7 +221,7 @@ func benchWire(b *testing.B, srv *GRPCServer, req *authv3.CheckRequest) {
 		if err := codec.Unmarshal(data, call); err != nil {
 			b.Fatal(err)
 		}
-		out, err := srv.check(ctx, call)
+		out, err := srv.check(ctx, call, srv.core.currentProfiles())
 		if err != nil || out != any(call) {
 			b.Fatalf("check = %v, %v", out, err)
 		}

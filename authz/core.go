@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,18 @@ type Input struct {
 	// authorization header and the dedicated capability header.
 	Authorization []string
 	Capability    []string
+	// CapabilityHeader is the dedicated header's name (lower case): a
+	// profile capability found there counts as presented in that header,
+	// which its profile must accept. "" for the capability API, whose body
+	// is no presentation.
+	CapabilityHeader string
+	// Named holds every value of each header of profiles.headers, index
+	// for index: the named headers a loaded profile accepts its capability
+	// in.
+	Named [][]string
+	// profiles is the set of profiles the adapter read Named for; nil: the
+	// set in force, with no named header read.
+	profiles *profileState
 	// CallerID is the identity of the asking container, from a trusted source;
 	// "" means unknown.
 	CallerID string
@@ -59,12 +72,32 @@ type Decision struct {
 	CloudAgentSessionID string
 	KiloSessionID       string
 	OutboundContainerID string
+	// Profile names the route profile of a profile capability, once it
+	// opened.
+	Profile string
+	// profileLabel is Profile once found among the profiles in force: the
+	// metrics' profile label, bounded by what the operator loads.
+	profileLabel string
 
 	credential string
+	// inject is what a profile allow sets and removes upstream; its header
+	// is "" for a kka1 decision.
+	inject injection
+	// challenge replaces the reason's WWW-Authenticate: a missing
+	// capability where git needs a Basic challenge (basicChallenge).
+	challenge string
 }
 
 // Allowed reports whether the request may go upstream.
 func (d Decision) Allowed() bool { return d.Reason == ReasonNone && d.credential != "" }
+
+// wwwAuthenticate is the challenge of a deny, "" for none.
+func (d *Decision) wwwAuthenticate() string {
+	if d.challenge != "" && d.Reason == ReasonMissingCapability {
+		return d.challenge
+	}
+	return d.Reason.WWWAuthenticate()
+}
 
 // Credential is the real token to send upstream as a bearer. It is "" unless
 // the decision allows. Callers must never log it.
@@ -150,7 +183,7 @@ func (a *Authorizer) Decide(ctx context.Context, in Input) Decision {
 	d := a.decide(in)
 	if !d.Allowed() {
 		d.Reason = d.Reason.asDeny()
-		d.credential = ""
+		d.credential, d.inject = "", injection{}
 	}
 	elapsed := a.now().Sub(start)
 	a.observe(ctx, &in, &d, elapsed)
@@ -161,9 +194,33 @@ func (a *Authorizer) decide(in Input) Decision {
 	if !in.Complete {
 		return Decision{Reason: ReasonInvalidUpstreamURL}
 	}
+	st := in.profiles
+	if st == nil {
+		st = a.currentProfiles()
+	}
+	p, preason := findProfileCapability(in.Authorization, st.headers, in.Named)
 	token, reason := selectCapability(in.Authorization, in.Capability)
-	if reason != ReasonNone {
-		return Decision{Reason: reason}
+	if preason == ReasonInvalidCapability || reason == ReasonInvalidCapability {
+		return Decision{Reason: ReasonInvalidCapability}
+	}
+	if reason == ReasonNone && capability.KindOf(token) == capability.KindProfile {
+		// A profile capability in the dedicated header: presented there.
+		if preason == ReasonNone && p.token != token {
+			return Decision{Reason: ReasonInvalidCapability}
+		}
+		p.token, preason, reason = token, ReasonNone, ReasonMissingCapability
+		if place := (policy.Presentation{Kind: policy.PresentHeader, Header: in.CapabilityHeader}); in.CapabilityHeader != "" && !slices.Contains(p.places, place) {
+			p.places = append(p.places, place)
+		}
+	}
+	switch {
+	case preason == ReasonNone && reason == ReasonNone:
+		// A kka1 and a profile capability: two capabilities.
+		return Decision{Reason: ReasonInvalidCapability}
+	case preason == ReasonNone:
+		return a.decideProfile(&in, st, p)
+	case reason != ReasonNone:
+		return Decision{Reason: reason, challenge: basicChallenge(st.list, policy.Request{Scheme: in.Scheme, Authority: in.Authority})}
 	}
 	claims, err := a.codec.Open(token)
 	if err != nil {
@@ -185,10 +242,7 @@ func (a *Authorizer) decide(in Input) Decision {
 	}
 	route, err := a.policy.ClassifyPrepared(policy.Request{Scheme: in.Scheme, Authority: in.Authority, Path: in.Path}, a.targets.get(claims.Targets), claims.KiloSessionID)
 	if err != nil {
-		d.Reason = ReasonOf(err)
-		if d.Reason != ReasonInvalidUpstreamURL && d.Reason != ReasonUpstreamNotAllowed {
-			d.Reason = ReasonUpstreamNotAllowed
-		}
+		d.Reason = classifyReason(err)
 		return d
 	}
 	d.Route = route
@@ -209,6 +263,15 @@ func (a *Authorizer) decide(in Input) Decision {
 		d.Reason = ReasonInvalidCapability
 	}
 	return d
+}
+
+// classifyReason is the deny reason of a route classification error:
+// invalid_upstream_url, else upstream_not_allowed.
+func classifyReason(err error) Reason {
+	if r := ReasonOf(err); r == ReasonInvalidUpstreamURL {
+		return r
+	}
+	return ReasonUpstreamNotAllowed
 }
 
 // revocation is the revocation check of docs/decisions.md section 5, step

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -46,6 +47,28 @@ type GRPCServer struct {
 	// Check would be an allocation per Check.
 	readPanic func(any)
 	tracer    trace.Tracer // nil: no spans
+	// named is reader for the profiles in force, reading their named
+	// headers too (readerNow); replaced when the profiles are.
+	named atomic.Pointer[namedReader]
+}
+
+// namedReader is the reader of a Check under one set of profiles.
+type namedReader struct {
+	reader checkwire.Reader
+	st     *profileState
+}
+
+// readerNow returns the reader for the profiles in force: s.reader with
+// their named headers, made once per set of profiles.
+func (s *GRPCServer) readerNow() *namedReader {
+	st := s.core.currentProfiles()
+	if nr := s.named.Load(); nr != nil && nr.st == st {
+		return nr
+	}
+	nr := &namedReader{reader: s.reader, st: st}
+	nr.reader.Named = st.headers
+	s.named.Store(nr)
+	return nr
 }
 
 // GRPCOptions configure the gRPC adapter.
@@ -149,38 +172,39 @@ func Register(g *grpc.Server, srv *GRPCServer) {
 // its own function: every frame here deepens the stack each Check's
 // goroutine may have to grow.
 func (s *GRPCServer) handleCheck(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	call := checkwire.NewCall(&s.reader, s.readPanic)
+	nr := s.readerNow()
+	call := checkwire.NewCall(&nr.reader, s.readPanic)
 	if err := dec(call); err != nil {
 		return nil, err
 	}
 	switch {
 	case s.tracer != nil:
-		return s.traced(ctx, call, interceptor)
+		return s.traced(ctx, call, nr.st, interceptor)
 	case interceptor != nil:
-		return s.intercepted(ctx, call, interceptor)
+		return s.intercepted(ctx, call, nr.st, interceptor)
 	}
-	return s.check(ctx, call)
+	return s.check(ctx, call, nr.st)
 }
 
 // traced serves a Check within its span.
-func (s *GRPCServer) traced(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
+func (s *GRPCServer) traced(ctx context.Context, call *checkwire.Call, st *profileState, interceptor grpc.UnaryServerInterceptor) (_ any, err error) {
 	ctx, span := s.startCheckSpan(ctx, call)
 	defer func() { endCheckSpan(span, err) }()
 	if interceptor != nil {
-		return s.intercepted(ctx, call, interceptor)
+		return s.intercepted(ctx, call, st, interceptor)
 	}
-	return s.check(ctx, call)
+	return s.check(ctx, call, st)
 }
 
 // intercepted decides a Check through interceptor.
-func (s *GRPCServer) intercepted(ctx context.Context, call *checkwire.Call, interceptor grpc.UnaryServerInterceptor) (any, error) {
+func (s *GRPCServer) intercepted(ctx context.Context, call *checkwire.Call, st *profileState, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	info := &grpc.UnaryServerInfo{Server: s, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, call, info, func(ctx context.Context, req any) (any, error) {
 		call, ok := req.(*checkwire.Call)
 		if !ok {
 			return nil, grpcstatus.Error(codes.Internal, "authz: an interceptor replaced the Check request")
 		}
-		return s.check(ctx, call)
+		return s.check(ctx, call, st)
 	})
 }
 
@@ -190,15 +214,15 @@ func (s *GRPCServer) recordReadPanic(p any) {
 	s.core.recordPanic(context.Background(), ProtocolGRPC, p)
 }
 
-// check decides one Check and answers it: the call with its encoded allow,
-// or a deny.
-func (s *GRPCServer) check(ctx context.Context, call *checkwire.Call) (any, error) {
-	d, err := s.decide(ctx, call.Fields())
+// check decides one Check, read for the profiles st, and answers it: the
+// call with its encoded allow, or a deny.
+func (s *GRPCServer) check(ctx context.Context, call *checkwire.Call, st *profileState) (any, error) {
+	d, err := s.decide(ctx, call.Fields(), st)
 	if err != nil {
 		return nil, err
 	}
 	if !d.Allowed() {
-		return deniedResponse(d.Reason), nil
+		return deniedResponse(&d), nil
 	}
 	call.SetAllow(s.appendAllow(nil, &d))
 	return call, nil
@@ -209,7 +233,7 @@ func (s *GRPCServer) check(ctx context.Context, call *checkwire.Call) (any, erro
 // A panic while deciding is recovered into a capability_configuration_error
 // deny: grpc-go does not recover handler panics, so one bad input would
 // otherwise take the whole server down.
-func (s *GRPCServer) decide(ctx context.Context, f *checkwire.Fields) (d Decision, err error) {
+func (s *GRPCServer) decide(ctx context.Context, f *checkwire.Fields, st *profileState) (d Decision, err error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, grpcstatus.FromContextError(err).Err()
 	}
@@ -219,14 +243,14 @@ func (s *GRPCServer) decide(ctx context.Context, f *checkwire.Fields) (d Decisio
 			d, err = Decision{Reason: ReasonConfigurationError}, nil
 		}
 	}()
-	return s.core.Decide(ctx, s.input(f)), nil
+	return s.core.Decide(ctx, s.input(f, st)), nil
 }
 
 // input extracts the decision input from what a CheckRequest carries: the
 // attributes, with headers read from both the headers map and the raw
-// header_map.
-func (s *GRPCServer) input(f *checkwire.Fields) Input {
-	in := Input{Protocol: ProtocolGRPC}
+// header_map, the named headers of the profiles st among them.
+func (s *GRPCServer) input(f *checkwire.Fields, st *profileState) Input {
+	in := Input{Protocol: ProtocolGRPC, CapabilityHeader: s.capabilityHeader, Named: f.Named, profiles: st}
 	if !f.HasHTTP {
 		return in
 	}
@@ -271,15 +295,24 @@ func (s *GRPCServer) input(f *checkwire.Fields) Input {
 // container's (docs/decisions.md section 7).
 const credentialAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 
-// metadata is the dynamic metadata of an allow, in the order it is encoded.
-func (d *Decision) metadata() [5][2]string {
+// metadata is the dynamic metadata of an allow, in the order it is
+// encoded: its first n pairs. A profile allow has the profile's name and
+// no kka1 claims.
+func (d *Decision) metadata() (m [5][2]string, n int) {
+	if d.inject.header != "" {
+		return [5][2]string{
+			{"route_class", string(d.Route.Class)},
+			{"profile", d.Profile},
+			{"outbound_container_id", d.OutboundContainerID},
+		}, 3
+	}
 	return [5][2]string{
 		{"route_class", string(d.Route.Class)},
 		{"user_id", d.UserID},
 		{"cloud_agent_session_id", d.CloudAgentSessionID},
 		{"kilo_session_id", d.KiloSessionID},
 		{"outbound_container_id", d.OutboundContainerID},
-	}
+	}, 5
 }
 
 // appendAllow appends the encoding of d's allow (docs/decisions.md
@@ -288,21 +321,29 @@ func (d *Decision) metadata() [5][2]string {
 // removeOnAllow headers removed, and d's metadata. checkwire encodes it
 // directly; the test oracle builds the same message with protobuf-go
 // (okResponse), and FuzzAppendOK holds the two equal.
+//
+// A profile allow sets the header its route injects into instead, with
+// the route's value, and also removes the other headers its profile's
+// capability may arrive in.
 func (s *GRPCServer) appendAllow(b []byte, d *Decision) []byte {
-	meta := d.metadata()
-	return checkwire.AppendAllow(b, &checkwire.Allow{
+	meta, n := d.metadata()
+	a := checkwire.Allow{
 		Header: credentialHeader, ValuePrefix: bearerPrefix, Value: d.Credential(),
-		Action: uint64(credentialAction), Remove: s.removeOnAllow, Metadata: meta[:],
-	})
+		Action: uint64(credentialAction), Remove: s.removeOnAllow, Metadata: meta[:n],
+	}
+	if d.inject.header != "" {
+		a.Header, a.ValuePrefix, a.Value, a.AlsoRemove = d.inject.header, d.inject.prefix, d.inject.value, d.inject.remove
+	}
+	return checkwire.AppendAllow(b, &a)
 }
 
-func deniedResponse(r Reason) *authv3.CheckResponse {
-	r = r.asDeny()
+func deniedResponse(d *Decision) *authv3.CheckResponse {
+	r := d.Reason.asDeny()
 	headers := []*corev3.HeaderValueOption{
 		overwrite("content-type", "application/json"),
 		overwrite("cache-control", "no-store"),
 	}
-	if c := r.WWWAuthenticate(); c != "" {
+	if c := d.wwwAuthenticate(); c != "" {
 		headers = append(headers, overwrite("www-authenticate", c))
 	}
 	return &authv3.CheckResponse{

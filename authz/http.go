@@ -15,6 +15,12 @@ const (
 	// HeaderReason carries the reason slug of a deny, so that a proxy that
 	// cannot pass the deny body through (nginx auth_request) can rebuild it.
 	HeaderReason = "X-Extauthz-Reason"
+	// HeaderProfile carries the route profile of a profile allow.
+	HeaderProfile = "X-Extauthz-Profile"
+	// HeaderRemove lists, on a profile allow of the forward endpoint, the
+	// request headers the proxy must remove before going upstream
+	// (comma-separated, lower case): what headerEnvoyRemove tells Envoy.
+	HeaderRemove = "X-Extauthz-Remove"
 	// headerEnvoyRemove lists request headers Envoy removes before going
 	// upstream (ext_authz http_service).
 	headerEnvoyRemove = "X-Envoy-Auth-Headers-To-Remove"
@@ -130,18 +136,29 @@ func (h *HTTPHandler) envoyInput(r *http.Request, path string) Input {
 	return in
 }
 
-// commonInput reads the capability and the caller identity.
+// commonInput reads the capability, in every header where one may arrive,
+// and the caller identity.
 func (h *HTTPHandler) commonInput(r *http.Request, protocol string) Input {
 	id, ok := agreedHeader(r.Header, idForm, h.identityHeader)
 	if !ok {
 		id = "" // ambiguous identity: unknown caller, container_mismatch
 	}
-	return Input{
-		Protocol:      protocol,
-		Authorization: r.Header.Values("Authorization"),
-		Capability:    r.Header.Values(h.capHeader),
-		CallerID:      id,
+	st := h.core.currentProfiles()
+	in := Input{
+		Protocol:         protocol,
+		Authorization:    r.Header.Values("Authorization"),
+		Capability:       r.Header.Values(h.capHeader),
+		CapabilityHeader: h.capHeader,
+		CallerID:         id,
+		profiles:         st,
 	}
+	if len(st.headers) > 0 {
+		in.Named = make([][]string, len(st.headers))
+		for i, name := range st.headers {
+			in.Named[i] = r.Header.Values(name)
+		}
+	}
+	return in
 }
 
 // scheme is the configured upstream scheme, else X-Forwarded-Proto.
@@ -156,14 +173,31 @@ func (h *HTTPHandler) scheme(hd http.Header) (string, bool) {
 func (h *HTTPHandler) decideAndRespond(ctx context.Context, w http.ResponseWriter, in Input, envoy bool) {
 	d := h.core.Decide(ctx, in)
 	if !d.Allowed() {
-		writeDeny(w, d.Reason)
+		writeDenyWith(w, d.Reason, d.wwwAuthenticate())
 		return
 	}
 	hd := w.Header()
-	hd.Set(credentialHeaderKey, bearer(d.Credential()))
 	hd.Set(HeaderRouteClass, string(d.Route.Class))
+	if d.inject.header == "" {
+		hd.Set(credentialHeaderKey, bearer(d.Credential()))
+		if envoy {
+			hd.Set(headerEnvoyRemove, h.envoyRemove)
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// A profile allow: the header its route injects into, and every
+	// header to remove, the profile's other capability headers with them.
+	hd.Set(d.inject.header, d.inject.prefix+d.inject.value)
+	hd.Set(HeaderProfile, d.Profile)
+	remove := h.envoyRemove
+	if len(d.inject.remove) > 0 {
+		remove += "," + strings.Join(d.inject.remove, ",")
+	}
 	if envoy {
-		hd.Set(headerEnvoyRemove, h.envoyRemove)
+		hd.Set(headerEnvoyRemove, remove)
+	} else {
+		hd.Set(HeaderRemove, remove)
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -175,10 +209,15 @@ var credentialHeaderKey = http.CanonicalHeaderKey(credentialHeader)
 // writeDeny answers a deny: the status, JSON body and challenge of the reason
 // table, and the reason slug as a header.
 func writeDeny(w http.ResponseWriter, r Reason) {
+	writeDenyWith(w, r, r.asDeny().WWWAuthenticate())
+}
+
+// writeDenyWith is writeDeny with the challenge c ("" for none).
+func writeDenyWith(w http.ResponseWriter, r Reason, c string) {
 	r = r.asDeny()
 	hd := w.Header()
 	hd.Set(HeaderReason, string(r))
-	if c := r.WWWAuthenticate(); c != "" {
+	if c != "" {
 		hd.Set("WWW-Authenticate", c)
 	}
 	writeJSON(w, r.HTTPStatus(), r.Body())

@@ -27,8 +27,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "extauthz",
 			Name:      "decisions_total",
-			Help:      "Authorization decisions by result (allow, deny), deny reason and route class.",
-		}, []string{"result", "reason", "route_class"}),
+			Help:      "Authorization decisions by result (allow, deny), deny reason, route class and route profile (\"\" for kka1).",
+		}, []string{"result", "reason", "route_class", "profile"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "extauthz",
 			Name:      "decision_duration_seconds",
@@ -53,45 +53,58 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // exportKnownSeries creates every known label set at 0, so that a dashboard
 // panel or an alert rule sees a series before the first event (Prometheus
 // instrumentation practice): an allow for each route class, a deny for each
-// reason a check can give, and both key reload results.
+// reason a check can give, and both key reload results. The series of
+// route profiles follow each load (setProfiles).
 func (m *Metrics) exportKnownSeries() {
-	for _, class := range policy.RouteClasses() {
-		m.decisions.WithLabelValues("allow", string(ReasonNone), string(class))
-	}
-	for reason := range reasons {
-		if reason != ReasonInvalidTargets { // issuing only, never a check
-			m.decisions.WithLabelValues("deny", string(reason), "")
-		}
-	}
+	m.exportDecisions("", policy.RouteClasses())
 	m.keyReloads.WithLabelValues("ok")
 	m.keyReloads.WithLabelValues("error")
 }
 
-func (m *Metrics) observe(result string, reason Reason, class policy.RouteClass, elapsed time.Duration) {
+// exportDecisions creates at 0 the decision series of one profile ("" for
+// kka1): an allow for each of its route classes, a deny for each reason.
+func (m *Metrics) exportDecisions(profile string, classes []policy.RouteClass) {
+	for _, class := range classes {
+		m.decisions.WithLabelValues("allow", string(ReasonNone), string(class), profile)
+	}
+	for reason := range reasons {
+		if reason != ReasonInvalidTargets { // issuing only, never a check
+			m.decisions.WithLabelValues("deny", string(reason), "", profile)
+		}
+	}
+}
+
+// setProfiles exports at 0 the decision series of each profile of a
+// load. Those of profiles no longer loaded stay, with their counts.
+func (m *Metrics) setProfiles(list []*policy.Profile) {
 	if m == nil {
 		return
 	}
-	key := decisionLabels{result, reason, class}
+	for _, pr := range list {
+		m.exportDecisions(pr.Name(), pr.RouteClasses())
+	}
+}
+
+// observe counts one decision. profile is the label of a profile
+// capability's loaded profile, "" otherwise.
+func (m *Metrics) observe(result string, reason Reason, class policy.RouteClass, profile string, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	key := decisionLabels{result, reason, class, profile}
 	c, ok := m.series.Load(key)
 	if !ok {
-		c, _ = m.series.LoadOrStore(key, m.decisions.WithLabelValues(result, string(reason), string(class)))
+		c, _ = m.series.LoadOrStore(key, m.decisions.WithLabelValues(result, string(reason), string(class), profile))
 	}
 	c.(prometheus.Counter).Inc()
 	m.latency.Observe(elapsed.Seconds())
 }
 
 type decisionLabels struct {
-	result string
-	reason Reason
-	class  policy.RouteClass
-}
-
-// setProfiles notes the profiles in force.
-func (m *Metrics) setProfiles(names []string) {
-	if m == nil {
-		return
-	}
-	_ = names
+	result  string
+	reason  Reason
+	class   policy.RouteClass
+	profile string
 }
 
 // KeyReload records one key ring reload attempt.

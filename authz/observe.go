@@ -107,7 +107,7 @@ func (a *Authorizer) observe(ctx context.Context, in *Input, d *Decision, elapse
 	if !d.Allowed() {
 		result = "deny"
 	}
-	a.metrics.observe(result, d.Reason, d.Route.Class, elapsed)
+	a.metrics.observe(result, d.Reason, d.Route.Class, d.profileLabel, elapsed)
 	a.logDecision(in, d, result, elapsed)
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		a.annotate(span, in, d, result)
@@ -118,6 +118,9 @@ func (a *Authorizer) observe(ctx context.Context, in *Input, d *Decision, elapse
 // its own so that observe's frame stays small when nothing is traced.
 func (a *Authorizer) annotate(span trace.Span, in *Input, d *Decision, result string) {
 	attrs := a.spanAttrs(in.Protocol, result, d.Reason, d.Route.Class)
+	if d.Profile != "" {
+		attrs = append(attrs, attrProfile.String(d.Profile))
+	}
 	if in.CallerID != "" {
 		attrs = append(attrs, attrContainerID.String(logField(in.CallerID, maxLoggedField)))
 	}
@@ -154,6 +157,9 @@ func (a *Authorizer) logDecision(in *Input, d *Decision, result string, elapsed 
 	}
 	if d.Route.Class != "" {
 		ev = ev.Str("route_class", string(d.Route.Class))
+	}
+	if d.Profile != "" {
+		ev = ev.Str("profile", d.Profile)
 	}
 	if stands != 0 {
 		ev = ev.Uint64("sample", stands)
@@ -207,7 +213,7 @@ func (a *Authorizer) recordPanic(ctx context.Context, protocol string, p any) {
 	if a == nil {
 		return
 	}
-	a.metrics.observe("deny", ReasonConfigurationError, "", 0)
+	a.metrics.observe("deny", ReasonConfigurationError, "", "", 0)
 	a.log.Error().Str("protocol", protocol).Str("panic", fmt.Sprintf("%T", p)).
 		Str("stack", string(debug.Stack())).Str("reason", string(ReasonConfigurationError)).
 		Msg("panic while deciding; denied")

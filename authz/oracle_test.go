@@ -69,12 +69,12 @@ func (o oracleServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 // oracleCheck is Check on the decoded message: the oracle.
 func (s *GRPCServer) oracleCheck(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	f := s.fieldsOf(req)
-	d, err := s.decide(ctx, &f)
+	d, err := s.decide(ctx, &f, s.core.currentProfiles())
 	if err != nil {
 		return nil, err
 	}
 	if !d.Allowed() {
-		return deniedResponse(d.Reason), nil
+		return deniedResponse(&d), nil
 	}
 	return s.okResponse(d), nil
 }
@@ -106,6 +106,12 @@ func (s *GRPCServer) fieldsOf(req *authv3.CheckRequest) (f checkwire.Fields) {
 		f.Extra = make([]string, len(r.Extra))
 		for i, name := range r.Extra {
 			f.Extra[i] = firstHeaderValue(http, name)
+		}
+	}
+	if len(r.Named) > 0 {
+		f.Named = make([][]string, len(r.Named))
+		for i, name := range r.Named {
+			f.Named[i] = slices.Collect(headerValueSeq(http, name))
 		}
 	}
 	return f
@@ -171,14 +177,18 @@ func (s *GRPCServer) okResponse(d Decision) *authv3.CheckResponse {
 	p := new(okParts)
 	p.status.Code = int32(codes.OK)
 	p.header = corev3.HeaderValue{Key: credentialHeader, Value: bearer(d.Credential())}
+	if d.inject.header != "" {
+		p.header = corev3.HeaderValue{Key: d.inject.header, Value: d.inject.prefix + d.inject.value}
+	}
 	p.option.Header = &p.header
 	p.option.AppendAction = credentialAction
 	p.options[0] = &p.option
 	p.okHTTP.Headers = p.options[:]
-	p.okHTTP.HeadersToRemove = s.removeOnAllow // never modified by the proto runtime
+	p.okHTTP.HeadersToRemove = append(slices.Clip(s.removeOnAllow), d.inject.remove...) // never modified by the proto runtime
 	p.ok.OkResponse = &p.okHTTP
 	p.meta.Fields = make(map[string]*structpb.Value, len(p.values))
-	for i, kv := range d.metadata() {
+	meta, n := d.metadata()
+	for i, kv := range meta[:n] {
 		p.strs[i].StringValue = kv[1]
 		p.values[i].Kind = &p.strs[i]
 		p.meta.Fields[kv[0]] = &p.values[i]

@@ -14,9 +14,7 @@ import (
 // upstream"): where a sandbox may present a profile capability, what an
 // allow sets and removes, and the Basic challenge git needs. They are pure
 // functions of a profile and the request's headers, tested on their own;
-// the decision path for profile capabilities (issue 23) is to call them,
-// and until it does a profile capability is denied wherever it arrives
-// (TestProfileCapabilityDenied).
+// the decision on a profile capability (profilecap.go) calls them.
 
 // presented is a profile capability found in a request, with every place
 // it was found in.
@@ -27,12 +25,12 @@ type presented struct {
 
 // findProfileCapability looks for a profile capability (eac1.) in
 // authorization, as a bearer token or as a Basic password with any user
-// name, and in each of the named headers, whose values header returns (every
-// occurrence). Values agree as the kka1 headers do (agree, listForm): the
-// same capability in several places is one capability; two different ones
-// anywhere are invalid_capability. No profile capability is
-// missing_capability.
-func findProfileCapability(authorization []string, header func(name string) []string, names []string) (presented, Reason) {
+// name, and in each of the named headers, whose values named holds (every
+// occurrence, index for index). Values agree as the kka1 headers do
+// (agree, listForm): the same capability in several places is one
+// capability; two different ones anywhere are invalid_capability. No
+// profile capability is missing_capability.
+func findProfileCapability(authorization []string, names []string, named [][]string) (presented, Reason) {
 	var p presented
 	add := func(tok string, place policy.Presentation) bool {
 		if p.token != "" && p.token != tok {
@@ -44,7 +42,7 @@ func findProfileCapability(authorization []string, header func(name string) []st
 		}
 		return true
 	}
-	for _, form := range []struct {
+	for _, form := range [...]struct {
 		place policy.Presentation
 		pick  func(string) (string, bool)
 	}{
@@ -56,8 +54,11 @@ func findProfileCapability(authorization []string, header func(name string) []st
 			return presented{}, ReasonInvalidCapability
 		}
 	}
-	for _, n := range names {
-		tok, ok := agree(listForm, isProfileCapability, header(n))
+	for i, n := range names {
+		if i >= len(named) {
+			break
+		}
+		tok, ok := agree(listForm, isProfileCapability, named[i])
 		if !ok || (tok != "" && !add(tok, policy.Presentation{Kind: policy.PresentHeader, Header: n})) {
 			return presented{}, ReasonInvalidCapability
 		}
@@ -124,32 +125,40 @@ func acceptedEverywhere(pr *policy.Profile, p presented) bool {
 	return true
 }
 
-// profileAllow is what an allow on a profile route does to the request:
-// set one header to a value (the credential as the route injects it,
+// injection is what an allow on a profile route does to the request: set
+// header to prefix+value (the credential as the route injects it,
 // replacing what the sandbox sent there) and remove every other header the
-// profile's capability may arrive in.
-type profileAllow struct {
-	header, value string
-	remove        []string
+// profile's capability may arrive in (removedBy).
+type injection struct {
+	header, prefix, value string
+	remove                []string
 }
 
-// allowFor builds the allow of route r of profile pr with secret.
-func allowFor(pr *policy.Profile, r policy.Route, secret string) profileAllow {
-	a := profileAllow{header: r.Inject.HeaderName()}
-	switch r.Inject.Kind {
+// injectedValue is the value, as a prefix and the rest, that injection
+// inj sets for secret: "Bearer " and the secret, the secret alone, or
+// "Basic " and base64(username:secret).
+func injectedValue(inj policy.Injection, secret string) (prefix, value string) {
+	switch inj.Kind {
 	case policy.InjectBearer:
-		a.value = bearer(secret)
+		return bearerPrefix, secret
 	case policy.InjectBasic:
-		a.value = "Basic " + base64.StdEncoding.EncodeToString([]byte(r.Inject.Username+":"+secret))
-	default:
-		a.value = secret
+		return "Basic ", base64.StdEncoding.EncodeToString([]byte(inj.Username + ":" + secret))
 	}
+	return "", secret
+}
+
+// removedBy lists the headers an allow of profile pr removes when it sets
+// header: every header the capability may arrive in but that one, which
+// the allow overwrites. A proxy applies removals after it sets headers, so
+// the set header must not be among them.
+func removedBy(pr *policy.Profile, header string) []string {
+	var out []string
 	for _, p := range pr.Accept() {
-		if h := p.HeaderName(); h != a.header && !slices.Contains(a.remove, h) {
-			a.remove = append(a.remove, h)
+		if h := p.HeaderName(); h != header && !slices.Contains(out, h) {
+			out = append(out, h)
 		}
 	}
-	return a
+	return out
 }
 
 // basicChallenge is the WWW-Authenticate a request that presents no

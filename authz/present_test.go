@@ -67,7 +67,7 @@ func TestFindProfileCapability(t *testing.T) {
 		{"basic not base64", []string{"Basic %%%"}, nil, "", nil, ReasonMissingCapability},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, r := findProfileCapability(c.auth, func(n string) []string { return c.hdr[n] }, []string{"x-api-key"})
+			p, r := findProfileCapability(c.auth, []string{"x-api-key"}, [][]string{c.hdr["x-api-key"]})
 			if r != c.reason || p.token != c.token || !slices.Equal(p.places, c.places) {
 				t.Errorf("= %.12s… %v, %v; want %.12s… %v, %v", p.token, p.places, r, c.token, c.places, c.reason)
 			}
@@ -115,9 +115,11 @@ func TestAllowFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := allowFor(pr, r, "S")
-			if a.header != c.header || a.value != c.value || !slices.Equal(a.remove, c.remove) || slices.Contains(a.remove, a.header) {
-				t.Errorf("allow = %+v; want %s: %s, remove %v", a, c.header, c.value, c.remove)
+			header := r.Inject.HeaderName()
+			prefix, value := injectedValue(r.Inject, "S")
+			remove := removedBy(pr, header)
+			if header != c.header || prefix+value != c.value || !slices.Equal(remove, c.remove) {
+				t.Errorf("allow sets %s: %s%s, removes %v; want %s: %s, remove %v", header, prefix, value, remove, c.header, c.value, c.remove)
 			}
 		})
 	}

@@ -7,8 +7,8 @@ import (
 	"github.com/extauthz/extauthz/capability"
 )
 
-// TestProfileCapabilityDenied: until profile capabilities are decided
-// (issue 23), one presented anywhere is a deny, never an allow, and its
+// TestProfileCapabilityDenied: with no profiles loaded, a profile
+// capability presented anywhere is a deny, never an allow, and its
 // credential never reaches a decision.
 func TestProfileCapabilityDenied(t *testing.T) {
 	codec := newCodec(t, testClock, testKey)

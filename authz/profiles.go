@@ -19,7 +19,12 @@ type profileState struct {
 	// every value of each, and the decision finds a profile capability in
 	// them (present.go).
 	headers []string
+	// removes holds removedBy for each profile and header its routes inject
+	// into, computed once per load so that an allow allocates none.
+	removes map[removeKey][]string
 }
+
+type removeKey struct{ profile, header string }
 
 // noProfiles is the state before any SetProfiles: no profile, so every
 // profile capability is denied.
@@ -29,10 +34,14 @@ var noProfiles = &profileState{}
 // decisions, issuing and the metrics that follow. A decision already
 // running finishes with the set it started with.
 func (a *Authorizer) SetProfiles(set *profiles.Set) {
-	st := &profileState{set: set}
+	st := &profileState{set: set, removes: map[removeKey][]string{}}
 	for _, name := range set.Names() {
 		pr, _ := set.Profile(name)
 		st.list = append(st.list, pr)
+		for _, inj := range pr.Injections() {
+			h := inj.HeaderName()
+			st.removes[removeKey{name, h}] = removedBy(pr, h)
+		}
 		for _, place := range pr.Accept() {
 			if place.Kind == policy.PresentHeader && !slices.Contains(st.headers, place.Header) {
 				st.headers = append(st.headers, place.Header)
@@ -41,7 +50,7 @@ func (a *Authorizer) SetProfiles(set *profiles.Set) {
 	}
 	slices.Sort(st.headers)
 	a.profiles.Store(st)
-	a.metrics.setProfiles(set.Names())
+	a.metrics.setProfiles(st.list)
 }
 
 // Profiles is the set of profiles in force; nil when none is loaded.

@@ -83,7 +83,7 @@ func TestReasonOf(t *testing.T) {
 // allow without the credential swap or the capability removal).
 func TestDenyNeverEncodesAllow(t *testing.T) {
 	for _, r := range []Reason{ReasonNone, Reason("bogus"), Reason(`x","y`)} {
-		resp := deniedResponse(r)
+		resp := deniedResponse(&Decision{Reason: r})
 		if codes.Code(resp.GetStatus().GetCode()) == codes.OK {
 			t.Errorf("deniedResponse(%q): status OK", r)
 		}

@@ -16,7 +16,8 @@ const (
 )
 
 // revokeNames are the members of a revoke body: exactly one selector (the
-// revocation kinds, in order) and an optional reason.
+// revocation kinds, in order) and an optional reason. Every member is a
+// string: a subject id is "key=value" (revocation.KindSubject).
 var revokeNames = func() []string {
 	names := make([]string, 0, len(revocation.Kinds)+1)
 	for _, k := range revocation.Kinds {
@@ -29,14 +30,14 @@ var revokeNames = func() []string {
 // durable. It logs who (remote address, user agent), what (the kind and the
 // value, a capability's id only) and why (the reason); never a capability.
 func (h *APIHandler) revoke(w http.ResponseWriter, r *http.Request, body []byte) {
-	var values [6]string
+	values := make([]string, len(revokeNames))
 	err := strictjson.Decode(body, "request", func(rd *strictjson.Reader) error {
 		seen, err := rd.Object("", revokeNames, func(i int, p strictjson.Pointer) (err error) {
 			values[i], err = rd.String(p)
 			return err
 		})
 		if err == nil && onlyOneSelector(seen) < 0 {
-			err = errors.New("exactly one of capability, kiloSessionId, cloudAgentSessionId, outboundContainerId, userId is required")
+			err = errors.New("exactly one selector (a revocation kind) is required")
 		}
 		return err
 	})
@@ -71,7 +72,7 @@ func (h *APIHandler) revoke(w http.ResponseWriter, r *http.Request, body []byte)
 
 // selectorBits marks the selectors present with a non-empty value: an empty
 // string selects nothing and is refused by NewEntry anyway.
-func selectorBits(values [6]string) uint64 {
+func selectorBits(values []string) uint64 {
 	var bits uint64
 	for i := range revocation.Kinds {
 		if values[i] != "" {

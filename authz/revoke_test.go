@@ -133,6 +133,7 @@ func newRevocationAPI(t testing.TB, store revocation.Store, log *testsupport.Loc
 // strict JSON object with exactly one selector and an optional reason.
 func TestRevokeAPI(t *testing.T) {
 	caps := newCapabilities(t)
+	caps["PCAP"] = mustSealProfile(t, newCodec(t, testClock, testKey), githubSubject(), time.Hour)
 	tests := []struct {
 		name   string
 		method string
@@ -144,6 +145,15 @@ func TestRevokeAPI(t *testing.T) {
 		{"user", "POST", apiHeader(testAPIToken), `{"userId":"u-1","reason":"offboarded"}`, 200, ""},
 		{"capability", "POST", apiHeader(testAPIToken), `{"capability":"${CAP}"}`, 200, ""},
 		{"session", "POST", apiHeader(testAPIToken), `{"kiloSessionId":"k-1"}`, 200, ""},
+		{"profile capability", "POST", apiHeader(testAPIToken), `{"capability":"${PCAP}"}`, 200, ""},
+		{"subject id", "POST", apiHeader(testAPIToken), `{"subject":"tenantId=t-9","reason":"offboarded"}`, 200, ""},
+		{"subject id holding '='", "POST", apiHeader(testAPIToken), `{"subject":"tenantId=a=b"}`, 200, ""},
+		{"subject without '='", "POST", apiHeader(testAPIToken), `{"subject":"tenantId"}`, 400, apiErrInvalidRequest},
+		{"subject with an empty value", "POST", apiHeader(testAPIToken), `{"subject":"tenantId="}`, 400, apiErrInvalidRequest},
+		{"subject key not a name", "POST", apiHeader(testAPIToken), `{"subject":"tenant id=t"}`, 400, apiErrInvalidRequest},
+		{"subject as an object", "POST", apiHeader(testAPIToken), `{"subject":{"tenantId":"t-9"}}`, 400, apiErrInvalidRequest},
+		{"subject and user", "POST", apiHeader(testAPIToken), `{"subject":"userId=u","userId":"u"}`, 400, apiErrInvalidRequest},
+		{"profile capability as a subject id", "POST", apiHeader(testAPIToken), `{"subject":"k=${PCAP}"}`, 400, apiErrInvalidRequest},
 		{"no token", "POST", nil, `{"userId":"u-1"}`, 401, apiErrUnauthorized},
 		{"wrong token", "POST", apiHeader("x" + testAPIToken), `{"userId":"u-1"}`, 401, apiErrUnauthorized},
 		{"GET", "GET", apiHeader(testAPIToken), ``, 405, apiErrMethod},
@@ -288,7 +298,8 @@ func TestRevocationAPIOff(t *testing.T) {
 // answer or log line that quotes the capability.
 func FuzzRevoke(f *testing.F) {
 	for _, seed := range []string{`{"userId":"u"}`, `{"capability":"$CAP","reason":"r"}`, `{"kiloSessionId":"k","userId":"u"}`,
-		`{"reason":"x"}`, `{"userId":"u","userId":"u"}`, `{"userId":"\u0000"}`, `[]`, `{"userId":"u"`, `{"capability":"kka1.$CAP"}`} {
+		`{"reason":"x"}`, `{"userId":"u","userId":"u"}`, `{"userId":"\u0000"}`, `[]`, `{"userId":"u"`, `{"capability":"kka1.$CAP"}`,
+		`{"subject":"userId=u"}`, `{"subject":"=u"}`, `{"subject":{"userId":"u"}}`} {
 		f.Add(seed)
 	}
 	caps := newCapabilities(f)

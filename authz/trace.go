@@ -35,6 +35,7 @@ const (
 	attrDecision       = attribute.Key("extauthz.decision") // allow | deny
 	attrReason         = attribute.Key("extauthz.reason")
 	attrRouteClass     = attribute.Key("extauthz.route_class")
+	attrProfile        = attribute.Key("extauthz.profile")
 	attrProtocol       = attribute.Key("extauthz.protocol")
 	attrContainerID    = attribute.Key("extauthz.container_id")
 	attrKeyFingerprint = attribute.Key("extauthz.key_ring.primary_fingerprint")

@@ -95,10 +95,10 @@ func wireServers(t testing.TB) []*GRPCServer {
 	var out []*GRPCServer
 	for _, o := range []struct {
 		identity, capHeader string
-		extra               []string
+		extra, named        []string
 	}{
-		{"", "", nil}, {"header:x-outbound-container-id", "x-cap", nil},
-		{"principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$", "", []string{"traceparent", "b3", "authorization"}},
+		{"", "", nil, nil}, {"header:x-outbound-container-id", "x-cap", nil, []string{"x-api-key", "authorization"}},
+		{"principal:^spiffe://[^/]+/ns/sandboxes/sa/([^/]+)$", "", []string{"traceparent", "b3", "authorization"}, []string{"x-goog-api-key"}},
 	} {
 		opts := GRPCOptions{CapabilityHeader: o.capHeader}
 		if o.identity != "" {
@@ -112,6 +112,7 @@ func wireServers(t testing.TB) []*GRPCServer {
 			t.Fatal(err)
 		}
 		srv.reader.Extra = o.extra
+		srv.reader.Named = o.named
 		out = append(out, srv)
 	}
 	return out

@@ -252,6 +252,15 @@ const IDSize = tagSize
 // as much. The id names a capability without revealing it (revocation keeps
 // it).
 //
+// Both kinds have an id, read the same way behind their own prefix. The ids
+// of two capabilities that open never collide across kinds (but with
+// probability 2^-128, as within one): each is the tag GCM computed with a
+// key of the ring over a random IV, the kind's additional data and the
+// claims. Only a string that does not open can share an id with one that
+// does, by copying its tag (e.g. behind the other prefix); an entry made
+// from it revokes that capability, which whoever copied the tag could
+// revoke anyway, and Check is only asked about capabilities that opened.
+//
 // ok is false when token is not laid out as a capability up to its tag
 // (cutToken) or the tag is not 16 bytes of canonical base64. Nothing else is
 // decoded or checked: a token with an id need not open.

@@ -8,10 +8,14 @@ import (
 )
 
 // idOracle is ID written from docs/decisions.md, section 1, with the
-// standard library: after the prefix, a non-empty iv, then the tag, which
-// must be 16 bytes of base64 that re-encodes to itself, then ':' and
+// standard library: after the prefix (kka1., or eac1. for a profile
+// capability, docs/profile-capability.md), a non-empty iv, then the tag,
+// which must be 16 bytes of base64 that re-encodes to itself, then ':' and
 // anything (ID does not look at the ciphertext).
 func idOracle(tok string) (id [IDSize]byte, ok bool) {
+	if t := strings.TrimLeft(tok, " \t\r\n"); strings.HasPrefix(t, "eac1.") {
+		tok = "kka1." + strings.TrimPrefix(t, "eac1.") // the same layout behind another prefix
+	}
 	tok = strings.TrimSpace(tok)
 	if len(tok) > MaxTokenLen || !strings.HasPrefix(tok, "kka1.") {
 		return id, false
@@ -113,7 +117,8 @@ func FuzzID(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, s := range []string{tok, " " + tok, tok + ":", "kka1.::", "kka1.A:AAAAAAAAAAAAAAAAAAAAAA==:A",
-		"kka1.AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA", "kka1.AA:AAAAAAAAAAAAAAAAAAAAAA\n==:AA"} {
+		"kka1.AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA", "kka1.AA:AAAAAAAAAAAAAAAAAAAAAA\n==:AA",
+		"eac1.AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA", " \teac1.A:AAAAAAAAAAAAAAAAAAAAAA==:A\v"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
@@ -128,4 +133,41 @@ func FuzzID(f *testing.F) {
 			t.Fatalf("parseToken accepts %q with tag %x; ID = %x, %v", tok, sealed[len(sealed)-tagSize:], id, ok)
 		}
 	})
+}
+
+// TestIDOfProfileCapability: an eac1 capability's id is its tag, read as
+// kka1's; the same parts behind the other prefix have the same id (ID does
+// not authenticate), and capabilities of the two kinds that open have
+// different ids.
+func TestIDOfProfileCapability(t *testing.T) {
+	c, _ := newTestCodec(t, testKey(1))
+	seen := map[[IDSize]byte]bool{}
+	for range 20 {
+		tok, err := c.SealProfile(testProfileSubject(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := idOracle(tok)
+		id, idOK := ID(tok)
+		if !ok || !idOK || id != want {
+			t.Fatalf("ID(eac1) = %x, %v; want the tag %x, %v", id, idOK, want, ok)
+		}
+		if other, _ := ID(Prefix + strings.TrimPrefix(tok, ProfilePrefix)); other != id {
+			t.Fatalf("the parts behind kka1. have id %x; want %x", other, id)
+		}
+		k, err := c.Seal(testSubject(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid, _ := ID(k)
+		if seen[id] || seen[kid] || id == kid {
+			t.Fatalf("two opened capabilities share an id")
+		}
+		seen[id], seen[kid] = true, true
+	}
+	for _, bad := range []string{"EAC1.AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA", "eac1.::", "eac1:AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAA==:AAAA"} {
+		if _, ok := ID(bad); ok {
+			t.Errorf("ID(%q) ok; want refused", bad)
+		}
+	}
 }

@@ -64,6 +64,12 @@ var mapKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
 func validMapKey(s string) bool { return mapKey.MatchString(s) }
 
+// ValidMapKey reports whether s may name a member of a profile capability's
+// subject, vars or credentials: 1 to 63 letters, digits, '-' and '_',
+// starting with a letter (so never '=': revocation writes a subject id as
+// key=value).
+func ValidMapKey(s string) bool { return validMapKey(s) }
+
 // validate applies the claim rules of docs/profile-capability.md.
 func (c *ProfileClaims) validate() error {
 	switch {
@@ -154,20 +160,12 @@ func decodeProfileClaims(data []byte) (ProfileClaims, error) {
 			case "version":
 				n, err = rd.Int(p)
 				c.Version = int(n)
-			case "profile":
-				c.Profile, err = rd.String(p)
-			case "outboundContainerId":
-				c.OutboundContainerID, err = rd.String(p)
-			case "subject":
-				c.Subject, err = rd.StringMap(p, maxMapMembers, validMapKey)
-			case "vars":
-				c.Vars, err = rd.StringMap(p, maxMapMembers, validMapKey)
-			case "credentials":
-				c.Credentials, err = rd.StringMap(p, maxMapMembers, validMapKey)
 			case "issuedAt":
 				c.IssuedAt, err = rd.Int(p)
 			case "expiresAt":
 				c.ExpiresAt, err = rd.Int(p)
+			default:
+				err = readProfileSubjectMember(rd, &c.ProfileSubject, profileMembers[i], p)
 			}
 			return err
 		})
@@ -183,6 +181,46 @@ func decodeProfileClaims(data []byte) (ProfileClaims, error) {
 		return ProfileClaims{}, err
 	}
 	return c, nil
+}
+
+// readProfileSubjectMember reads the member name of a ProfileSubject, in
+// the claims or in a profile subject document.
+func readProfileSubjectMember(rd *strictjson.Reader, s *ProfileSubject, name string, p strictjson.Pointer) (err error) {
+	switch name {
+	case "profile":
+		s.Profile, err = rd.String(p)
+	case "outboundContainerId":
+		s.OutboundContainerID, err = rd.String(p)
+	case "subject":
+		s.Subject, err = rd.StringMap(p, maxMapMembers, validMapKey)
+	case "vars":
+		s.Vars, err = rd.StringMap(p, maxMapMembers, validMapKey)
+	case "credentials":
+		s.Credentials, err = rd.StringMap(p, maxMapMembers, validMapKey)
+	}
+	return err
+}
+
+// profileSubjectNames are the members of a profile subject document.
+var profileSubjectNames = []string{"profile", "outboundContainerId", "subject", "vars", "credentials"}
+
+// DecodeProfileSubject decodes a profile subject document: the issue API's
+// body for a profile capability, with the claims' members profile,
+// outboundContainerId, subject, vars and credentials
+// (docs/profile-capability.md), read as strictly as the claims, and the
+// extra members (the API's ttlSeconds). A member may be absent: it decodes
+// to its zero value, and issuing refuses what the profile needs. A
+// malformed document is a *SubjectError; no error quotes a name or a value
+// from data.
+func DecodeProfileSubject(data []byte, extra ...ExtraMember) (ProfileSubject, error) {
+	var s ProfileSubject
+	_, err := decodeDocument(data, profileSubjectNames, extra, func(rd *strictjson.Reader, i int, p strictjson.Pointer) error {
+		return readProfileSubjectMember(rd, &s, profileSubjectNames[i], p)
+	})
+	if err != nil {
+		return ProfileSubject{}, err
+	}
+	return s, nil
 }
 
 // SealProfile issues a profile capability for s, valid from now for ttl (0

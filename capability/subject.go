@@ -58,29 +58,11 @@ type ExtraMember struct {
 // extra members, each at most once.
 func DecodeSubjectWith(data []byte, extra ...ExtraMember) (Subject, error) {
 	var s Subject
-	names := subjectNames
-	if len(extra) > 0 {
-		names = append(slices.Clip(subjectNames), make([]string, len(extra))...)
-		for i, e := range extra {
-			names[len(subjectNames)+i] = e.Name
-		}
-	}
-	var seen uint64
-	err := strictjson.Decode(data, "subject", func(rd *strictjson.Reader) error {
-		var err error
-		seen, err = rd.Object("", names, func(i int, p strictjson.Pointer) error {
-			if i >= len(subjectNames) {
-				return extra[i-len(subjectNames)].Read(rd, p)
-			}
-			_, err := readSubjectMember(rd, &s, firstSubjectClaim+i, p)
-			return err
-		})
+	seen, err := decodeDocument(data, subjectNames, extra, func(rd *strictjson.Reader, i int, p strictjson.Pointer) error {
+		_, err := readSubjectMember(rd, &s, firstSubjectClaim+i, p)
 		return err
 	})
 	if err != nil {
-		if _, ok := errors.AsType[*strictjson.Error](err); ok {
-			return Subject{}, &SubjectError{msg: err.Error()}
-		}
 		return Subject{}, err
 	}
 	f := s.stringFields()
@@ -88,4 +70,33 @@ func DecodeSubjectWith(data []byte, extra ...ExtraMember) (Subject, error) {
 		return s, fmt.Errorf("%w: %s is empty (omit it when there is none)", ErrInvalid, members[k].name)
 	}
 	return s, nil
+}
+
+// decodeDocument reads an issuing document (a subject document of either
+// kind): one object of the members names, read by read(i), and extra, each
+// at most once. It returns the set of names seen (bit i for names[i]). A
+// malformed document is a *SubjectError.
+func decodeDocument(data []byte, names []string, extra []ExtraMember, read func(rd *strictjson.Reader, i int, p strictjson.Pointer) error) (uint64, error) {
+	all := names
+	if len(extra) > 0 {
+		all = append(slices.Clip(names), make([]string, len(extra))...)
+		for i, e := range extra {
+			all[len(names)+i] = e.Name
+		}
+	}
+	var seen uint64
+	err := strictjson.Decode(data, "subject", func(rd *strictjson.Reader) error {
+		var err error
+		seen, err = rd.Object("", all, func(i int, p strictjson.Pointer) error {
+			if i >= len(names) {
+				return extra[i-len(names)].Read(rd, p)
+			}
+			return read(rd, i, p)
+		})
+		return err
+	})
+	if _, ok := errors.AsType[*strictjson.Error](err); ok {
+		return 0, &SubjectError{msg: err.Error()}
+	}
+	return seen, err
 }

@@ -345,6 +345,30 @@ func (pr *Profile) ServesOrigin(req Request) bool {
 	return false
 }
 
+// RouteClasses lists the classes of the profile's routes, each once, in
+// route order.
+func (pr *Profile) RouteClasses() []RouteClass {
+	var out []RouteClass
+	for i := range pr.table.routes {
+		if c := pr.table.routes[i].Class; !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Injections lists the injections of the profile's routes, each once, in
+// route order.
+func (pr *Profile) Injections() []Injection {
+	var out []Injection
+	for i := range pr.table.routes {
+		if in := pr.table.routes[i].Inject; in.Kind != 0 && !slices.Contains(out, in) {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
 // Slots lists the credential slots the profile's routes use, sorted.
 func (pr *Profile) Slots() []string { return slices.Clone(pr.slots) }
 

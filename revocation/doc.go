@@ -1,9 +1,11 @@
 // Package revocation holds the set of revoked capabilities, sessions,
 // containers and users, and keeps it durable.
 //
-// An Entry revokes one capability (by its id, capability.ID) or every
-// capability of a kiloSessionId, cloudAgentSessionId, outboundContainerId or
-// userId issued at or before the entry's RevokedAt. An entry lives for
+// An Entry revokes one capability, kka1 or eac1 (by its id, capability.ID),
+// or every capability of a kiloSessionId, cloudAgentSessionId,
+// outboundContainerId or userId, or every profile capability whose subject
+// holds an id (KindSubject, key=value), issued at or before the entry's
+// RevokedAt. An entry lives for
 // EntryLifetime (the longest a capability lives, plus the clock skew Open
 // tolerates) and is then pruned: no capability it could match is still
 // valid, so the set stays bounded.

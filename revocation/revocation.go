@@ -46,11 +46,16 @@ const (
 	capabilityIDLen            = 2 * capability.IDSize // in hex
 )
 
-// Kinds lists every kind, in API order.
-var Kinds = []Kind{KindCapability, KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser}
+// KindSubject revokes every profile capability whose subject map holds one
+// id: its value is "key=value", the key a profile capability's member name
+// (capability.ValidMapKey), the value as the other kinds'.
+const KindSubject Kind = "subject"
 
-// subjectKinds index Set.ids.
-var subjectKinds = [...]Kind{KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser}
+// Kinds lists every kind, in API order.
+var Kinds = []Kind{KindCapability, KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser, KindSubject}
+
+// subjectIndex is KindSubject's index in Kinds.
+const subjectIndex = 5
 
 // Entry is one revocation. Value is the capability id for KindCapability,
 // else the claim value. Times are milliseconds since the Unix epoch.
@@ -68,36 +73,43 @@ func (e Entry) key() string { return string(e.Kind) + "\x00" + e.Value }
 
 // Subject is what Check needs from an opened capability.
 type Subject struct {
-	Token               string // the capability as it opened; only its id (capability.ID) is used
+	Token               string // the capability as it opened (kka1 or eac1); only its id (capability.ID) is used
 	UserID              string
 	CloudAgentSessionID string
 	KiloSessionID       string
 	OutboundContainerID string
-	IssuedAt            int64 // milliseconds since the Unix epoch
+	Subjects            map[string]string // a profile capability's subject ids
+	IssuedAt            int64             // milliseconds since the Unix epoch
 }
 
 // NewEntry builds the entry that revokes value of kind at now, for the API
-// and the stores. For KindCapability, value is the capability string and the
-// entry keeps only its id (capability.ID), in lower-case hex. Errors wrap
-// ErrInvalid and never quote value.
+// and the stores. For KindCapability, value is the capability string (kka1
+// or eac1) and the entry keeps only its id (capability.ID), in lower-case
+// hex. For KindSubject, value is "key=value". Errors wrap ErrInvalid and
+// never quote value.
 func NewEntry(kind Kind, value, reason, actor string, now time.Time) (Entry, error) {
 	e := Entry{Kind: kind, Reason: reason, Actor: truncate(actor, maxActorLen)}
 	switch kind {
 	case KindCapability:
 		id, ok := capability.ID(value)
 		if !ok {
-			return Entry{}, fmt.Errorf("%w: capability is not a well-formed kka1 capability", ErrInvalid)
+			return Entry{}, fmt.Errorf("%w: capability is not a well-formed kka1 or eac1 capability", ErrInvalid)
 		}
 		e.Value = hex.EncodeToString(id[:])
 	case KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser:
-		if value == "" || len(value) > maxValueLen || !utf8.ValidString(value) || strings.Contains(value, capability.Prefix) {
+		if !validValue(value) || quotesCapability(value) {
 			return Entry{}, fmt.Errorf("%w: %s must be a non-empty UTF-8 string of at most %d bytes", ErrInvalid, kind, maxValueLen)
+		}
+		e.Value = value
+	case KindSubject:
+		if !validSubject(value) || quotesCapability(value) {
+			return Entry{}, fmt.Errorf("%w: subject must be key=value: a key of letters, digits, '-' and '_' starting with a letter (at most 63), a non-empty UTF-8 value of at most %d bytes", ErrInvalid, maxValueLen)
 		}
 		e.Value = value
 	default:
 		return Entry{}, fmt.Errorf("%w: unknown kind", ErrInvalid)
 	}
-	if len(reason) > maxReasonLen || !utf8.ValidString(reason) || strings.Contains(reason, capability.Prefix) {
+	if len(reason) > maxReasonLen || !utf8.ValidString(reason) || quotesCapability(reason) {
 		return Entry{}, fmt.Errorf("%w: reason must be UTF-8, at most %d bytes, and quote no capability", ErrInvalid, maxReasonLen)
 	}
 	e.RevokedAt = now.UnixMilli()
@@ -112,6 +124,23 @@ func truncate(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "")
 }
 
+// validValue is the rule of a session, container, user or subject id.
+func validValue(v string) bool { return v != "" && len(v) <= maxValueLen && utf8.ValidString(v) }
+
+// validSubject is the rule of a KindSubject value: key=value, the key a
+// profile capability's member name (it holds no '='), the value an id.
+func validSubject(v string) bool {
+	key, value, ok := strings.Cut(v, "=")
+	return ok && capability.ValidMapKey(key) && validValue(value)
+}
+
+// quotesCapability reports whether s holds the prefix of a capability of
+// either kind: a capability pasted where an id or a reason belongs is never
+// stored.
+func quotesCapability(s string) bool {
+	return strings.Contains(s, capability.Prefix) || strings.Contains(s, capability.ProfilePrefix)
+}
+
 // valid checks an entry read back from a store.
 func (e Entry) valid() bool {
 	switch e.Kind {
@@ -120,6 +149,8 @@ func (e Entry) valid() bool {
 		return err == nil && len(e.Value) == capabilityIDLen
 	case KindKiloSession, KindCloudAgentSession, KindOutboundContainer, KindUser:
 		return e.Value != "" && len(e.Value) <= maxValueLen
+	case KindSubject:
+		return validSubject(e.Value)
 	}
 	return false
 }

@@ -103,7 +103,22 @@ const kindSalt = 0x9e3779b97f4a7c15
 // collision; an accidental one (about 10^-18 per decision with a million
 // entries) can only deny, never allow.
 func (s *Set) fingerprint(kind int, value string) uint64 {
-	return nonZero(maphash.String(s.seed, value) + uint64(kind+1)*kindSalt)
+	return salted(kind, maphash.String(s.seed, value))
+}
+
+// salted is a fingerprint from the hash h of a value of kind.
+func salted(kind int, h uint64) uint64 { return nonZero(h + uint64(kind+1)*kindSalt) }
+
+// pairFingerprint is fingerprint(subjectIndex, key+"="+value), the
+// fingerprint of a KindSubject entry, without building the string: a
+// maphash.Hash hashes the bytes written, however the writes split them.
+func (s *Set) pairFingerprint(key, value string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(key)
+	h.WriteByte('=')
+	h.WriteString(value)
+	return salted(subjectIndex, h.Sum64())
 }
 
 // idFingerprint is fingerprint for a capability's id (capability.ID).
@@ -134,7 +149,9 @@ const skewMillis = int64(capability.ClockSkew / time.Millisecond)
 
 // Check reports whether the capability sub describes is revoked (ErrRevoked),
 // or whether the set cannot be trusted (ErrUnavailable); nil otherwise. A
-// subject entry matches issuedAt <= revokedAt + capability.ClockSkew.
+// subject entry (a session, container, user or KindSubject id) matches
+// issuedAt <= revokedAt + capability.ClockSkew; a KindSubject entry matches
+// when any pair of sub.Subjects is its key and value.
 func (s *Set) Check(sub Subject) error {
 	if s.unavailable.Load() {
 		return ErrUnavailable
@@ -157,6 +174,13 @@ func (s *Set) Check(sub Subject) error {
 		}
 		if at, hit := t.lookup(s.fingerprint(i+1, v)); hit && sub.IssuedAt <= at+skewMillis {
 			return ErrRevoked
+		}
+	}
+	if kinds&(1<<subjectIndex) != 0 {
+		for k, v := range sub.Subjects {
+			if at, hit := t.lookup(s.pairFingerprint(k, v)); hit && sub.IssuedAt <= at+skewMillis {
+				return ErrRevoked
+			}
 		}
 	}
 	return nil

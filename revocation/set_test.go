@@ -19,24 +19,37 @@ import (
 
 var testNow = time.UnixMilli(1_780_000_000_000)
 
-func sealed(t testing.TB, issued time.Time) (string, capability.Claims) {
+// testCodec seals and opens with a fixed key, its clock stopped at now.
+func testCodec(t testing.TB, now time.Time) *capability.Codec {
 	t.Helper()
 	ring, err := capability.NewKeyRing(make([]byte, capability.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec := capability.NewCodec(ring, capability.WithClock(func() time.Time { return issued }))
-	tok, err := codec.Seal(testsupport.Subject("ctr-1", capability.Targets{
-		BackendBaseURL: "https://api.example", ProviderBaseURL: "https://llm.example", SessionIngestBaseURL: "https://ingest.example",
-	}), time.Hour)
+	return capability.NewCodec(ring, capability.WithClock(func() time.Time { return now }))
+}
+
+// sealOpen returns a capability just sealed (tok, err) and its claims as
+// open reads them, failing the test on an error of either.
+func sealOpen[C any](t testing.TB, tok string, err error, open func(string) (C, error)) (string, C) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := codec.Open(tok)
+	c, err := open(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok, c
+}
+
+func sealed(t testing.TB, issued time.Time) (string, capability.Claims) {
+	t.Helper()
+	codec := testCodec(t, issued)
+	tok, err := codec.Seal(testsupport.Subject("ctr-1", capability.Targets{
+		BackendBaseURL: "https://api.example", ProviderBaseURL: "https://llm.example", SessionIngestBaseURL: "https://ingest.example",
+	}), time.Hour)
+	return sealOpen(t, tok, err, codec.Open)
 }
 
 func subjectOf(tok string, c capability.Claims) Subject {
@@ -53,16 +66,34 @@ func mustEntry(t testing.TB, k Kind, v string, at time.Time) Entry {
 	return e
 }
 
+// revokeCase is one entry (kind, value, revoked at) and what Check answers
+// once it is in the set.
+type revokeCase struct {
+	name  string
+	kind  Kind
+	value string
+	at    time.Time
+	want  error
+}
+
+// checkEach puts each case's entry alone in a set and checks sub.
+func checkEach(t *testing.T, sub Subject, tests []revokeCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSet()
+			s.Add(mustEntry(t, tc.kind, tc.value, tc.at))
+			if got := s.Check(sub); !errors.Is(got, tc.want) {
+				t.Errorf("Check after revoking %s = %v; want %v", tc.kind, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCheck(t *testing.T) {
 	tok, c := sealed(t, testNow)
 	other, _ := sealed(t, testNow)
-	tests := []struct {
-		name  string
-		kind  Kind
-		value string
-		at    time.Time
-		want  error
-	}{
+	checkEach(t, subjectOf(tok, c), []revokeCase{
 		{"capability", KindCapability, tok, testNow, ErrRevoked},
 		{"capability with spaces", KindCapability, " " + tok + "\n", testNow, ErrRevoked},
 		{"another capability", KindCapability, other, testNow, nil},
@@ -78,16 +109,7 @@ func TestCheck(t *testing.T) {
 		{"user, issued beyond the skew afterwards", KindUser, c.UserID, testNow.Add(-capability.ClockSkew - time.Millisecond), nil},
 		{"other user", KindUser, "someone-else", testNow, nil},
 		{"value of another kind", KindUser, c.KiloSessionID, testNow, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := NewSet()
-			s.Add(mustEntry(t, tc.kind, tc.value, tc.at))
-			if got := s.Check(subjectOf(tok, c)); !errors.Is(got, tc.want) {
-				t.Errorf("Check after revoking %s = %v; want %v", tc.kind, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestCheckUnavailable(t *testing.T) {
@@ -199,6 +221,9 @@ func fullSet(t testing.TB, n int) *Set {
 	for i := range n {
 		k := Kinds[i%len(Kinds)]
 		v := fmt.Sprintf("value-%d", i)
+		if k == KindSubject {
+			v = "userId=" + v
+		}
 		if k == KindCapability {
 			v = fmt.Sprintf("%032x", i)
 			entries = append(entries, Entry{Kind: k, Value: v, RevokedAt: testNow.UnixMilli(), ExpiresAt: testNow.Add(EntryLifetime).UnixMilli()})

@@ -15,17 +15,8 @@ import (
 func TestFileStoreSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "revocations")
 	now := func() time.Time { return testNow }
-	s, err := OpenFileStore(path, now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tok, c := sealed(t, testNow)
-	for _, e := range []Entry{mustEntry(t, KindCapability, tok, testNow), mustEntry(t, KindUser, "u-9", testNow)} {
-		if err := s.Revoke(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
+	revokeInFile(t, path, now, mustEntry(t, KindCapability, tok, testNow), mustEntry(t, KindUser, "u-9", testNow))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -33,14 +24,7 @@ func TestFileStoreSurvivesReopen(t *testing.T) {
 	f.WriteString(`{"kind":"userId","value":"torn`)
 	f.Close()
 
-	s, err = OpenFileStore(path, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if n := s.Set().Len(); n != 2 {
-		t.Fatalf("reopened set holds %d entries; want 2", n)
-	}
+	s := reopenFile(t, path, now, 2)
 	if err := s.Set().Check(subjectOf(tok, c)); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("revoked capability after reopen: %v", err)
 	}
@@ -51,6 +35,36 @@ func TestFileStoreSurvivesReopen(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("file mode %v; want 0600", fi.Mode().Perm())
 	}
+}
+
+// revokeInFile opens the file store at path, revokes entries and closes it.
+func revokeInFile(t *testing.T, path string, now func() time.Time, entries ...Entry) {
+	t.Helper()
+	s, err := OpenFileStore(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, e := range entries {
+		if err := s.Revoke(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// reopenFile opens the file store at path again (closed when the test
+// ends) and checks that it loaded want entries.
+func reopenFile(t *testing.T, path string, now func() time.Time, want int) *FileStore {
+	t.Helper()
+	s, err := OpenFileStore(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if n := s.Set().Len(); n != want {
+		t.Fatalf("reopened set holds %d entries; want %d", n, want)
+	}
+	return s
 }
 
 // TestFileStoreCorrupt: a bad line that is not the last is refused, naming

@@ -55,7 +55,7 @@ func (s *Server) newHTTPHandler() (http.Handler, error) {
 func (s *Server) apiHandler() (http.Handler, error) {
 	name := s.cfg.APITokenFile
 	r, err := loadReloadable(func(c [][]byte) (*authz.APIHandler, error) {
-		token, err := secretText(name, c[0])
+		token, err := SecretText(name, c[0])
 		if err != nil {
 			return nil, fmt.Errorf("--api-token-file: %w", err)
 		}

@@ -71,8 +71,8 @@ func TestMetricsExistFromStart(t *testing.T) {
 			}
 			for _, series := range []string{
 				`extauthz_key_reloads_total{result="error"} 0`,
-				`extauthz_decisions_total{reason="",result="allow",route_class="backend_api"} 0`,
-				`extauthz_decisions_total{reason="revoked_capability",result="deny",route_class=""} 0`,
+				`extauthz_decisions_total{profile="",reason="",result="allow",route_class="backend_api"} 0`,
+				`extauthz_decisions_total{profile="",reason="revoked_capability",result="deny",route_class=""} 0`,
 			} {
 				if !strings.Contains(body, series) {
 					t.Errorf("series %s is not exported at 0 from the start", series)

@@ -57,11 +57,17 @@ func (s *Server) setProfiles(set *profiles.Set) {
 	s.core.SetProfiles(set)
 }
 
-// profileSummary names the loaded profiles, for check-config.
+// profileSummary names the loaded profiles, for check-config, and the
+// headers besides authorization a proxy must pass to the HTTP endpoints
+// for them.
 func (s *Server) profileSummary() string {
 	set := s.core.Profiles()
 	if set == nil {
 		return "none"
 	}
-	return strings.Join(set.Names(), ",")
+	out := strings.Join(set.Names(), ",")
+	if h := s.core.ProfileHeaders(); len(h) > 0 {
+		out += " (a proxy passes their capability headers: authorization," + strings.Join(h, ",") + ")"
+	}
+	return out
 }

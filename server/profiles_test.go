@@ -115,3 +115,16 @@ func TestProfilesDirectoryReload(t *testing.T) {
 		t.Fatalf("after adding b.yaml: %v", got)
 	}
 }
+
+// TestProfilesSummaryNamesHeaders: check-config's summary names the
+// headers a proxy must pass to the HTTP endpoints for the loaded profiles.
+func TestProfilesSummaryNamesHeaders(t *testing.T) {
+	keyFile, _ := newKeyFile(t)
+	s, err := New(mustConfig(t, "--key-file", keyFile, "--profiles-file", "../profiles/providers.yaml"), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "profiles openai,anthropic,gemini,github (a proxy passes their capability headers: authorization,x-api-key,x-goog-api-key)"; !strings.Contains(s.Summary(), want) {
+		t.Errorf("Summary() = %q; want %q", s.Summary(), want)
+	}
+}

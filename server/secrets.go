@@ -67,10 +67,10 @@ func watch[T any](s *Server, r *reloadable[T], reloaded, failed string) *secretF
 	return f
 }
 
-// secretText is the content of a file holding one secret (a token, a
+// SecretText is the content of a file holding one secret (a token, a
 // password): white space around it trimmed, never empty. Errors name the
 // file, never the content.
-func secretText(name string, data []byte) (string, error) {
+func SecretText(name string, data []byte) (string, error) {
 	v := strings.TrimSpace(string(data))
 	if v == "" {
 		return "", fmt.Errorf("%s is empty", name)
@@ -85,7 +85,7 @@ func ReadSecretFile(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return secretText(name, data)
+	return SecretText(name, data)
 }
 
 // loadSecretText loads a reloadable secret file for flag ("" is no file:
@@ -95,7 +95,7 @@ func loadSecretText(flag, name string) (*reloadable[string], error) {
 		return nil, nil
 	}
 	return loadReloadable(func(c [][]byte) (string, error) {
-		v, err := secretText(name, c[0])
+		v, err := SecretText(name, c[0])
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", flag, err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ func runOpen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 const issueSynopsis = `extauthz issue [--key-file FILE] [--ttl DURATION] [--dev-http-hosts H,…] < subject.json
+       extauthz issue --profile NAME --profiles-file PATH --container ID
+                      --credential SLOT=@FILE … [--var NAME=VALUE …] [--subject NAME=VALUE …]
+                      [--key-file FILE] [--ttl DURATION] [--dev-http-hosts H,…]
 
 Reads a subject on stdin, for example
   {"userId":"u1","cloudAgentSessionId":"c1","kiloSessionId":"k1",
@@ -79,7 +83,16 @@ Reads a subject on stdin, for example
               "sessionIngestBaseUrl":"https://…"}}
 (providerToken is optional: omit it, never null or "") and prints a kka1
 capability sealed with the first key. Without --key-file the keys come from
-EXTAUTHZ_KEYS.`
+EXTAUTHZ_KEYS.
+
+With --profile, prints instead a profile capability (eac1.,
+docs/profile-capability.md) for the route profile NAME of the profiles file,
+bound to the container ID. It carries a credential for each slot the
+profile's routes use and a value for each variable they bind (exactly those),
+and the subject ids given (for audit and revocation). A credential is read
+from a file (SLOT=@FILE) or from stdin (SLOT=@-, one slot at most), white
+space around it trimmed: never from the command line, where ps shows it.
+--ttl defaults to 4h, or to the profile's maxLifetime when shorter.`
 
 // keyFlags declare where issue and open take their keys from: a key file,
 // else EXTAUTHZ_KEYS.
@@ -90,50 +103,96 @@ func keyFlags(keyFile, keys *string, use string) []flagspec.Flag {
 	}
 }
 
+// issueOptions are the flags of `extauthz issue`.
+type issueOptions struct {
+	keyFile, keys string
+	ttl           time.Duration // 0: the default
+	pol           *policy.Policy
+	// The profile capability's flags.
+	profile, profilesFile, container string
+	credentials, vars, subject       []string
+}
+
+func (o *issueOptions) flags() []flagspec.Flag {
+	return append(keyFlags(&o.keyFile, &o.keys, "the first seals"),
+		flagspec.Parsed(&o.ttl, "ttl", "", "lifetime of the capability, at most 4h; default 4h, with --profile the profile's maxLifetime when shorter", parseTTL),
+		flagspec.Parsed(&o.pol, "dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)", server.ParsePolicy),
+		flagspec.Var(&o.profile, "profile", "", "issue a profile capability for the route profile of this name"),
+		flagspec.Var(&o.profilesFile, "profiles-file", "", "with --profile: the route profiles (a YAML file or a directory of them), as serve reads them"),
+		flagspec.Var(&o.container, "container", "", "with --profile: the outboundContainerId the capability is bound to"),
+		flagspec.List(&o.credentials, "credential", "with --profile: SLOT=@FILE, or SLOT=@- for stdin, the secret of a credential slot", fromFileOrStdin),
+		flagspec.List(&o.vars, "var", "with --profile: NAME=VALUE, a variable of the profile's routes", namedValue),
+		flagspec.List(&o.subject, "subject", "with --profile: NAME=VALUE, a subject id (user, session, tenant…)", namedValue))
+}
+
+// parseTTL reads --ttl: a lifetime capability.CheckLifetime accepts, or
+// nothing (0, the default).
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("want a duration with a unit, e.g. 30m or 2h")
+	}
+	return d, capability.CheckLifetime(d)
+}
+
 func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
-	var (
-		keyFile, keys string
-		ttl           time.Duration
-		pol           *policy.Policy
-	)
-	flags := append(keyFlags(&keyFile, &keys, "the first seals"),
-		flagspec.Var(&ttl, "ttl", capability.DefaultLifetime, "lifetime of the capability, at most 4h", capability.CheckLifetime),
-		flagspec.Parsed(&pol, "dev-http-hosts", "", "comma-separated extra hosts whose targets may use plain http (development only; serve needs the same list)", server.ParsePolicy))
-	if code, done := parse("issue", issueSynopsis, flags, args, env.getenv, stdout, stderr); done {
+	o := &issueOptions{}
+	if code, done := parse("issue", issueSynopsis, o.flags(), args, env.getenv, stdout, stderr); done {
 		return code
 	}
-	fail := func(format string, a ...any) int {
+	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "extauthz issue: "+format+"\n", a...)
-		return 1
+		return code
 	}
-	ring, err := server.LoadKeyRing(keyFile, keys)
+	if o.profile == "" && (o.container != "" || len(o.credentials)+len(o.vars)+len(o.subject) > 0) {
+		return fail(2, "--container, --credential, --var and --subject go with --profile")
+	}
+	ring, err := server.LoadKeyRing(o.keyFile, o.keys)
 	if err != nil {
-		return fail("%v", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(stdin, maxSubjectLen+1))
-	if err != nil {
-		return fail("reading the subject from stdin: %v", err)
-	}
-	if len(data) > maxSubjectLen {
-		return fail("subject on stdin is larger than %d bytes", maxSubjectLen)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return fail("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
+		return fail(1, "%v", err)
 	}
 	codec := capability.NewCodec(ring, capability.WithClock(env.now))
-	core, err := authz.NewAuthorizer(authz.Config{Codec: codec, Policy: pol, Logger: zerolog.Nop()})
+	core, err := authz.NewAuthorizer(authz.Config{Codec: codec, Policy: o.pol, Logger: zerolog.Nop()})
 	if err != nil {
-		return fail("%v", err)
+		return fail(1, "%v", err)
 	}
-	tok, err := core.Issue(data, ttl)
-	if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
-		return fail("subject JSON on stdin: %v", err) // never quotes a value
+	var tok string
+	if o.profile != "" {
+		tok, err = o.issueProfile(core, stdin)
+	} else {
+		tok, err = issueKKA1(core, stdin, cmp.Or(o.ttl, capability.DefaultLifetime))
 	}
 	if err != nil {
-		return fail("%v", err)
+		code := 1
+		if errors.Is(err, errUsage) {
+			code = 2
+		}
+		return fail(code, "%v", err)
 	}
 	fmt.Fprintln(stdout, tok)
 	return 0
+}
+
+// issueKKA1 seals a kka1 capability for the subject JSON on stdin.
+func issueKKA1(core *authz.Authorizer, stdin io.Reader, ttl time.Duration) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(stdin, maxSubjectLen+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the subject from stdin: %w", err)
+	}
+	if len(data) > maxSubjectLen {
+		return "", fmt.Errorf("subject on stdin is larger than %d bytes", maxSubjectLen)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "", errors.New("no subject JSON on stdin (run 'extauthz issue -h' for its shape)")
+	}
+	tok, err := core.Issue(data, ttl)
+	if _, malformed := errors.AsType[*capability.SubjectError](err); malformed {
+		return "", fmt.Errorf("subject JSON on stdin: %w", err) // never quotes a value
+	}
+	return tok, err
 }
 
 const openSynopsis = `extauthz open [--key-file FILE] < capability

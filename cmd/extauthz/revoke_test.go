@@ -68,6 +68,10 @@ func TestRevokeCommand(t *testing.T) {
 		{"cloud agent session", "", []string{"--cloud-agent-session-id", "c-1"}, 0, "cloudAgentSessionId"},
 		{"container", "", []string{"--outbound-container-id", "oc-1"}, 0, "outboundContainerId"},
 		{"capability", tok + "\n", []string{"--capability-stdin"}, 0, "capability"},
+		{"profile capability", sealProfileFor(t, key) + "\n", []string{"--capability-stdin"}, 0, "capability"},
+		{"subject id", "", []string{"--subject", "tenantId=t-9"}, 0, "subject"},
+		{"subject id without a key", "", []string{"--subject", "t-9"}, 1, ""},
+		{"subject and user", "", []string{"--subject", "userId=u", "--user-id", "u"}, 2, ""},
 		{"two selectors", "", []string{"--user-id", "u", "--kilo-session-id", "k"}, 2, ""},
 		{"none", "", nil, 2, ""},
 		{"refused by the server", "kka1.nope", []string{"--capability-stdin"}, 1, ""},
@@ -86,8 +90,8 @@ func TestRevokeCommand(t *testing.T) {
 		})
 	}
 	code, out, errOut := run("", "--list")
-	if code != 0 || strings.Count(out, "\n") != 5 {
-		t.Fatalf("--list: exit %d, %d lines; want 0, 5\n%s%s", code, strings.Count(out, "\n"), out, errOut)
+	if code != 0 || strings.Count(out, "\n") != 7 {
+		t.Fatalf("--list: exit %d, %d lines; want 0, 7\n%s%s", code, strings.Count(out, "\n"), out, errOut)
 	}
 	var bad bytes.Buffer
 	if code := revokeCmd([]string{"--user-id", "u"}, nil, io.Discard, &bad, noEnv); code != 2 {

@@ -20,23 +20,26 @@ import (
 
 const revokeSynopsis = `extauthz revoke --api-url URL --api-token-file FILE [--reason TEXT]
                 (--user-id ID | --kilo-session-id ID | --cloud-agent-session-id ID |
-                 --outbound-container-id ID | --capability-stdin < capability)
+                 --outbound-container-id ID | --subject KEY=VALUE |
+                 --capability-stdin < capability)
        extauthz revoke --api-url URL --api-token-file FILE --list
 
 Revokes, through a running server's API (POST ` + authz.RevokePath + `), one
-capability (read from stdin, never from the command line, where ps would show
-it) or every capability of a user, session or container issued until now. It
-prints the stored entry (a capability by its id, never itself) once the server
-has made it durable. --list prints every live revocation, one JSON object a
-line (GET ` + authz.RevocationsPath + `).`
+capability, kka1 or eac1 (read from stdin, never from the command line, where
+ps would show it), or every capability of a user, session or container issued
+until now, or every profile capability whose subject holds the id KEY=VALUE.
+It prints the stored entry (a capability by its id, never itself) once the
+server has made it durable. --list prints every live revocation, one JSON
+object a line (GET ` + authz.RevocationsPath + `).`
 
 // revokeSelectors are the flag names of the selectors, in the order of
-// revocation.Kinds after "capability".
-var revokeSelectors = [...]struct{ flag, member string }{
-	{"kilo-session-id", "kiloSessionId"},
-	{"cloud-agent-session-id", "cloudAgentSessionId"},
-	{"outbound-container-id", "outboundContainerId"},
-	{"user-id", "userId"},
+// revocation.Kinds after "capability", and what they revoke.
+var revokeSelectors = [...]struct{ flag, member, help string }{
+	{"kilo-session-id", "kiloSessionId", "revoke every kka1 capability with this kiloSessionId issued until now"},
+	{"cloud-agent-session-id", "cloudAgentSessionId", "revoke every kka1 capability with this cloudAgentSessionId issued until now"},
+	{"outbound-container-id", "outboundContainerId", "revoke every capability, kka1 or profile, bound to this container issued until now"},
+	{"user-id", "userId", "revoke every kka1 capability with this userId issued until now"},
+	{"subject", "subject", "KEY=VALUE: revoke every profile capability whose subject has this id, issued until now"},
 }
 
 // runRevoke implements `extauthz revoke`.
@@ -73,7 +76,7 @@ func (o *revokeOptions) flags() []flagspec.Flag {
 		flagspec.Var(&o.timeout, "timeout", 10*time.Second, "time limit of each API call"),
 	}
 	for i, s := range revokeSelectors {
-		flags = append(flags, flagspec.Var(&o.values[i], s.flag, "", "revoke every capability with this "+s.member+" issued until now"))
+		flags = append(flags, flagspec.Var(&o.values[i], s.flag, "", s.help))
 	}
 	return flags
 }
@@ -105,7 +108,7 @@ func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		body["capability"] = strings.TrimSpace(string(data))
 	}
 	if len(body) != 1 {
-		return fail(2, "name exactly one of --capability-stdin, --user-id, --kilo-session-id, --cloud-agent-session-id, --outbound-container-id")
+		return fail(2, "name exactly one of --capability-stdin, --user-id, --kilo-session-id, --cloud-agent-session-id, --outbound-container-id, --subject")
 	}
 	if o.reason != "" {
 		body["reason"] = o.reason

@@ -262,8 +262,8 @@ func TestServeProcess(t *testing.T) {
 
 	metrics := httpBody(t, "http://"+adminAddr+"/metrics")
 	for _, want := range []string{
-		`extauthz_decisions_total{reason="",result="allow",route_class="provider_model"}`,
-		`extauthz_decisions_total{reason="invalid_capability",result="deny",route_class=""}`,
+		`extauthz_decisions_total{profile="",reason="",result="allow",route_class="provider_model"}`,
+		`extauthz_decisions_total{profile="",reason="invalid_capability",result="deny",route_class=""}`,
 		`extauthz_key_reloads_total{result="ok"}`,
 		`extauthz_key_reloads_total{result="error"}`,
 		`extauthz_decision_duration_seconds_count`,

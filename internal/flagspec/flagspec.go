@@ -100,6 +100,30 @@ func Parsed[T any](p *T, name, def, help string, parse func(string) (T, error)) 
 	}
 }
 
+// List declares a flag that may be given several times: each value is
+// appended to *p, in order, and checked by rules. It has no environment
+// fallback (one variable does not hold a list of arbitrary values).
+func List(p *[]string, name, help string, rules ...Rule[string]) Flag {
+	return Flag{name: name, help: help + " (repeatable)",
+		register: func(fs *flag.FlagSet) {
+			fs.Func(name, help, func(s string) error {
+				*p = append(*p, s)
+				return nil
+			})
+		},
+		check: func() error {
+			for _, v := range *p {
+				for _, r := range rules {
+					if err := r(v); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+}
+
 // Env declares a setting read from the environment variable env only, never
 // from the command line (a secret such as a key list).
 func Env(p *string, env, help string) Flag {

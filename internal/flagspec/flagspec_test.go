@@ -256,3 +256,31 @@ func TestOrigins(t *testing.T) {
 		t.Error("Explain(nil) is not nil")
 	}
 }
+
+func TestList(t *testing.T) {
+	var got []string
+	noComma := func(s string) error {
+		if strings.Contains(s, ",") {
+			return errors.New("no commas")
+		}
+		return nil
+	}
+	flags := []Flag{List(&got, "var", "a variable", noComma)}
+	getenv := func(k string) string { return map[string]string{"EXTAUTHZ_VAR": "env"}[k] }
+	if _, err := Parse("cmd", "cmd", flags, []string{"--var", "a=1", "--var=b=2", "--var", ""}, getenv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "|") != "a=1|b=2|" {
+		t.Errorf("List = %q; want each value in order, none from the environment", got)
+	}
+	got = nil
+	if _, err := Parse("cmd", "cmd", flags, []string{"--var", "a", "--var", "b,c"}, getenv, io.Discard); err == nil || err.Error() != "--var: no commas" {
+		t.Errorf("a value the rule refuses: %v; want --var: no commas", err)
+	}
+	var usage strings.Builder
+	got = nil
+	_, _ = Parse("cmd", "cmd", flags, []string{"-h"}, getenv, &usage)
+	if !strings.Contains(usage.String(), "--var\n      a variable (repeatable)") || strings.Contains(usage.String(), "EXTAUTHZ_VAR") {
+		t.Errorf("usage:\n%s", usage.String())
+	}
+}

@@ -291,3 +291,27 @@ func (rd *Reader) StringMap(p Pointer, max int, validName func(string) bool) (ma
 
 // Root is the pointer of the top-level object's member name.
 func Root(name string) Pointer { return Pointer{name: name} }
+
+// HasMember reports whether data is a JSON object with a top-level member
+// called name (after \u escapes are decoded), for a caller that picks a
+// decoder by it. It reads no further than it must and checks nothing else:
+// the document is then decoded strictly.
+func HasMember(data []byte, name string) bool {
+	d := jsontext.NewDecoder(bytes.NewReader(data), options)
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	for d.PeekKind() == '"' {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return false
+		}
+		if tok.String() == name {
+			return true
+		}
+		if d.SkipValue() != nil {
+			return false
+		}
+	}
+	return false
+}

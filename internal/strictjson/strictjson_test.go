@@ -1,9 +1,11 @@
 package strictjson
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -110,6 +112,46 @@ func FuzzDecode(f *testing.F) {
 		}
 		if seen >= 1<<len(names) {
 			t.Fatalf("seen = %b: a bit beyond the names", seen)
+		}
+	})
+}
+
+func TestHasMember(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want bool
+	}{
+		{`{"profile":"x"}`, true},
+		{` {"a":{"profile":1},"b":[1,{"c":2}],"profile":null}`, true},
+		{`{"\u0070rofile":"x"}`, true},
+		{`{"a":{"profile":"x"}}`, false},
+		{`{"Profile":"x"}`, false},
+		{`["profile"]`, false},
+		{`{"a":}`, false},
+		{`{"a":1,`, false},
+		{``, false},
+	} {
+		if got := HasMember([]byte(tc.doc), "profile"); got != tc.want {
+			t.Errorf("HasMember(%s, profile) = %v; want %v", tc.doc, got, tc.want)
+		}
+	}
+}
+
+// FuzzHasMember holds HasMember to encoding/json: for a valid UTF-8
+// document that the standard library reads as an object, HasMember says
+// whether the object has the name; for anything else it never panics.
+func FuzzHasMember(f *testing.F) {
+	for _, s := range []string{`{"profile":"x"}`, `{"a":{"profile":1}}`, `{"\u0070rofile":1}`, `[]`, `{"a":1,"profile":[{}]}`, `{`, `{"profile"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		got := HasMember([]byte(doc), "profile")
+		var m map[string]json.RawMessage
+		if !utf8.ValidString(doc) || json.Unmarshal([]byte(doc), &m) != nil || m == nil {
+			return
+		}
+		if _, want := m["profile"]; got != want {
+			t.Fatalf("HasMember(%q) = %v; encoding/json says %v", doc, got, want)
 		}
 	})
 }

@@ -15,7 +15,9 @@ type Allow struct {
 	Header             string
 	ValuePrefix, Value string
 	Action             uint64
-	Remove             []string
+	// Remove and AlsoRemove are the headers to remove, one list after
+	// the other: the adapter's own and a route profile's.
+	Remove, AlsoRemove []string
 	Metadata           [][2]string
 }
 
@@ -30,6 +32,9 @@ func AppendAllow(b []byte, a *Allow) []byte {
 	option := sizeMessage(1, header) + protowire.SizeTag(3) + protowire.SizeVarint(a.Action)
 	ok := sizeMessage(2, option)
 	for _, h := range a.Remove {
+		ok += sizeString(5, h)
+	}
+	for _, h := range a.AlsoRemove {
 		ok += sizeString(5, h)
 	}
 	fields := 0
@@ -50,6 +55,9 @@ func AppendAllow(b []byte, a *Allow) []byte {
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, a.Action)
 	for _, h := range a.Remove {
+		b = appendString(b, 5, h)
+	}
+	for _, h := range a.AlsoRemove {
 		b = appendString(b, 5, h)
 	}
 	b = appendMessage(b, 4, fields)

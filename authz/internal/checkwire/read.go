@@ -66,6 +66,9 @@ type Fields struct {
 	Headers                           [NumSlots][]string
 	// Extra holds the first value of each of Reader.Extra ("" if absent).
 	Extra []string
+	// Named holds every value of each of Reader.Named, by the header rule
+	// as for a slot (nil if absent); nil when Reader.Named is.
+	Named [][]string
 }
 
 // Reader says what to read of a CheckRequest. It is not changed once in
@@ -80,6 +83,10 @@ type Reader struct {
 	// Extra are lower-case header names of which the first value is kept
 	// (Fields.Extra); nil for none.
 	Extra []string
+	// Named are lower-case header names of which every value is kept
+	// (Fields.Named): the headers a route profile accepts its capability
+	// in. nil for none.
+	Named []string
 }
 
 // Descriptors of the messages the reader walks field by field; everything
@@ -117,6 +124,17 @@ type wireReader struct {
 	// of extraNames, when there are any.
 	extraNames []string
 	extra      []extraValue
+
+	// named: every value of each of namedNames, the headers map's first.
+	namedNames []string
+	named      []namedValues
+}
+
+// namedValues is what the reader found of one named header.
+type namedValues struct {
+	mapValue []byte
+	mapHas   bool
+	values   [][]byte // header_map values, in order
 }
 
 // extraValue is what the reader found of one extra header.
@@ -137,6 +155,10 @@ func (r *Reader) Read(b []byte) (Fields, error) {
 		w.extraNames = r.Extra
 		w.extra = make([]extraValue, n)
 	}
+	if n := len(r.Named); n > 0 {
+		w.namedNames = r.Named
+		w.named = make([]namedValues, n)
+	}
 	if err := walkMessage(b, protoRecursionLimit, descCheck, w.checkRequest); err != nil {
 		return Fields{}, err
 	}
@@ -152,7 +174,25 @@ func (r *Reader) Read(b []byte) (Fields, error) {
 			}
 		}
 	}
+	if f.HasHTTP && len(w.namedNames) > 0 {
+		f.Named = make([][]string, len(w.namedNames))
+		for i := range w.named {
+			f.Named[i] = w.named[i].strings()
+		}
+	}
 	return f, nil
+}
+
+// strings returns every value found, the headers map's first; nil for none.
+func (v *namedValues) strings() []string {
+	var out []string
+	if v.mapHas {
+		out = append(out, string(v.mapValue))
+	}
+	for _, x := range v.values {
+		out = append(out, string(x))
+	}
+	return out
 }
 
 // A fieldFunc handles one field of a message: it returns the bytes it
@@ -268,6 +308,11 @@ func (r *wireReader) http(num protowire.Number, typ protowire.Type, b []byte, de
 					r.extra[i].mapValue, r.extra[i].mapHas = v, true
 				}
 			}
+			for i, name := range r.namedNames {
+				if string(k) == name {
+					r.named[i].mapValue, r.named[i].mapHas = v, true
+				}
+			}
 		})
 	case 4:
 		return str(&r.path, typ, b)
@@ -309,6 +354,12 @@ func (r *wireReader) headerMap(num protowire.Number, typ protowire.Type, b []byt
 		if e := &r.extra[i]; !e.found && HeaderMapKey(string(key), name) {
 			v, _ := EntryValues(value, raw)
 			e.first, e.found = v[0], true
+		}
+	}
+	for i, name := range r.namedNames {
+		if HeaderMapKey(string(key), name) {
+			v, n := EntryValues(value, raw)
+			r.named[i].values = append(r.named[i].values, v[:n]...)
 		}
 	}
 	for i, name := range r.names {
