@@ -174,6 +174,9 @@ func TestIssue(t *testing.T) {
 			if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 {
 				t.Fatalf("issue = %d %s; want 200 {\"capability\":…}", w.Code, w.Body)
 			}
+			if !strings.HasSuffix(w.Body.String(), "}\n") {
+				t.Errorf("issue answer %q does not end with a newline", w.Body)
+			}
 			claims, err := codec.Open(got["capability"])
 			if err != nil {
 				t.Fatalf("issued capability does not open: %v", err)
@@ -283,8 +286,8 @@ func issueReq(body string) httpRequest {
 
 func assertAPIError(t *testing.T, w *httptest.ResponseRecorder, status int, slug string) {
 	t.Helper()
-	if w.Code != status || w.Body.String() != `{"error":"`+slug+`"}` {
-		t.Errorf("= %d %s; want %d {\"error\":%q}", w.Code, w.Body, status, slug)
+	if w.Code != status || w.Body.String() != `{"error":"`+slug+`"}`+"\n" {
+		t.Errorf("= %d %q; want %d {\"error\":%q} and a newline", w.Code, w.Body, status, slug)
 	}
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q; want application/json", ct)

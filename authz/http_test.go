@@ -281,6 +281,9 @@ func assertHTTPDeny(t *testing.T, w *httptest.ResponseRecorder, want Reason) {
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || len(body) != 1 || body["error"] != string(want) {
 		t.Errorf("body = %q; want {\"error\":%q}", w.Body, want)
 	}
+	if !strings.HasSuffix(w.Body.String(), "}\n") {
+		t.Errorf("body %q does not end with a newline", w.Body)
+	}
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q; want application/json", ct)
 	}
@@ -314,7 +317,7 @@ func TestHTTPUnknownPaths(t *testing.T) {
 	for _, target := range []string{"/", "/v1/authz/forward/x", "/v1/authz/forwardx", "/v1/authz", "/V1/authz/forward", "/v1/capabilities:issuex", "/healthz"} {
 		t.Run(target, func(t *testing.T) {
 			w := doHTTP(t, h, nil, httpRequest{target: target})
-			if w.Code != http.StatusNotFound || w.Body.String() != `{"error":"not_found"}` {
+			if w.Code != http.StatusNotFound || w.Body.String() != `{"error":"not_found"}`+"\n" {
 				t.Errorf("GET %s = %d %s; want 404 not_found", target, w.Code, w.Body)
 			}
 		})

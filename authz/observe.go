@@ -173,7 +173,7 @@ func (a *Authorizer) logDecision(in *Input, d *Decision, result string, elapsed 
 	ev.Msg("decision")
 }
 
-// spanAttrs are the attributes of a decision's span (docs: README,
+// spanAttrs are the attributes of a decision's span (docs/operations.md,
 // "Tracing"): reason and route class only when there is one.
 func (a *Authorizer) spanAttrs(protocol, result string, reason Reason, class policy.RouteClass) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 6)

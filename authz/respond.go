@@ -88,8 +88,10 @@ func writeJSONValue(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, string(b))
 }
 
+// writeJSON answers with body, one JSON value, and a newline after it, as
+// a terminal (curl) and line-oriented tools (jq, grep) expect.
 func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
+	_, _ = io.WriteString(w, body+"\n")
 }

@@ -90,7 +90,7 @@ func trickyCorpus(capa, other string) []trickyCase {
 // extauthz classified (its decision line) with the host and path the
 // upstream received. On an allow they must be the same; on anything else the
 // upstream must receive nothing. Each request's outcome is pinned, so the
-// README's list of what Envoy rejects on its own stays true.
+// list in docs/envoy.md of what Envoy rejects on its own stays true.
 func TestEnvoyGRPCUpstreamGetsWhatWasClassified(t *testing.T) {
 	s := newEnvoyStack(t, stackOptions{})
 	runCorpus(t, s, trickyCorpus(s.capability(), s.seal(subjectFor("another-container", shippedTargets))))

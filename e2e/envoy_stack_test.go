@@ -351,18 +351,11 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 	}
 	s.relay = newRelay(t, target)
 
-	cfg, err := envoyproc.Load(filepath.Join("..", "deploy", "envoy", file))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := shippedEnvoyConfig(t, file)
 	must := func(err error) {
 		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+		mustOK(t, err)
 	}
-	must(cfg.SetAdmin("127.0.0.1", 0))
-	must(cfg.SetListener(envoyListener, "127.0.0.1", 0))
 	must(cfg.SetCluster("extauthz", "127.0.0.1", s.relay.port()))
 	if s.httpMode {
 		s.adminRelay = newRelay(t, s.ext.admin)
@@ -378,6 +371,7 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 	if opts.edit != nil {
 		must(opts.edit(cfg))
 	}
+	var err error
 	s.envoy, err = envoyproc.Start(envoyBin, cfg, envoyproc.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -388,6 +382,27 @@ func newEnvoyStack(t *testing.T, opts stackOptions) *envoyStack {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// shippedEnvoyConfig loads deploy/envoy/<file> with its admin interface and
+// sandbox listener moved to loopback port 0; the test points its clusters.
+func shippedEnvoyConfig(t *testing.T, file string) *envoyproc.Config {
+	t.Helper()
+	cfg, err := envoyproc.Load(filepath.Join("..", "deploy", "envoy", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, cfg.SetAdmin("127.0.0.1", 0))
+	mustOK(t, cfg.SetListener(envoyListener, "127.0.0.1", 0))
+	return cfg
+}
+
+// mustOK fails the test on err.
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // extauthzBin builds extauthz once per test binary, into testTempRoot.

@@ -13,26 +13,26 @@ import (
 )
 
 // readmeBlock returns the code block that follows the marker line in the
-// README.
+// Envoy guide, docs/envoy.md.
 func readmeBlock(t *testing.T, marker string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "README.md"))
+	raw, err := os.ReadFile(filepath.Join("..", "docs", "envoy.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, after, ok := strings.Cut(string(raw), "<!-- "+marker+" -->\n")
 	if !ok {
-		t.Fatalf("README has no <!-- %s --> block", marker)
+		t.Fatalf("docs/envoy.md has no <!-- %s --> block", marker)
 	}
 	after, ok = strings.CutPrefix(after, "```yaml\n")
 	block, _, closed := strings.Cut(after, "\n```")
 	if !ok || !closed {
-		t.Fatalf("README <!-- %s --> is not followed by a yaml block", marker)
+		t.Fatalf("docs/envoy.md <!-- %s --> is not followed by a yaml block", marker)
 	}
 	return block
 }
 
-// mtlsSetup is the README's transport socket for the extauthz cluster, with
+// mtlsSetup is the Envoy guide's transport socket for the extauthz cluster, with
 // its file paths pointed at certificates from a test CA, and the serve flags
 // that go with it.
 type mtlsSetup struct {
@@ -50,7 +50,7 @@ func newMTLSSetup(t *testing.T, clientCA *testpki.CA, clientID string) mtlsSetup
 		TransportSocket map[string]any `json:"transport_socket"`
 	}
 	if err := yaml.UnmarshalStrict([]byte(readmeBlock(t, "envoy:extauthz-mtls")), &doc); err != nil {
-		t.Fatalf("README mTLS block: %v", err)
+		t.Fatalf("docs/envoy.md mTLS block: %v", err)
 	}
 	serverCA := testpki.NewCA(t, "extauthz-server")
 	server := serverCA.Issue(testpki.Spec{CommonName: "extauthz", DNSNames: []string{"extauthz.extauthz.svc"}})
@@ -80,7 +80,7 @@ func newMTLSSetup(t *testing.T, clientCA *testpki.CA, clientID string) mtlsSetup
 	replace("/etc/envoy/extauthz-client/tls.key", client.KeyFile)
 	replace("/etc/envoy/extauthz-client/ca.crt", serverCA.File)
 	if replaced != 3 {
-		t.Fatalf("README mTLS block: replaced %d file paths; want 3", replaced)
+		t.Fatalf("docs/envoy.md mTLS block: replaced %d file paths; want 3", replaced)
 	}
 	return mtlsSetup{
 		socket: doc.TransportSocket,
@@ -98,7 +98,7 @@ func (m mtlsSetup) edit(cfg *envoyproc.Config) error {
 	return nil
 }
 
-// TestEnvoyGRPCMutualTLS runs the README's mTLS setup between a real Envoy
+// TestEnvoyGRPCMutualTLS runs the mTLS setup of docs/envoy.md between a real Envoy
 // and extauthz: checks (and health checks) flow; with a client certificate from a CA
 // extauthz does not trust, or one from the trusted CA for an identity not in
 // --tls-client-identities, Envoy fails closed.
@@ -116,7 +116,7 @@ func TestEnvoyGRPCMutualTLS(t *testing.T) {
 	// for h2 itself), but Envoy's gRPC health checker offers no ALPN, and a
 	// gRPC server that requires h2 refuses it: every health check fails and
 	// checks flow only because Envoy routes to an all-unhealthy cluster
-	// (panic mode). That is why the README keeps alpn_protocols.
+	// (panic mode). That is why docs/envoy.md keeps alpn_protocols.
 	t.Run("without ALPN health checks fail", func(t *testing.T) {
 		s := newEnvoyStack(t, stackOptions{serveArgs: m.serveArgs, edit: func(cfg *envoyproc.Config) error {
 			if err := m.edit(cfg); err != nil {

@@ -238,6 +238,12 @@ var client = &http.Client{
 
 func do(t *testing.T, method, url string, header map[string]string, body string) (*http.Response, string) {
 	t.Helper()
+	return doWith(t, client, method, url, header, body)
+}
+
+// doWith sends one request with c and returns the response and its body.
+func doWith(t *testing.T, c *http.Client, method, url string, header map[string]string, body string) (*http.Response, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var rb io.Reader
@@ -251,7 +257,7 @@ func do(t *testing.T, method, url string, header map[string]string, body string)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -58,6 +58,34 @@ func nginxConfig(t *testing.T, dir string, egressPort int, extauthzAddr, upstrea
 	return name
 }
 
+// nginxEgress is a running nginx on the shipped config.
+type nginxEgress struct {
+	url  string // where sandboxes send their requests
+	dir  string // its prefix, with its logs
+	proc *process
+}
+
+// startNginx runs the shipped nginx.conf (nginxConfig) in front of the
+// extauthz process authz, listening on authzAddr, and the upstream at
+// upAddr. On failure the test logs both processes' output and nginx's logs.
+func startNginx(t *testing.T, nginx string, authz *process, authzAddr, upAddr string) *nginxEgress {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := nginxConfig(t, dir, port, authzAddr, upAddr)
+	ngx := start(t, exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";"), nil)
+	egress := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitListening(t, ngx, egress[len("http://"):])
+	t.Cleanup(func() {
+		if t.Failed() {
+			access, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-access.log"))
+			errs, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-error.log"))
+			t.Logf("extauthz output:\n%s\nnginx output:\n%s%s\nnginx access log:\n%s", authz.output, ngx.output, errs, access)
+		}
+	})
+	return &nginxEgress{url: egress, dir: dir, proc: ngx}
+}
+
 func subject(container, origin string) capability.Subject {
 	return capability.Subject{
 		UserID:              "e2e-user",
@@ -95,20 +123,8 @@ func TestNginxEgress(t *testing.T) {
 	authz, authzAddr := startExtauthz(t, bin, keyFile)
 	up := newEchoUpstream(t)
 	upAddr := up.Listener.Addr().String()
-
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := nginxConfig(t, dir, port, authzAddr, upAddr)
-	ngx := start(t, exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";"), nil)
-	egress := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitListening(t, ngx, egress[len("http://"):])
-	t.Cleanup(func() {
-		if t.Failed() {
-			access, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-access.log"))
-			errs, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-error.log"))
-			t.Logf("extauthz output:\n%s\nnginx output:\n%s%s\nnginx access log:\n%s", authz.output, ngx.output, errs, access)
-		}
-	})
+	ng := startNginx(t, nginx, authz, authzAddr, upAddr)
+	egress := ng.url
 
 	origin := "http://" + upAddr
 	good := sealed(t, codec, subject(devContainer, origin))
@@ -210,9 +226,9 @@ func TestNginxEgress(t *testing.T) {
 		assertDenyBody(t, resp.Header.Get("Content-Type"), body, "authorization_unavailable")
 	})
 
-	access, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-access.log"))
-	errs, _ := os.ReadFile(filepath.Join(dir, "extauthz-egress-error.log"))
-	for what, s := range map[string]string{"extauthz log": authz.output.String(), "nginx output": ngx.output.String() + string(errs), "nginx access log": string(access)} {
+	access, _ := os.ReadFile(filepath.Join(ng.dir, "extauthz-egress-access.log"))
+	errs, _ := os.ReadFile(filepath.Join(ng.dir, "extauthz-egress-error.log"))
+	for what, s := range map[string]string{"extauthz log": authz.output.String(), "nginx output": ng.proc.output.String() + string(errs), "nginx access log": string(access)} {
 		for _, sec := range secrets {
 			if strings.Contains(s, sec) {
 				t.Errorf("%s contains a secret (%.12s…)", what, sec)

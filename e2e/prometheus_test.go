@@ -284,8 +284,8 @@ scrape_configs:
 
 // previewDashboard draws the dashboard's panels from the test's own data as
 // SVG (internal/testutil/dashpreview) and checks the drawing; with
-// EXTAUTHZ_DASHBOARD_SVG=FILE it also keeps it there (the README's picture is
-// made that way, then converted with rsvg-convert).
+// EXTAUTHZ_DASHBOARD_SVG=FILE it also keeps it there (the picture in
+// docs/operations.md is made that way, then converted with rsvg-convert).
 func previewDashboard(t *testing.T, p prometheus, panels []dashPanel, since time.Time) {
 	t.Helper()
 	var out []dashpreview.Panel

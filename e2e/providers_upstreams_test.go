@@ -87,10 +87,11 @@ func serveAnthropic(u *tlsUpstream, key string) {
 	})
 }
 
-// serveGit serves owner/repo (a bare repository it creates, with one commit,
-// pushes allowed) through git http-backend, GitHub's way: only with
-// authorization: Basic base64(x-access-token:<token>).
-func serveGit(t *testing.T, u *tlsUpstream, owner, repo, token string) {
+// serveGit serves owner/repo (a bare repository it creates, with one commit
+// on main, pushes allowed) through git http-backend, GitHub's way: only with
+// authorization: Basic base64(x-access-token:<token>). It returns the bare
+// repository's path.
+func serveGit(t *testing.T, u *tlsUpstream, owner, repo, token string) string {
 	t.Helper()
 	git := testprog.Require(t, "git", "/usr/bin/git")
 	backend := "/usr/lib/git-core/git-http-backend"
@@ -127,4 +128,5 @@ func serveGit(t *testing.T, u *tlsUpstream, owner, repo, token string) {
 	for _, p := range []string{"info/refs", "git-upload-pack", "git-receive-pack"} {
 		u.handle("/"+owner+"/"+repo+"/"+p, serve)
 	}
+	return bare
 }

@@ -88,3 +88,34 @@ func TestLoadDirectory(t *testing.T) {
 		t.Fatalf("a name twice across files: %v", err)
 	}
 }
+
+// TestShippedInjectedHeaders: each shipped profile sets its credential in
+// the header its provider reads, which the proxy configs must copy from an
+// allow (e2e TestProxyConfigsPassProfileHeaders).
+func TestShippedInjectedHeaders(t *testing.T) {
+	s, err := Load(".", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"kilo":      {"authorization"},
+		"openai":    {"authorization"},
+		"anthropic": {"x-api-key"},
+		"gemini":    {"x-goog-api-key"},
+		"github":    {"authorization"},
+	} {
+		pr, ok := s.Profile(name)
+		if !ok {
+			t.Fatalf("no profile %s", name)
+		}
+		var got []string
+		for _, in := range pr.Injections() {
+			if h := in.HeaderName(); !slices.Contains(got, h) {
+				got = append(got, h)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: injected headers %q; want %q", name, got, want)
+		}
+	}
+}

@@ -95,7 +95,7 @@ func (c *Config) Flags() []flagspec.Flag {
 		flagspec.Parsed(&c.TLS.ClientIdentities, "tls-client-identities", "", "with --tls-client-ca-file: the client certificates allowed, comma-separated uri:NAME or dns:NAME (exact) or uri:~REGEX, dns:~REGEX (whole name)", ParseClientIdentities),
 		flagspec.Var(&c.Dev, "dev", false, "development mode: ephemeral key, loopback addresses, revocations in memory (implies --revocation-store=memory unless a store is named), prints a sample capability and request"),
 		flagspec.Var(&c.GRPCReflection, "grpc-reflection", false, "enable gRPC server reflection").DefaultWhen(&c.Dev, "true"),
-		flagspec.Var(&c.StrictPerms, "strict-perms", false, "refuse to start when a key, token or TLS key file is readable by group or others (else a warning)"),
+		flagspec.Var(&c.StrictPerms, "strict-perms", false, "refuse to start when the key file, API token file or TLS key file is open to other users (any \"other\" permission bit; group access is allowed; else a warning)"),
 		flagspec.Var(&c.ReloadInterval, "key-reload-interval", 5*time.Second, "how often to check the key file (and the TLS, API token and Redis password and CA files) for changes (0 disables; SIGHUP always reloads)", flagspec.NonNegative[d]),
 		flagspec.Var(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "after the drain delay, how long to let in-flight requests finish before cutting them off", flagspec.Positive[d]),
 		flagspec.Var(&c.DrainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, report NOT_SERVING but keep serving this long, so that health checkers move traffic away first (0 with --dev)", flagspec.NonNegative[d]).DefaultWhen(&c.Dev, "0s"),

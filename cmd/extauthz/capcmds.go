@@ -199,7 +199,8 @@ const openSynopsis = `extauthz open [--key-file FILE] < capability
 
 Opens the kka1 capability on stdin and prints its claims as JSON with
 userToken and providerToken redacted, or the reason it does not open
-(invalid_capability, expired_capability) with exit status 1.`
+(invalid_capability, expired_capability) with exit status 1. A profile
+capability (eac1.) prints its claims with every credential redacted.`
 
 func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
 	var keyFile, keys string
@@ -223,14 +224,47 @@ func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEn
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fail("no capability on stdin (pipe one in: extauthz open < capability.txt)")
 	}
-	claims, err := capability.NewCodec(ring, capability.WithClock(env.now)).Open(string(data))
-	if err != nil {
-		return fail("%v", err)
+	codec := capability.NewCodec(ring, capability.WithClock(env.now))
+	var view any
+	if capability.KindOf(string(data)) == capability.KindProfile {
+		claims, err := codec.OpenProfile(string(data))
+		if err != nil {
+			return fail("%v", err)
+		}
+		view = redactedProfileClaims(claims)
+	} else {
+		claims, err := codec.Open(string(data))
+		if err != nil {
+			return fail("%v", err)
+		}
+		view = claims // Claims.MarshalJSON redacts the tokens
 	}
-	out, err := json.Marshal(claims, jsontext.WithIndent("  ")) // Claims.MarshalJSON redacts the tokens
+	out, err := json.Marshal(view, jsontext.WithIndent("  "))
 	if err != nil {
 		return fail("%v", err)
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
 	return 0
+}
+
+// profileView is how open shows a profile capability's claims: the
+// wire's member names, each credential replaced by "[redacted]".
+type profileView struct {
+	Version             int               `json:"version"`
+	Profile             string            `json:"profile"`
+	OutboundContainerID string            `json:"outboundContainerId"`
+	Subject             map[string]string `json:"subject"`
+	Vars                map[string]string `json:"vars"`
+	Credentials         map[string]string `json:"credentials"`
+	IssuedAt            int64             `json:"issuedAt"`
+	ExpiresAt           int64             `json:"expiresAt"`
+}
+
+func redactedProfileClaims(c capability.ProfileClaims) profileView {
+	v := profileView{Version: c.Version, Profile: c.Profile, OutboundContainerID: c.OutboundContainerID,
+		Subject: c.Subject, Vars: c.Vars, Credentials: map[string]string{}, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
+	for slot := range c.Credentials {
+		v.Credentials[slot] = "[redacted]"
+	}
+	return v
 }

@@ -287,7 +287,7 @@ func (d *demo) startEnvoy(bin, proxyAddr, extauthzAddr, echoAddr string) (string
 	defer logf.Close() // Envoy has its own descriptor
 	p, err := envoyrun.Start(bin, cfg, envoyrun.Options{Dir: d.dir, Output: logf})
 	if err != nil {
-		return "", fmt.Errorf("%v\n%s", err, tail(d.file("envoy.log")))
+		return "", fmt.Errorf("%v\n%s", err, logTail(d.file("envoy.log")))
 	}
 	d.mu.Lock()
 	d.envoy = p
@@ -339,8 +339,8 @@ func splitPort(addr string) (string, int) {
 	return host, port
 }
 
-// tail is the end of a log file, for an error.
-func tail(name string) string {
+// logTail is the end of a log file, for an error.
+func logTail(name string) string {
 	b, _ := os.ReadFile(name)
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]

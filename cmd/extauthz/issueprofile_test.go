@@ -63,6 +63,12 @@ func TestIssueProfileCommand(t *testing.T) {
 			if c.IssuedAt != cliNow.UnixMilli() || c.ExpiresAt-c.IssuedAt != tc.ttl.Milliseconds() {
 				t.Errorf("issuedAt %d, lifetime %dms; want now, %v", c.IssuedAt, c.ExpiresAt-c.IssuedAt, tc.ttl)
 			}
+			// open shows the claims, every credential redacted.
+			o := runCap(t, capOpen(env), r.stdout, "--key-file", keyFile)
+			if o.code != 0 || !strings.Contains(o.stdout, `"profile": "github"`) || !strings.Contains(o.stdout, `"token": "[redacted]"`) ||
+				!strings.Contains(o.stdout, `"tenantId": "t-9"`) || strings.Contains(o.stdout, cliProfileSecret) {
+				t.Errorf("open = %d, stdout %s, stderr %q", o.code, o.stdout, o.stderr)
+			}
 		})
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestREADMEDependencies: the README's table of what go.mod requires names
-// exactly the direct requirements of go.mod, so neither can drift.
-func TestREADMEDependencies(t *testing.T) {
+// TestDocDependencies: the table of what go.mod requires in
+// docs/development.md names exactly the direct requirements of go.mod, so
+// neither can drift.
+func TestDocDependencies(t *testing.T) {
 	mod, err := os.ReadFile("../../go.mod")
 	if err != nil {
 		t.Fatal(err)
@@ -28,14 +29,14 @@ func TestREADMEDependencies(t *testing.T) {
 			direct = append(direct, strings.Fields(line)[0])
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/development.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var named []string
 	start := strings.Index(string(readme), "What `go.mod` requires")
 	if start < 0 {
-		t.Fatal("README has no table of what go.mod requires")
+		t.Fatal("docs/development.md has no table of what go.mod requires")
 	}
 	cell := regexp.MustCompile("`([^`]+)`")
 	for line := range strings.Lines(string(readme)[start:]) {
@@ -53,6 +54,6 @@ func TestREADMEDependencies(t *testing.T) {
 	slices.Sort(direct)
 	slices.Sort(named)
 	if !slices.Equal(direct, named) {
-		t.Errorf("README names %q;\ngo.mod requires %q", named, direct)
+		t.Errorf("docs/development.md names %q;\ngo.mod requires %q", named, direct)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// What a decision span is called and carries (authz/trace.go; README,
+// What a decision span is called and carries (authz/trace.go; docs/operations.md,
 // "Tracing").
 const (
 	checkSpanName   = "envoy.service.auth.v3.Authorization/Check"

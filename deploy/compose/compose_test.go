@@ -167,8 +167,8 @@ func TestComposeMatchesEnvoyConfig(t *testing.T) {
 	if img, want := manifest.String(envoySvc, "image"), "envoyproxy/envoy:v"+envoyproc.Version; img != want {
 		t.Errorf("envoy image %q; want %q, the release CI tests the configs against", img, want)
 	}
-	if readme := string(manifest.ReadFile(t, filepath.Join(repoRoot, "README.md"))); !strings.Contains(readme, "`"+manifest.String(envoySvc, "image")+"`") {
-		t.Errorf("README does not name the compose Envoy image %s", manifest.String(envoySvc, "image"))
+	if guide := string(manifest.ReadFile(t, filepath.Join(repoRoot, "docs", "envoy.md"))); !strings.Contains(guide, "`"+manifest.String(envoySvc, "image")+"`") {
+		t.Errorf("docs/envoy.md does not name the compose Envoy image %s", manifest.String(envoySvc, "image"))
 	}
 	cfgPath := ""
 	if cmd := command(envoySvc); len(cmd) > 0 {

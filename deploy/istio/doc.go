@@ -2,7 +2,10 @@
 // keep them correct: the extauthz Deployment with its Service, policies and
 // budgets (extauthz.yaml), the egress gateway's routes, TLS origination and
 // retries of a crashed replica's checks (egress.yaml), and the mesh config
-// that names extauthz as an ext_authz provider (mesh-config.yaml).
+// that names extauthz as an ext_authz provider (mesh-config.yaml); and, in
+// profiles/, the egress wiring of the route profiles' origins
+// (profiles/egress.yaml), held to profiles/providers.yaml by
+// TestIstioProfilesWiring.
 //
 // The tests read the manifests as plain data and hold them to this project's
 // rules: the provider fails closed, only the egress gateway may ask extauthz,

@@ -14,9 +14,15 @@ import (
 // istioManifests loads every document in this directory, indexed by kind.
 func istioManifests(t *testing.T) map[string][]map[string]any {
 	t.Helper()
-	files, err := filepath.Glob("*.yaml")
+	return manifestsIn(t, ".")
+}
+
+// manifestsIn loads every document of dir/*.yaml, indexed by kind.
+func manifestsIn(t *testing.T, dir string) map[string][]map[string]any {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in deploy/istio (%v)", err)
+		t.Fatalf("no manifests in deploy/istio/%s (%v)", dir, err)
 	}
 	byKind := map[string][]map[string]any{}
 	for _, f := range files {
@@ -290,7 +296,7 @@ func checkLiveness(t *testing.T, probe any) {
 
 // istioImage stands for the image the Istio Deployment runs. No public image
 // is published, so the manifest names a placeholder that cannot be mistaken
-// for a real image, and both it and the README say how to build and push one.
+// for a real image, and both it and the Istio guide say how to build and push one.
 const istioImage = "REGISTRY/extauthz:TAG"
 
 func checkIstioImage(t *testing.T, image string) {
@@ -299,7 +305,7 @@ func checkIstioImage(t *testing.T, image string) {
 		t.Errorf("Deployment image = %q; want the placeholder %q", image, istioImage)
 	}
 	steps := []string{"docker build -t " + istioImage + " .", "docker push " + istioImage}
-	for _, f := range []string{"extauthz.yaml", filepath.Join("..", "..", "README.md")} {
+	for _, f := range []string{"extauthz.yaml", filepath.Join("..", "..", "docs", "istio.md")} {
 		text := string(manifest.ReadFile(t, f))
 		for _, step := range steps {
 			if !strings.Contains(text, step) {

@@ -1,5 +1,6 @@
 """Drive an unmodified provider SDK, as a sandbox would, and print one JSON
-line: what the model said, or the HTTP status and error type the SDK saw.
+line: what the model said, or what the SDK raised: the HTTP status, the
+error's type, message and body, and the response body as it arrived.
 
 Usage: sdk_client.py openai|anthropic chat|stream
 
@@ -24,7 +25,7 @@ if kind == "openai":
             s = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True)
             out["text"] = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
     except openai.APIStatusError as e:
-        out = {"status": e.status_code, "error": type(e).__name__}
+        out = {"status": e.status_code, "error": type(e).__name__, "message": str(e), "body": e.body, "response": e.response.text}
 else:
     import anthropic
 
@@ -37,5 +38,5 @@ else:
             with client.messages.stream(model="claude-test", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as s:
                 out["text"] = "".join(s.text_stream)
     except anthropic.APIStatusError as e:
-        out = {"status": e.status_code, "error": type(e).__name__}
+        out = {"status": e.status_code, "error": type(e).__name__, "message": str(e), "body": e.body, "response": e.response.text}
 print(json.dumps(out))

@@ -39,11 +39,12 @@ type chartCase struct {
 	values string // merged over values.yaml, after imageValues
 	args   []string
 	// the case's flags, between baseArgs and tailArgs
-	mounts        map[string]string // volume → mount path
-	secrets       map[string]string // volume → Secret name
-	claims        map[string]string // volume → PersistentVolumeClaim name (the one writable mount)
-	kinds         []string          // beyond defaultKinds
-	withoutKinds  []string          // of defaultKinds, not rendered
+	mounts        map[string]string   // volume → mount path
+	secrets       map[string]string   // volume → Secret name
+	claims        map[string]string   // volume → PersistentVolumeClaim name (the one writable mount)
+	configMaps    map[string][]string // volume → the ConfigMaps projected into it (route profiles)
+	kinds         []string            // beyond defaultKinds
+	withoutKinds  []string            // of defaultKinds, not rendered
 	servicePorts  map[string]int32
 	decisionPorts []int32
 	// egress is each egress rule's ports ("UDP/53 TCP/53"), in order; nil:
@@ -234,7 +235,7 @@ func TestChartRenders(t *testing.T) {
 				t.Errorf("image = %q", ctr.Image)
 			}
 			checkPod(t, r.Deployment.Spec.Template.Spec, ctr)
-			checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, c.mounts, c.secrets, c.claims)
+			checkVolumes(t, r.Deployment.Spec.Template.Spec, ctr, c.mounts, c.secrets, c.claims, c.configMaps)
 			checkService(t, r, c.servicePorts)
 			checkNetworkPolicy(t, r, c.decisionPorts, c.egress)
 			if c.check != nil {
@@ -304,9 +305,10 @@ func checkPod(t *testing.T, pod corev1.PodSpec, ctr corev1.Container) {
 
 // checkVolumes checks that the volumes are exactly the Secrets wanted,
 // mounted read-only as directories (no subPath, so that updates propagate)
-// and readable by the server's group alone, and the claims wanted (the
-// revocation file's), the only writable mounts.
-func checkVolumes(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts, secrets, claims map[string]string) {
+// and readable by the server's group alone, the ConfigMaps wanted (route
+// profiles, projected whole into one read-only directory), and the claims
+// wanted (the revocation file's), the only writable mounts.
+func checkVolumes(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts, secrets, claims map[string]string, configMaps map[string][]string) {
 	t.Helper()
 	gotMounts := map[string]string{}
 	for _, m := range ctr.VolumeMounts {
@@ -321,8 +323,18 @@ func checkVolumes(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts
 	if !maps.Equal(gotMounts, mounts) {
 		t.Errorf("mounts = %v; want %v", gotMounts, mounts)
 	}
-	gotSecrets, gotClaims := map[string]string{}, map[string]string{}
+	gotSecrets, gotClaims, gotConfigMaps := map[string]string{}, map[string]string{}, map[string][]string{}
 	for _, v := range pod.Volumes {
+		if pj := v.Projected; pj != nil {
+			for _, src := range pj.Sources {
+				if src.ConfigMap == nil || len(src.ConfigMap.Items) != 0 {
+					t.Errorf("projected volume %s: source %+v; want whole ConfigMaps alone", v.Name, src)
+					continue
+				}
+				gotConfigMaps[v.Name] = append(gotConfigMaps[v.Name], src.ConfigMap.Name)
+			}
+			continue
+		}
 		if pvc := v.PersistentVolumeClaim; pvc != nil {
 			gotClaims[v.Name] = pvc.ClaimName
 			if pvc.ReadOnly {
@@ -347,6 +359,9 @@ func checkVolumes(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, mounts
 	}
 	if !maps.Equal(gotClaims, claims) {
 		t.Errorf("claim volumes = %v; want %v", gotClaims, claims)
+	}
+	if !maps.EqualFunc(gotConfigMaps, configMaps, slices.Equal) {
+		t.Errorf("ConfigMap volumes = %v; want %v", gotConfigMaps, configMaps)
 	}
 }
 

@@ -35,9 +35,9 @@ const (
 )
 
 // decoder knows exactly the kinds the chart may render, with the API types
-// of deploy/istio's manifests plus NetworkPolicy and PersistentVolumeClaim
-// (the revocation file's): a Secret, a ConfigMap or any other kind fails to
-// decode.
+// of deploy/istio's manifests plus NetworkPolicy, PersistentVolumeClaim (the
+// revocation file's) and ConfigMap (route profiles, which hold no secret:
+// TestNoPlaintextSecrets): a Secret or any other kind fails to decode.
 var decoder = schema.Decoder{
 	Kube:  pick(schema.Manifests.Kube, "ServiceAccount", "Service", "Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"),
 	Istio: pick(schema.Manifests.Istio, "AuthorizationPolicy", "PeerAuthentication"),
@@ -46,6 +46,7 @@ var decoder = schema.Decoder{
 func init() {
 	decoder.Kube[networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")] = func() any { return &networkingv1.NetworkPolicy{} }
 	decoder.Kube[corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")] = func() any { return &corev1.PersistentVolumeClaim{} }
+	decoder.Kube[corev1.SchemeGroupVersion.WithKind("ConfigMap")] = func() any { return &corev1.ConfigMap{} }
 }
 
 // pick returns the entries of m for the kinds named.
@@ -97,6 +98,7 @@ type render struct {
 	Service        *corev1.Service
 	NetworkPolicy  *networkingv1.NetworkPolicy
 	Claim          *corev1.PersistentVolumeClaim
+	ConfigMap      *corev1.ConfigMap
 	ServiceMonitor *serviceMonitor
 	Istio          map[string]*schema.IstioResource // by kind
 }
@@ -228,6 +230,8 @@ func (r *render) keep(obj any) {
 		r.NetworkPolicy = o
 	case *corev1.PersistentVolumeClaim:
 		r.Claim = o
+	case *corev1.ConfigMap:
+		r.ConfigMap = o
 	case *serviceMonitor:
 		r.ServiceMonitor = o
 	case *schema.IstioResource:

@@ -83,7 +83,8 @@ var secretReferences = []string{
 // TestNoPlaintextSecrets: values.yaml has no value that could carry a key,
 // token or certificate (only Secret names), and no render, whatever its
 // values, writes a Secret or secret material: the chart's decoder knows no
-// Secret kind, so a rendered Secret would fail TestChartRenders too.
+// Secret kind, so a rendered Secret would fail TestChartRenders too. The
+// only ConfigMap holds route profiles.
 func TestNoPlaintextSecrets(t *testing.T) {
 	for _, s := range []string{"3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "-----BEGIN CERTIFICATE-----", "kka1.x"} {
 		if !secretMaterial.MatchString(s) {
@@ -113,9 +114,21 @@ func TestNoPlaintextSecrets(t *testing.T) {
 		if m := secretMaterial.FindString(r.text); m != "" {
 			t.Errorf("%s: render holds %q, like secret material", c.name, m)
 		}
-		for _, k := range []string{"kind: Secret", "stringData:", "kind: ConfigMap"} {
+		for _, k := range []string{"kind: Secret", "stringData:", "binaryData:"} {
 			if strings.Contains(r.text, k) {
 				t.Errorf("%s: render holds %q", c.name, k)
+			}
+		}
+		// The one ConfigMap is the route profiles', which name credential
+		// slots, never a credential.
+		if cm := r.ConfigMap; cm != nil {
+			if cm.Name != releaseName+"-profiles" {
+				t.Errorf("%s: ConfigMap %s; want only %s-profiles", c.name, cm.Name, releaseName)
+			}
+			for k := range cm.Data {
+				if !strings.HasSuffix(k, ".yaml") && !strings.HasSuffix(k, ".yml") {
+					t.Errorf("%s: ConfigMap key %q is not a profile file", c.name, k)
+				}
 			}
 		}
 	}

@@ -17,8 +17,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// manifestDir holds the manifests this module checks.
+// manifestDir holds the manifests this module checks, with those of
+// manifestDirs below it (the route profiles' egress wiring).
 const manifestDir = ".."
+
+var manifestDirs = []string{manifestDir, filepath.Join(manifestDir, "profiles")}
 
 var istioOperatorKind = schema.GroupVersionKind{Group: "install.istio.io", Version: "v1alpha1", Kind: "IstioOperator"}
 
@@ -51,9 +54,13 @@ type manifest struct {
 // splits them.
 func loadManifests(t *testing.T) []manifest {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(manifestDir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in %s (%v)", manifestDir, err)
+	var files []string
+	for _, dir := range manifestDirs {
+		found, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no manifests in %s (%v)", dir, err)
+		}
+		files = append(files, found...)
 	}
 	var out []manifest
 	for _, f := range files {
@@ -75,7 +82,8 @@ func loadManifests(t *testing.T) []manifest {
 				t.Fatalf("%s#%d: %v", f, i, err)
 			}
 			if string(j) != "null" { // comments only
-				out = append(out, manifest{fmt.Sprintf("%s#%d", filepath.Base(f), i), j})
+				rel, _ := filepath.Rel(manifestDir, f)
+				out = append(out, manifest{fmt.Sprintf("%s#%d", rel, i), j})
 			}
 		}
 	}

@@ -1,5 +1,5 @@
 // Package dashpreview draws a Grafana-like preview of dashboard panels as
-// SVG from real time series, so the README can show what the shipped
+// SVG from real time series, so docs/operations.md can show what the shipped
 // dashboard looks like without a Grafana. It is used by the end-to-end test
 // that runs the dashboard's queries against a real Prometheus.
 package dashpreview

@@ -1,7 +1,9 @@
 // Package manifest reads the shipped deployment files (Kubernetes and Istio
 // manifests, the docker compose file) as plain data for the
 // tests that check them: multi-document YAML as maps, with getters that walk
-// a path and yield the zero value where it is absent. Only tests import it.
+// a path and yield the zero value where it is absent; and the hosts of the
+// shipped route profiles, which the proxy configs must route. Only tests
+// import it.
 //
 // The Istio and Kubernetes manifests are also decoded strictly with their
 // own API types, in the separate module deploy/istio/schema, which keeps
@@ -11,12 +13,16 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/extauthz/extauthz/profiles"
 )
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
@@ -115,4 +121,31 @@ func Strings(l []any) []string {
 		out = append(out, fmt.Sprint(v))
 	}
 	return out
+}
+
+// ProfileHosts returns the hosts of the exact origins of the route profiles
+// in path (a file or a directory, as --profiles-file reads it), in profile
+// and route order, each once: what a shipped proxy config must route. An
+// origin that is not https://host (no port) fails the test, since the
+// configs route hosts on the default port.
+func ProfileHosts(t testing.TB, path string) []string {
+	t.Helper()
+	set, err := profiles.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	for _, name := range set.Names() {
+		pr, _ := set.Profile(name)
+		for _, o := range pr.Origins() {
+			u, err := url.Parse(o)
+			if err != nil || u.Scheme != "https" || u.Port() != "" {
+				t.Fatalf("profile %s: origin %q is not https://host", name, o)
+			}
+			if !slices.Contains(hosts, u.Hostname()) {
+				hosts = append(hosts, u.Hostname())
+			}
+		}
+	}
+	return hosts
 }

@@ -87,6 +87,7 @@ would leave it open: each message names the value to set.
 {{- fail "istio.callerPrincipals is empty: name the egress gateway's principal (an ALLOW policy without it would refuse every caller)" -}}
 {{- end -}}
 {{- include "extauthz.validateRevocation" . -}}
+{{- include "extauthz.validateProfiles" . -}}
 {{- include "extauthz.validateTracing" . -}}
 {{- include "extauthz.validateEgress" . -}}
 {{- end -}}
@@ -126,6 +127,35 @@ writer). The Redis URL carries no password: that comes from a Secret.
 {{- if and (ne $r.store "file") $r.file.existingClaim -}}
 {{- fail (printf "revocation.file.existingClaim needs revocation.store: file (it is %s)" $r.store) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+extauthz.validateProfiles: profiles on come from somewhere; every file the
+chart writes is one the server reads (a ConfigMap key ending .yaml or .yml)
+and holds something.
+*/}}
+{{- define "extauthz.validateProfiles" -}}
+{{- $p := .Values.profiles -}}
+{{- if $p.enabled -}}
+{{- if not (or $p.files $p.existingConfigMap) -}}
+{{- fail "profiles.enabled needs profiles.files (profile files in the values) or profiles.existingConfigMap (a ConfigMap of them), or both: e.g. --set-file 'profiles.files.providers\\.yaml=profiles/providers.yaml'" -}}
+{{- end -}}
+{{- range $name, $content := $p.files -}}
+{{- if not (regexMatch "^[A-Za-z0-9_][-._A-Za-z0-9]*\\.ya?ml$" $name) -}}
+{{- fail (printf "profiles.files %q: want a file name of letters, digits, '-', '_' and '.' ending .yaml or .yml (extauthz reads only those from the directory)" $name) -}}
+{{- end -}}
+{{- if not (and (kindIs "string" $content) (trim $content)) -}}
+{{- fail (printf "profiles.files %q: want the file's YAML as a string (--set-file, or a | block)" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- else if or $p.files $p.existingConfigMap -}}
+{{- fail "profiles.files and profiles.existingConfigMap need profiles.enabled: true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap the chart renders from profiles.files. */}}
+{{- define "extauthz.profilesConfigMap" -}}
+{{- printf "%s-profiles" (include "extauthz.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* extauthz.validateTracing: the OTLP endpoint is a URL with its port. */}}
