@@ -9,9 +9,10 @@
 // a shipped config fails closed must not silently vanish.
 //
 // The provider test (providers_test.go) drives the unmodified openai and
-// anthropic Python SDKs, pinned in a virtualenv that .ci/run installs and
-// names in EXTAUTHZ_SDK_PYTHON, and git with a real git http-backend; it
-// skips without them outside CI and fails without them in CI.
+// anthropic Python SDKs, pinned in a virtualenv that .ci/install installs
+// (.ci/run names it in EXTAUTHZ_SDK_PYTHON), and git with a real git
+// http-backend; it skips without them outside CI, counted like the others,
+// and fails without them in CI.
 //
 // Every process is started on free loopback ports, waited for by polling with
 // a bound, and stopped in t.Cleanup.

@@ -149,15 +149,15 @@ func summary(skips []testprog.Skip) string {
 		}
 	}
 	slices.Sort(programs)
-	tests, verb := "tests were", "are"
+	tests, them := "tests were", "them"
 	if len(skips) == 1 {
 		tests = "test was"
 	}
 	if len(programs) == 1 {
-		verb = "is"
+		them = "it"
 	}
-	return fmt.Sprintf("%d end-to-end %s skipped: %s %s not installed; install with: %s",
-		len(skips), tests, and(programs), verb, testprog.InstallCommand)
+	return fmt.Sprintf("%d end-to-end %s skipped for want of %s; install %s with: %s",
+		len(skips), tests, and(programs), them, testprog.InstallCommand)
 }
 
 // and joins names as a sentence does: a, b and c.

@@ -20,10 +20,10 @@ func TestSummary(t *testing.T) {
 		want  string
 	}{
 		{nil, ""},
-		{[]testprog.Skip{skip("TestA", "envoy")}, "1 end-to-end test was skipped: envoy is not installed; install with: bash .ci/install"},
-		{[]testprog.Skip{skip("TestA", "envoy"), skip("TestB", "envoy")}, "2 end-to-end tests were skipped: envoy is not installed; install with: bash .ci/install"},
+		{[]testprog.Skip{skip("TestA", "envoy")}, "1 end-to-end test was skipped for want of envoy; install it with: bash .ci/install"},
+		{[]testprog.Skip{skip("TestA", "envoy"), skip("TestB", "envoy")}, "2 end-to-end tests were skipped for want of envoy; install it with: bash .ci/install"},
 		{[]testprog.Skip{skip("TestA", "nginx"), skip("TestB", "envoy"), skip("TestC", "redis-server"), skip("TestD", "envoy")},
-			"4 end-to-end tests were skipped: envoy, nginx and redis-server are not installed; install with: bash .ci/install"},
+			"4 end-to-end tests were skipped for want of envoy, nginx and redis-server; install them with: bash .ci/install"},
 	} {
 		if got := summary(tc.skips); got != tc.want {
 			t.Errorf("summary(%v) = %q; want %q", tc.skips, got, tc.want)
@@ -108,7 +108,7 @@ func TestRun(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ok  \tgithub.com/extauthz/extauthz/internal/testsuite") ||
-		lines[1] != "1 end-to-end test was skipped: fixture-program is not installed; install with: bash .ci/install" {
+		lines[1] != "1 end-to-end test was skipped for want of fixture-program; install it with: bash .ci/install" {
 		t.Errorf("output =\n%s\nwant go test's ok line, then the count of skips", out.String())
 	}
 
