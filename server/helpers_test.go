@@ -24,7 +24,7 @@ func parseConfig(args ...string) (Config, error) { return parseConfigEnv(nil, ar
 // parseConfigEnv is parseConfig with the environment variables env.
 func parseConfigEnv(env map[string]string, args ...string) (Config, error) {
 	var c Config
-	if err := flagspec.Parse("serve", "serve", c.Flags(), args, func(k string) string { return env[k] }, io.Discard); err != nil {
+	if _, err := flagspec.Parse("serve", "serve", c.Flags(), args, func(k string) string { return env[k] }, io.Discard); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

@@ -109,7 +109,8 @@ func (s *Server) listenAll() ([]listener, error) {
 			for _, l := range lns {
 				l.ln.Close()
 			}
-			return nil, fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+			// Named by its flag, which the caller may trace to a variable.
+			return nil, fmt.Errorf("--%s-addr %s: %w", l.name, l.addr, err)
 		}
 		lns = append(lns, listener{l.name, c.Limits.limit(l.name, ln)})
 	}

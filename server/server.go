@@ -133,6 +133,10 @@ type RunOptions struct {
 	Reload <-chan os.Signal
 	// Stdout is where --dev prints its sample capability and requests.
 	Stdout io.Writer
+	// Ready, if set, is called once every listener serves, with the address
+	// a client on this machine dials for each (by listener: grpc, http,
+	// admin): for a caller that listens on port 0 (extauthz demo).
+	Ready func(addrs map[string]string)
 }
 
 // Run listens, serves until ctx is done, then drains (drain.go) and closes
@@ -156,8 +160,15 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 	s.updateHealth()
 	s.log.Info().Strs("key_fingerprints", s.codec.KeyRing().Fingerprints()).Str("container_id_from", s.cfg.Identity.String()).
 		Bool("dev", s.cfg.Dev).Fields(o.ReadyFields).Msg("ready")
+	addrs := make(map[string]string, len(lns))
+	for _, l := range lns {
+		addrs[l.name] = dialable(l.ln.Addr())
+	}
 	if s.cfg.Dev && o.Stdout != nil {
-		s.printDevHelp(o.Stdout, lns)
+		s.printDevHelp(o.Stdout, addrs)
+	}
+	if o.Ready != nil {
+		o.Ready(addrs)
 	}
 	serveErr := s.loop(ctx, o.Reload, errc)
 	s.drain(g, s.health, httpServers)

@@ -1,7 +1,8 @@
 // Command echo-upstream is the test upstream of the docker-compose demo: it
 // answers every request with a JSON description of what it received (method,
-// raw path, host and headers), so the demo can show that the real token
-// arrived upstream and the capability did not.
+// raw path, host and headers; internal/echoupstream, which `extauthz demo`
+// serves too), so the demo can show that the real token arrived upstream and
+// the capability did not.
 //
 // It is a demo and test tool: it echoes credentials back by design. Never run
 // it where real tokens could reach it.
@@ -9,7 +10,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,9 +18,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/echoupstream"
 )
 
 func main() {
@@ -30,33 +31,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "echo-upstream:", err)
 		os.Exit(1)
 	}
-}
-
-// echoed is the response body.
-type echoed struct {
-	Method string `json:"method"`
-	// Path is the request target exactly as received (path and query).
-	Path string `json:"path"`
-	Host string `json:"host"`
-	// Headers has lower-case names; repeated headers keep every value.
-	Headers map[string][]string `json:"headers"`
-}
-
-// echo answers with what the request carried.
-func echo(w http.ResponseWriter, r *http.Request) {
-	e := echoed{
-		Method:  r.Method,
-		Path:    r.RequestURI,
-		Host:    r.Host,
-		Headers: make(map[string][]string, len(r.Header)),
-	}
-	for k, v := range r.Header {
-		e.Headers[strings.ToLower(k)] = v
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(e) // the client went away; nothing to do
 }
 
 // run serves until ctx is done, then shuts down gracefully.
@@ -75,7 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(echo),
+		Handler:           http.HandlerFunc(echoupstream.Handler),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(stderr, "echo-upstream listening on %s\n", ln.Addr())

@@ -43,7 +43,7 @@ of the key file and keep the old one below it until its capabilities have expire
 func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	var out string
 	flags := []flagspec.Flag{flagspec.Var(&out, "o", "", "write the key to this new file, readable by its owner only (0600); an existing file is never overwritten").NoEnv()}
-	if code, done := parse("keygen", keygenSynopsis, flags, args, os.Getenv, stderr); done {
+	if code, done := parse("keygen", keygenSynopsis, flags, args, os.Getenv, stdout, stderr); done {
 		return code
 	}
 	if out == "" {
@@ -140,7 +140,7 @@ func parseTTL(s string) (time.Duration, error) {
 
 func issueCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
 	o := &issueOptions{}
-	if code, done := parse("issue", issueSynopsis, o.flags(), args, env.getenv, stderr); done {
+	if code, done := parse("issue", issueSynopsis, o.flags(), args, env.getenv, stdout, stderr); done {
 		return code
 	}
 	fail := func(code int, format string, a ...any) int {
@@ -204,7 +204,7 @@ capability (eac1.) prints its claims with every credential redacted.`
 
 func openCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, env capEnv) int {
 	var keyFile, keys string
-	if code, done := parse("open", openSynopsis, keyFlags(&keyFile, &keys, "all are tried"), args, env.getenv, stderr); done {
+	if code, done := parse("open", openSynopsis, keyFlags(&keyFile, &keys, "all are tried"), args, env.getenv, stdout, stderr); done {
 		return code
 	}
 	fail := func(format string, a ...any) int {

@@ -88,8 +88,8 @@ func TestKeygen(t *testing.T) {
 	if r := runCap(t, capKeygen, "", "extra"); r.code != 2 {
 		t.Fatalf("keygen extra = %d; want 2", r.code)
 	}
-	if r := runCap(t, capKeygen, "", "-h"); r.code != 0 || !strings.Contains(r.stderr, "usage: extauthz keygen") {
-		t.Fatalf("keygen -h = %d %q", r.code, r.stderr)
+	if r := runCap(t, capKeygen, "", "-h"); r.code != 0 || !strings.Contains(r.stdout, "usage: extauthz keygen") {
+		t.Fatalf("keygen -h = %d %q", r.code, r.stdout)
 	}
 	if r := runCap(t, capKeygen, ""); !strings.Contains(r.stderr, "it is a secret") {
 		t.Errorf("keygen to stdout says nothing about keeping the key secret: %q", r.stderr)
@@ -220,7 +220,7 @@ func TestIssueOpenErrors(t *testing.T) {
 		{"ttl too long", "issue", cliSubject, []string{"--key-file", file, "--ttl", "4h1s"}, nil, 2, "--ttl"},
 		{"ttl zero", "issue", cliSubject, []string{"--key-file", file, "--ttl", "0"}, nil, 2, "--ttl"},
 		{"bad EXTAUTHZ_TTL", "issue", cliSubject, []string{"--key-file", file}, map[string]string{"EXTAUTHZ_TTL": "soon"}, 2, "EXTAUTHZ_TTL"},
-		{"unknown flag", "issue", cliSubject, []string{"--key", file}, nil, 2, "flag provided but not defined"},
+		{"unknown flag", "issue", cliSubject, []string{"--key", file}, nil, 2, "unknown flag --key"},
 		{"extra argument", "open", "", []string{"--key-file", file, "token"}, nil, 2, "unexpected argument"},
 		{"empty stdin for open", "open", "\n", []string{"--key-file", file}, nil, 1, "no capability on stdin"},
 		{"empty stdin", "issue", "\n", []string{"--key-file", file}, nil, 1, "no subject JSON"},

@@ -83,7 +83,7 @@ func (o *revokeOptions) flags() []flagspec.Flag {
 
 func revokeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	o := &revokeOptions{}
-	if code, done := parse("revoke", revokeSynopsis, o.flags(), args, getenv, stderr); done {
+	if code, done := parse("revoke", revokeSynopsis, o.flags(), args, getenv, stdout, stderr); done {
 		return code
 	}
 	fail := func(code int, format string, a ...any) int {

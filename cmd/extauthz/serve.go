@@ -25,6 +25,7 @@ type serveOptions struct {
 	srv     server.Config
 	level   zerolog.Level
 	tracing bool
+	origins flagspec.Origins // the settings taken from the environment, for errors
 
 	// Copies of server settings, under the names the tracing code
 	// (tracing.go and its tests, rewritten on another branch) reads.
@@ -47,14 +48,16 @@ func (o *serveOptions) flags() []flagspec.Flag {
 }
 
 // parseServeFlags parses the flags of serve or check-config (name), then
-// checks the rules between them.
-func parseServeFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*serveOptions, error) {
+// checks the rules between them; --help writes the usage to help. An error
+// that names a flag set in the environment names its variable.
+func parseServeFlags(name string, args []string, getenv func(string) string, help io.Writer) (*serveOptions, error) {
 	o := &serveOptions{}
-	if err := flagspec.Parse(name, "extauthz "+name+" [flags]", o.flags(), args, getenv, stderr); err != nil {
+	var err error
+	if o.origins, err = flagspec.Parse(name, "extauthz "+name+" [flags]", o.flags(), args, getenv, help); err != nil {
 		return nil, err
 	}
 	o.identity, o.httpContainerIDHeader, o.shutdownTimeout = o.srv.Identity, o.srv.HTTPIdentityHeader, o.srv.ShutdownTimeout
-	return o, o.srv.Validate()
+	return o, o.origins.Explain(o.srv.Validate())
 }
 
 // checkMethod is Check's full method name, for the tracing code.
@@ -74,7 +77,7 @@ type app struct {
 func newApp(o *serveOptions, getenv func(string) string, log zerolog.Logger) (*app, error) {
 	srv, err := server.New(o.srv, log)
 	if err != nil {
-		return nil, err
+		return nil, o.origins.Explain(err)
 	}
 	a := &app{opts: o, log: log, srv: srv, codec: srv.Codec(), core: srv.Authorizer(), httpH: srv.HTTPHandler()}
 	if o.tracing {
@@ -99,7 +102,7 @@ func (a *app) hooks() server.Hooks {
 }
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	o, err := parseServeFlags("serve", args, os.Getenv, stderr)
+	o, err := parseServeFlags("serve", args, os.Getenv, stdout)
 	if code, done := exitCode("serve", err, stderr); done {
 		return code
 	}
@@ -113,7 +116,11 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "extauthz serve: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := stopSignals(func(sig os.Signal) {
+		log.Warn().Str("signal", sig.String()).Msg("second signal during the drain: exiting now, without waiting for in-flight requests")
+		logw.Flush()
+		os.Exit(signalExitCode(sig))
+	})
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -121,18 +128,23 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	err = a.srv.Run(ctx, server.RunOptions{Hooks: a.hooks(), Reload: hup, Stdout: stdout})
 	a.shutdownTracing()
 	if err != nil {
-		log.Error().Err(err).Msg("server stopped with an error")
+		log.Error().Err(o.origins.Explain(err)).Msg("server stopped with an error")
 		return 1
 	}
 	return 0
 }
 
+// runCheckConfig checks what serve would check before it listens, through
+// the same code (server.New): errors exit 1 or 2, and the warnings serve
+// would log (a secret file other users may read) are written to stderr.
 func runCheckConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	o, err := parseServeFlags("check-config", args, os.Getenv, stderr)
+	o, err := parseServeFlags("check-config", args, os.Getenv, stdout)
 	if code, done := exitCode("check-config", err, stderr); done {
 		return code
 	}
-	a, err := newApp(o, os.Getenv, zerolog.Nop())
+	warnings := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true,
+		PartsOrder: []string{zerolog.LevelFieldName, zerolog.MessageFieldName}}).Level(zerolog.WarnLevel)
+	a, err := newApp(o, os.Getenv, warnings)
 	if err != nil {
 		fmt.Fprintf(stderr, "extauthz check-config: %v\n", err)
 		return 1

@@ -36,7 +36,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"no key", nil, 1, "no key configured"},
 		{"missing key file", []string{"--key-file", filepath.Join(dir, "nope")}, 1, "key file"},
 		{"bad key file names the line", []string{"--key-file", bad}, 1, "bad:2"},
-		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
+		{"unknown flag", []string{"--nope"}, 2, "unknown flag --nope (extauthz "},
 		{"bad identity source", []string{"--key-file", good, "--container-id-from", "cookie:x"}, 2, "unknown kind"},
 		{"principal without group", []string{"--key-file", good, "--container-id-from", "principal:^spiffe://.*$"}, 2, "capture group"},
 		{"authorization as capability header", []string{"--key-file", good, "--capability-header", "Authorization"}, 2, "may not be authorization"},

@@ -37,7 +37,7 @@ func TestVersion(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"version", "-h"}, nil, &out, &errb); code != 0 || out.Len() != 0 || !strings.Contains(errb.String(), "usage: extauthz version") {
+	if code := run([]string{"version", "-h"}, nil, &out, &errb); code != 0 || errb.Len() != 0 || !strings.Contains(out.String(), "usage: extauthz version") {
 		t.Errorf("version -h = %d, stdout %q, stderr %q; want the usage", code, out.String(), errb.String())
 	}
 }

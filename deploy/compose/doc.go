@@ -10,5 +10,7 @@
 // `-f deploy/compose/docker-compose.yaml`. e2e/demo_test.go runs the same
 // flow without Docker.
 //
-// The package has no non-test code.
+// Its one piece of non-test code embeds demo-subject.json for `extauthz
+// demo` (DemoSubject), which runs this flow on the local machine with a real
+// Envoy and no Docker.
 package compose

@@ -2,6 +2,7 @@ package compose
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -188,7 +189,10 @@ func runsNonRoot(s dockerStage) bool {
 	return strings.Contains(s.base, "nonroot")
 }
 
-// TestDockerignore: the build context keeps what the Go build needs.
+// TestDockerignore: the build context keeps what the Go build needs: every
+// source and embedded file of the packages the three commands are built
+// from (go list -deps), with Docker's rules (the last pattern that matches
+// decides; "!" keeps), and leaves out tests and the rest of deploy/.
 func TestDockerignore(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
 	if err != nil {
@@ -197,14 +201,58 @@ func TestDockerignore(t *testing.T) {
 	var patterns []string
 	for _, l := range strings.Split(string(data), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			patterns = append(patterns, strings.TrimPrefix(l, "**/"))
+			patterns = append(patterns, l)
 		}
 	}
-	for _, need := range []string{"go.mod", "go.sum", "cmd", "cmd/extauthz/main.go", "capability", "policy", "authz"} {
+	excluded := func(file string) bool {
+		out := false
 		for _, p := range patterns {
-			if ok, _ := filepath.Match(p, need); ok || strings.HasPrefix(need, p+"/") {
-				t.Errorf(".dockerignore pattern %q excludes %s, which the build needs", p, need)
+			keep := strings.HasPrefix(p, "!")
+			p = strings.TrimPrefix(p, "!")
+			anyDir := strings.HasPrefix(p, "**/")
+			p = strings.TrimPrefix(p, "**/")
+			if ok, _ := filepath.Match(p, file); ok || strings.HasPrefix(file, p+"/") || anyDir && matchBase(p, file) {
+				out = !keep
 			}
 		}
+		return out
 	}
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{if .Module}}{{if .Module.Main}}{{range .GoFiles}}{{$.ImportPath}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$.ImportPath}}/{{.}}
+{{end}}{{end}}{{end}}`, "../../cmd/extauthz", "../../cmd/echo-upstream", "../../cmd/sandbox-client").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	needs := []string{"go.mod", "go.sum"}
+	for _, l := range strings.Fields(string(out)) {
+		needs = append(needs, strings.TrimPrefix(l, "github.com/extauthz/extauthz/"))
+	}
+	if !slices.Contains(needs, "deploy/envoy/envoy-compose.yaml") {
+		t.Fatalf("go list names no embedded deploy file; the test tests less than it says:\n%s", out)
+	}
+	for _, need := range needs {
+		if excluded(need) {
+			t.Errorf(".dockerignore leaves out %s, which the build needs", need)
+		}
+	}
+	for _, left := range []string{"deploy/helm/Chart.yaml", "deploy/envoy/envoy.yaml", "cmd/extauthz/main_test.go", "deploy/envoy/testdata/x.yaml"} {
+		if !excluded(left) {
+			t.Errorf(".dockerignore keeps %s, which the build does not need", left)
+		}
+	}
+}
+
+// matchBase says whether p (from a "**/p" pattern) matches an element of
+// file's path below the root: **/*_test.go, **/testdata.
+func matchBase(p, file string) bool {
+	parts := strings.Split(file, "/")
+	for i := range parts {
+		if ok, _ := filepath.Match(p, strings.Join(parts[i:], "/")); ok {
+			return true
+		}
+		if ok, _ := filepath.Match(p, parts[i]); ok {
+			return true
+		}
+	}
+	return false
 }

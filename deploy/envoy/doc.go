@@ -29,5 +29,6 @@
 // shipped (envoy --mode validate), and refuses the broken fixtures in
 // testdata/. The end-to-end tests in e2e/ run the configs with traffic.
 //
-// The package has no non-test code.
+// Its one piece of non-test code embeds envoy-compose.yaml for `extauthz
+// demo` (ComposeConfig).
 package envoy

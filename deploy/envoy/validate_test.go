@@ -147,14 +147,14 @@ func missingFiles(t *testing.T, name string) []string {
 	return missing
 }
 
-// TestCIInstallsTheTestedEnvoy keeps .ci/run's pin and the version the tests
-// require in step.
+// TestCIInstallsTheTestedEnvoy keeps .ci/install's pin (which .ci/run
+// sources) and the version the tests require in step.
 func TestCIInstallsTheTestedEnvoy(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", ".ci", "run"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", ".ci", "install"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "envoy_version=" + envoyproc.Version + "\n"; !strings.Contains(string(raw), want) {
-		t.Errorf(".ci/run does not pin %q", strings.TrimSpace(want))
+		t.Errorf(".ci/install does not pin %q", strings.TrimSpace(want))
 	}
 }

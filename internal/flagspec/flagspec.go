@@ -5,10 +5,16 @@
 // and checks each final value against its rules.
 //
 // Every error names the flag and its environment variable, and an error
-// about a value that came from the environment names the variable first.
-// A rule's message may quote the value; Parse never does, so a value that
-// may hold a secret (a URL with a password) is safe in an error as long as
-// its rules do not repeat it.
+// about a value that came from the environment names the variable first;
+// Parse returns the Origins of the values, so that an error found later (a
+// rule between flags, a file that will not load, an address that will not
+// bind) can do the same. A rule's message may quote the value; Parse never
+// does, so a value that may hold a secret (a URL with a password) is safe in
+// an error as long as its rules do not repeat it.
+//
+// Parse writes nothing but the usage text asked for with -h (to the writer
+// it is given: standard output); an error in how the command line is
+// written (ErrUsage) is one line, with the flag meant when one is close.
 package flagspec
 
 import (
@@ -139,19 +145,19 @@ func (f Flag) DefaultWhen(cond *bool, value string) Flag {
 }
 
 // Parse parses args, and the environment through getenv, into flags, for
-// the command whose usage text starts with synopsis. With -h it writes the
-// usage to out and returns flag.ErrHelp; the flag package writes its own
-// errors there too, with the usage.
-func Parse(name, synopsis string, flags []Flag, args []string, getenv func(string) string, out io.Writer) error {
+// the command whose usage text starts with synopsis. With -h (or --help) it
+// writes the usage to help and returns flag.ErrHelp; it writes nothing
+// else. It returns where each value came from the environment.
+func Parse(name, synopsis string, flags []Flag, args []string, getenv func(string) string, help io.Writer) (Origins, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { usage(fs, synopsis, flags) }
+	fs.SetOutput(io.Discard) // errors are returned, one line each
+	fs.Usage = func() {}
 	for _, f := range flags {
 		if f.register != nil {
 			f.register(fs)
 		}
 	}
-	fromEnv := map[string]bool{}
+	fromEnv := Origins{}
 	for _, f := range flags {
 		v := ""
 		if f.env != "" {
@@ -166,23 +172,31 @@ func Parse(name, synopsis string, flags []Flag, args []string, getenv func(strin
 			// as not given, and wins over the environment.
 			fl := fs.Lookup(f.name)
 			if err := fl.Value.Set(v); err != nil {
-				return fmt.Errorf("%s (for --%s): %w%s", f.env, f.name, err, valueHint(fl))
+				return nil, fmt.Errorf("%s (for --%s): %w%s", f.env, f.name, err, valueHint(fl))
 			}
-			fromEnv[f.name] = true
+			fromEnv[f.name] = f.env
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(help)
+			usage(fs, synopsis, flags)
+			return nil, err
+		}
+		return nil, commandLineError(err, fs, flags)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w %q", ErrArgument, fs.Arg(0))
+		return nil, usageError{fmt.Errorf("%w %q", ErrArgument, fs.Arg(0))}
 	}
 	given := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	fs.Visit(func(fl *flag.Flag) {
+		given[fl.Name] = true
+		delete(fromEnv, fl.Name) // the command line wins
+	})
 	for _, f := range flags {
-		if f.when != nil && *f.when && !given[f.name] && !fromEnv[f.name] {
+		if f.when != nil && *f.when && !given[f.name] && fromEnv[f.name] == "" {
 			if err := fs.Lookup(f.name).Value.Set(f.whenValue); err != nil {
-				return fmt.Errorf("--%s: default %q: %w", f.name, f.whenValue, err)
+				return nil, fmt.Errorf("--%s: default %q: %w", f.name, f.whenValue, err)
 			}
 		}
 	}
@@ -191,10 +205,10 @@ func Parse(name, synopsis string, flags []Flag, args []string, getenv func(strin
 			continue
 		}
 		if err := f.check(); err != nil {
-			return fmt.Errorf("%s: %w", f.source(fromEnv[f.name] && !given[f.name]), err)
+			return nil, fmt.Errorf("%s: %w", f.source(fromEnv[f.name] != ""), err)
 		}
 	}
-	return nil
+	return fromEnv, nil
 }
 
 // source names the flag for an error: its variable first when the value

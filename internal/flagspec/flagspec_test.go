@@ -45,7 +45,7 @@ func (c *config) flags() []Flag {
 
 func parse(args []string, env map[string]string) (*config, error) {
 	c := &config{}
-	err := Parse("cmd", "cmd [flags]", c.flags(), args, func(k string) string { return env[k] }, io.Discard)
+	_, err := Parse("cmd", "cmd [flags]", c.flags(), args, func(k string) string { return env[k] }, io.Discard)
 	return c, err
 }
 
@@ -101,8 +101,13 @@ func TestParseErrors(t *testing.T) {
 		{"bool in the environment", nil, map[string]string{"EXTAUTHZ_DEV": "yes"}, "EXTAUTHZ_DEV (for --dev): parse error; want true or false (also 1, 0, t, f)"},
 		{"duration in the environment", nil, map[string]string{"EXTAUTHZ_WAIT": "5"}, "EXTAUTHZ_WAIT (for --wait): parse error; want a duration with a unit"},
 		{"number in the environment", nil, map[string]string{"EXTAUTHZ_MAX_N": "many"}, "EXTAUTHZ_MAX_N (for --max-n): parse error; want a whole number"},
-		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
-		{"env-only is no flag", []string{"--keys", "k"}, nil, "flag provided but not defined: -keys"},
+		{"unknown flag", []string{"--nope"}, nil, "unknown flag --nope"},
+		{"unknown flag, a typo", []string{"--max_n", "3"}, nil, "unknown flag --max_n; did you mean --max-n?"},
+		{"unknown flag, a letter left out", []string{"-strams=3"}, nil, "unknown flag --strams; did you mean --streams?"},
+		{"env-only is no flag", []string{"--keys", "k"}, nil, "unknown flag --keys; it is read from the environment only: set EXTAUTHZ_KEYS"},
+		{"no value", []string{"--addr"}, nil, "--addr needs a value"},
+		{"bad number on the command line", []string{"--max-n", "many"}, nil, `invalid value "many" for flag --max-n: parse error; want a whole number`},
+		{"bad bool on the command line", []string{"--dev=yes"}, nil, `invalid boolean value "yes" for --dev: parse error; want true or false`},
 		{"stray argument", []string{"x"}, nil, `unexpected argument "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,7 +119,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	c := &config{}
 	flags := append(c.flags(), Var(&c.out, "p", "", "no fallback", NotEmpty).NoEnv())
-	if err := Parse("cmd", "cmd", flags, nil, func(string) string { return "" }, io.Discard); err == nil || err.Error() != "-p: must not be empty" {
+	if _, err := Parse("cmd", "cmd", flags, nil, func(string) string { return "" }, io.Discard); err == nil || err.Error() != "-p: must not be empty" {
 		t.Errorf("a rule on a flag without fallback: %v; want -p: must not be empty", err)
 	}
 }
@@ -124,7 +129,7 @@ func TestParseErrors(t *testing.T) {
 func TestUsage(t *testing.T) {
 	var b strings.Builder
 	c := &config{}
-	err := Parse("cmd", "cmd [flags]\n\nDoes things.", c.flags(), []string{"-h"}, func(string) string { return "" }, &b)
+	_, err := Parse("cmd", "cmd [flags]\n\nDoes things.", c.flags(), []string{"-h"}, func(string) string { return "" }, &b)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h = %v; want flag.ErrHelp", err)
 	}
@@ -156,7 +161,7 @@ read from the environment only:
 		t.Errorf("usage =\n%s\nwant\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := Parse("v", "v\n\nPrints.", nil, []string{"-h"}, func(string) string { return "" }, &b); !errors.Is(err, flag.ErrHelp) || b.String() != "usage: v\n\nPrints.\n" {
+	if _, err := Parse("v", "v\n\nPrints.", nil, []string{"-h"}, func(string) string { return "" }, &b); !errors.Is(err, flag.ErrHelp) || b.String() != "usage: v\n\nPrints.\n" {
 		t.Errorf("usage without flags = %q, %v", b.String(), err)
 	}
 }
@@ -166,6 +171,89 @@ func TestEnvName(t *testing.T) {
 		if got := EnvName(in); got != want {
 			t.Errorf("EnvName(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestCommandLineErrors: an error in the command line's form is ErrUsage,
+// a rule's refusal is not, and Parse writes nothing for either: the usage
+// text is for -h alone.
+func TestCommandLineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		usage bool
+	}{
+		{[]string{"--nope"}, true},
+		{[]string{"--addr"}, true},
+		{[]string{"--max-n", "x"}, true},
+		{[]string{"extra"}, true},
+		{[]string{"--max-n", "0"}, false},
+	} {
+		var out strings.Builder
+		c := &config{}
+		_, err := Parse("cmd", "cmd [flags]", c.flags(), tc.args, func(string) string { return "" }, &out)
+		if err == nil || errors.Is(err, ErrUsage) != tc.usage {
+			t.Errorf("Parse(%q) = %v; want an error, ErrUsage %v", tc.args, err, tc.usage)
+		}
+		if out.Len() != 0 {
+			t.Errorf("Parse(%q) wrote %q; want nothing", tc.args, out.String())
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("Parse(%q) = %q; want one line", tc.args, err)
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	names := []string{"grpc-addr", "http-addr", "admin-addr", "key-file", "dev", "o", "serve", "issue", "open"}
+	for _, tc := range []struct{ in, want string }{
+		{"grpc-adr", "grpc-addr"},
+		{"keyfile", "key-file"},
+		{"key_file", "key-file"},
+		{"sreve", "serve"},
+		{"isue", "issue"},
+		{"dev", "dev"},
+		{"nope", ""},
+		{"x", ""},
+		{"tls", ""},
+		{"completely-different", ""},
+	} {
+		if got := Suggest(tc.in, names); got != tc.want {
+			t.Errorf("Suggest(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestOrigins: Parse says which values came from the environment (not
+// those the command line overrode), and Explain puts their variables in
+// front of a later error that names their flags, and only those.
+func TestOrigins(t *testing.T) {
+	c := &config{}
+	env := map[string]string{"EXTAUTHZ_ADDR": "e:2", "EXTAUTHZ_MAX_N": "9", "EXTAUTHZ_WAIT": "1s"}
+	o, err := Parse("cmd", "cmd", c.flags(), []string{"--wait", "2s"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o) != 2 || o["addr"] != "EXTAUTHZ_ADDR" || o["max-n"] != "EXTAUTHZ_MAX_N" {
+		t.Fatalf("Origins = %v; want addr and max-n from the environment", o)
+	}
+	for _, tc := range []struct{ err, want string }{
+		{"--addr e:2 and --admin e:2 are the same", "EXTAUTHZ_ADDR (for --addr): --addr e:2 and --admin e:2 are the same"},
+		{"--max-n and --addr clash; --max-n again", "EXTAUTHZ_MAX_N (for --max-n), EXTAUTHZ_ADDR (for --addr): --max-n and --addr clash; --max-n again"},
+		{"--wait is too short", "--wait is too short"},
+		{"--addr-file is missing", "--addr-file is missing"},
+		{"EXTAUTHZ_ADDR (for --addr): already named", "EXTAUTHZ_ADDR (for --addr): already named"},
+		{"no flag at all", "no flag at all"},
+	} {
+		if got := o.Explain(errors.New(tc.err)).Error(); got != tc.want {
+			t.Errorf("Explain(%q) = %q; want %q", tc.err, got, tc.want)
+		}
+	}
+	inner := errors.New("--addr: bind: address in use")
+	if err := o.Explain(inner); !errors.Is(err, inner) {
+		t.Errorf("Explain does not wrap: %v", err)
+	}
+	if Origins(nil).Explain(nil) != nil {
+		t.Error("Explain(nil) is not nil")
 	}
 }
 
@@ -179,19 +267,19 @@ func TestList(t *testing.T) {
 	}
 	flags := []Flag{List(&got, "var", "a variable", noComma)}
 	getenv := func(k string) string { return map[string]string{"EXTAUTHZ_VAR": "env"}[k] }
-	if err := Parse("cmd", "cmd", flags, []string{"--var", "a=1", "--var=b=2", "--var", ""}, getenv, io.Discard); err != nil {
+	if _, err := Parse("cmd", "cmd", flags, []string{"--var", "a=1", "--var=b=2", "--var", ""}, getenv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, "|") != "a=1|b=2|" {
 		t.Errorf("List = %q; want each value in order, none from the environment", got)
 	}
 	got = nil
-	if err := Parse("cmd", "cmd", flags, []string{"--var", "a", "--var", "b,c"}, getenv, io.Discard); err == nil || err.Error() != "--var: no commas" {
+	if _, err := Parse("cmd", "cmd", flags, []string{"--var", "a", "--var", "b,c"}, getenv, io.Discard); err == nil || err.Error() != "--var: no commas" {
 		t.Errorf("a value the rule refuses: %v; want --var: no commas", err)
 	}
 	var usage strings.Builder
 	got = nil
-	_ = Parse("cmd", "cmd", flags, []string{"-h"}, getenv, &usage)
+	_, _ = Parse("cmd", "cmd", flags, []string{"-h"}, getenv, &usage)
 	if !strings.Contains(usage.String(), "--var\n      a variable (repeatable)") || strings.Contains(usage.String(), "EXTAUTHZ_VAR") {
 		t.Errorf("usage:\n%s", usage.String())
 	}

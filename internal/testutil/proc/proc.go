@@ -1,50 +1,21 @@
 // Package proc holds what the tests and benchmark commands that run other
 // programs (extauthz, Envoy, nginx, Prometheus) share: a goroutine-safe sink
-// for their output, and one way to stop them.
+// for their output and one way to stop them (both from internal/subproc,
+// which the demo command uses too), and Lines, to wait for a log line.
 package proc
 
 import (
-	"bytes"
 	"os"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/subproc"
 )
 
-// Output is a goroutine-safe io.Writer that collects a process's output (or
-// log lines) for assertions. The zero value is ready to use.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// Output is a goroutine-safe io.Writer that collects a process's output.
+type Output = subproc.Output
 
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-// String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// Terminate asks p to exit with SIGTERM and waits for done (closed when it
-// has exited); after grace it kills p and waits again. It returns at once
-// if p has already exited.
+// Terminate asks p to exit with SIGTERM and waits for done; after grace it
+// kills p (subproc.Terminate).
 func Terminate(p *os.Process, done <-chan struct{}, grace time.Duration) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = p.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = p.Kill()
-		<-done
-	}
+	subproc.Terminate(p, done, grace)
 }

@@ -1,9 +1,11 @@
 // Package testprog finds the external programs that tests run against the
 // project (Node.js, nginx) and wraps the Node.js stand-in for the existing
-// TypeScript issuer. It is imported by tests only.
+// TypeScript issuer. It is imported by tests, and by the test command
+// (internal/testsuite) for the record of skips.
 //
-// Outside CI a missing program skips the test; with CI=true it fails it, so
-// a CI machine that lost a package cannot turn a suite green by skipping.
+// Outside CI a missing program skips the test (Missing, which records the
+// skip for the test command's summary); with CI=true it fails it, so a CI
+// machine that lost a package cannot turn a suite green by skipping.
 package testprog
 
 import (
@@ -17,7 +19,7 @@ import (
 )
 
 // Require returns the path of the program name, found on PATH or at one of
-// the extra paths, or skips the test (fails it when CI=true).
+// the extra paths, or skips the test (fails it when CI=true): Missing.
 func Require(t testing.TB, name string, extra ...string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -28,11 +30,66 @@ func Require(t testing.TB, name string, extra ...string) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI (.ci/run installs it)", name)
-	}
-	t.Skipf("%s not found; install it to run this test", name)
+	Missing(t, name, "not found on PATH")
 	return ""
+}
+
+// InstallCommand installs every program the tests run (.ci/run runs it).
+const InstallCommand = "bash .ci/install"
+
+// SkipLogEnv names the file to which Missing appends a line for each test
+// it skips: the test command (internal/testsuite) sets it, then counts the
+// lines (ReadSkipLog) and says how to install what those tests need. A test
+// binary that reads it is not cached by go test across runs that name
+// different files, so a skip is counted every time it happens.
+const SkipLogEnv = "EXTAUTHZ_SKIP_LOG"
+
+// Missing skips t because program is not installed, saying why, and
+// records the skip in $EXTAUTHZ_SKIP_LOG; with CI=true it fails t instead,
+// so that a CI machine that lost a package cannot turn a suite green by
+// skipping.
+func Missing(t testing.TB, program, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI (%s installs it): %s", program, InstallCommand, why)
+	}
+	if log := os.Getenv(SkipLogEnv); log != "" {
+		dir, _ := os.Getwd() // the package's directory
+		line := strings.Join([]string{dir, t.Name(), program}, "\t") + "\n"
+		if f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			_, _ = f.WriteString(line) // one write: lines from parallel tests do not mix
+			f.Close()
+		}
+	}
+	t.Skipf("missing program %s: %s", program, why)
+}
+
+// Skip is one test Missing skipped.
+type Skip struct{ Dir, Test, Program string }
+
+// ReadSkipLog reads the skips Missing recorded in the file name (none if
+// it does not exist), each test once.
+func ReadSkipLog(name string) ([]Skip, error) {
+	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var skips []Skip
+	seen := map[Skip]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			continue
+		}
+		if s := (Skip{f[0], f[1], f[2]}); !seen[s] {
+			seen[s] = true
+			skips = append(skips, s)
+		}
+	}
+	return skips, nil
 }
 
 // NodeKKA1 returns a function that seals (mode "seal": stdin is claims JSON,

@@ -1,4 +1,4 @@
-package proc
+package subproc
 
 import (
 	"os/exec"

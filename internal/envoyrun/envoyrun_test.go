@@ -1,4 +1,4 @@
-package envoyproc
+package envoyrun
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestRemoveHTTPFilter(t *testing.T) {
-	cfg, err := Load("../../../deploy/envoy/envoy.yaml")
+	cfg, err := Load("../../deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestRemoveHTTPFilter(t *testing.T) {
 }
 
 func TestSetHTTPFilterOption(t *testing.T) {
-	cfg, err := Load("../../../deploy/envoy/envoy.yaml")
+	cfg, err := Load("../../deploy/envoy/envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
