@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/extauthz/extauthz/bench/extauthzproc"
 	"github.com/extauthz/extauthz/bench/nopauthz"
 )
@@ -136,11 +138,12 @@ type Servers struct {
 
 // ServerOptions says how to start the Servers.
 type ServerOptions struct {
-	Bin      string   // extauthz binary; empty: built from the tree into Run.Dir
-	KeyFile  string   // extauthz's key file
-	TokenLen int      // the do-nothing server sets authorization to a value this long,
-	BareNop  bool     // or answers a bare OK
-	Extra    []string // more flags for extauthz serve
+	Bin      string                // extauthz binary; empty: built from the tree into Run.Dir
+	KeyFile  string                // extauthz's key file
+	TokenLen int                   // the do-nothing server sets authorization to a value this long (Mirror),
+	BareNop  bool                  // or answers a bare OK,
+	Nop      *authv3.CheckResponse // or, if not nil, this
+	Extra    []string              // more flags for extauthz serve
 }
 
 // StartServers starts extauthz (serve, with o.Extra) and the do-nothing
@@ -157,7 +160,15 @@ func StartServers(r Run, o ServerOptions) (*Servers, error) {
 	if err != nil {
 		return nil, err
 	}
-	nop, err := nopauthz.StartProcess(CapHeader, o.TokenLen, o.BareNop, filepath.Join(r.Dir, "nopauthz.log"))
+	resp := o.Nop
+	switch {
+	case resp != nil:
+	case o.BareNop:
+		resp = nopauthz.Bare()
+	default:
+		resp = nopauthz.Mirror(CapHeader, o.TokenLen)
+	}
+	nop, err := nopauthz.StartProcess(resp, filepath.Join(r.Dir, "nopauthz.log"))
 	if err != nil {
 		ext.Stop()
 		return nil, err

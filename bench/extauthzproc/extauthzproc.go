@@ -24,17 +24,29 @@ import (
 )
 
 // Build compiles github.com/extauthz/extauthz/cmd/extauthz into dir and
-// returns the binary. It must run inside the repository: in the bench
-// module, whose go.mod replaces the extauthz module with the tree above it,
-// or in the root module. The binary is built in the root module, with its
-// own go.mod and go.sum, as users build it.
+// returns the binary. It must run inside the repository (see ModuleDir).
+// The binary is built in the root module, with its own go.mod and go.sum,
+// as users build it.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "extauthz")
-	gobin, err := exec.LookPath("go")
+	root, err := ModuleDir()
 	if err != nil {
-		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		return "", err
 	}
-	root, err := exec.Command(gobin, "list", "-m", "-f", "{{.Dir}}", "github.com/extauthz/extauthz").Output()
+	build := exec.Command(goBinary(), "build", "-o", bin, "./cmd/extauthz")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build extauthz: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// ModuleDir is the root of the extauthz tree: the module
+// github.com/extauthz/extauthz as the go command resolves it from the
+// working directory, in the bench module (whose go.mod replaces it with
+// the tree above it) or in the root module.
+func ModuleDir() (string, error) {
+	root, err := exec.Command(goBinary(), "list", "-m", "-f", "{{.Dir}}", "github.com/extauthz/extauthz").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -42,12 +54,15 @@ func Build(dir string) (string, error) {
 		}
 		return "", fmt.Errorf("find the extauthz module (run inside the repository): %w", err)
 	}
-	build := exec.Command(gobin, "build", "-o", bin, "./cmd/extauthz")
-	build.Dir = strings.TrimSpace(string(root))
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build extauthz: %w\n%s", err, out)
+	return strings.TrimSpace(string(root)), nil
+}
+
+// goBinary is the go command: on PATH, else in GOROOT.
+func goBinary() string {
+	if gobin, err := exec.LookPath("go"); err == nil {
+		return gobin
 	}
-	return bin, nil
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // NewKey writes a fresh one-key key file into dir and returns it with a codec
@@ -133,6 +148,23 @@ func Start(bin, keyFile, logFile string, extra ...string) (*Process, error) {
 		}
 	}
 	return p, nil
+}
+
+// ListenerAddr is the address of listener name ("grpc", "http",
+// "admin"), one that extra flags to Start enabled, as its "listening" log
+// line says; it waits for the line a few seconds at most. Call it soon
+// after Start: it reads the log from the start, and decision lines follow.
+func (p *Process) ListenerAddr(name string) (string, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if addr := listening(p.log, name); addr != "" {
+			return addr, nil
+		}
+		if err := p.Alive(); err != nil || time.Now().After(deadline) {
+			return "", fmt.Errorf("extauthz logged no %s listener:\n%s", name, p.Tail(4096))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // listening returns the address of the "listening" log line for listener

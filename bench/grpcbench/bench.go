@@ -30,6 +30,15 @@ type Config struct {
 	Flood      bool     // add the flood case; the do-nothing server gets pool capabilities too
 	PoolSize   int      // flood: distinct capabilities sealed before the first round
 	ExtraFlags []string // for extauthz serve
+
+	// Profile, if not empty, names the shipped profile (profileCalls)
+	// whose capability every request carries, the way its SDK sends it;
+	// extauthz loads profiles/providers.yaml.
+	Profile string
+	// ReloadEvery, if not zero, rewrites the profiles file at this
+	// interval during the measured rounds, so that extauthz reloads it
+	// under load.
+	ReloadEvery time.Duration
 }
 
 // Measurement is one case in one round.
@@ -75,6 +84,23 @@ type Report struct {
 	NopPoolSent, ExtPoolSent int64
 	ExtRepeatedSent          int64 // requests with the one repeated capability to extauthz
 	ExtRSS, ExtPeakRSS       int64 // extauthz's VmRSS and VmHWM at the end of the run
+
+	// Checks sent to each case over the whole run, warm-up included, and
+	// how many failed (a deny, a wrong allow, a transport error), whether
+	// or not they ended inside a measured window.
+	Checks, Failed []int64
+
+	Reload *ReloadResult // with ReloadEvery
+}
+
+// ReloadResult is what happened while the profiles file was rewritten
+// under load: from just before the first measured round to just after the
+// last one returned (every request of the rounds included).
+type ReloadResult struct {
+	Renames, InPlace int     // rewrites of the file, by rename and in place
+	OK, Errors       int64   // the server's reloads: applied, failed
+	Checks, Failed   []int64 // per case, checks in the period and failures
+	Err              error   // a rewrite that failed, stopping the rewrites
 }
 
 // ExtDistinct is how many distinct capabilities extauthz received: the pool
@@ -105,9 +131,12 @@ type server struct {
 type benchCase struct {
 	name  string
 	srv   *server
-	token func() string
-	sent  *atomic.Int64 // counts requests, if not nil
+	token func() string // the capability header's value
+	n     *counts
 }
+
+// counts are a case's checks sent and failed.
+type counts struct{ sent, failed atomic.Int64 }
 
 // sessionID numbers the subject of capability i (0 is the repeated one, the
 // pool holds 1 to N): the capabilities are distinct by construction, and
@@ -136,6 +165,23 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Config: c}
+	// What every request asks and must be answered, the extra flags for
+	// extauthz, and the do-nothing server's answer (nil: Mirror).
+	call, verify, extra := kka1Call, allowed, c.ExtraFlags
+	var nopResp *authv3.CheckResponse
+	var profilesFile string
+	var profiles []byte
+	if c.Profile != "" {
+		pt, err := newProfileTarget(codec, c.Profile)
+		if err != nil {
+			return nil, err
+		}
+		if profilesFile, profiles, err = shippedProfiles(c.Dir); err != nil {
+			return nil, err
+		}
+		fixed, call, verify, nopResp = pt.capValue, pt.call.sdkCall, pt.verify, pt.nopAnswer()
+		extra = append(profileFlags(profilesFile, c.ReloadEvery), c.ExtraFlags...)
+	}
 	var pool *extauthzproc.Pool
 	if c.Flood {
 		progress("sealing %d distinct capabilities on %d CPUs", c.PoolSize, runtime.GOMAXPROCS(0))
@@ -150,12 +196,18 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		progress("sealed %d capabilities (%.0f MiB) in %v", pool.Len(), float64(rep.PoolBytes)/(1<<20), rep.Seal.Round(time.Millisecond))
 	}
 	servers, err := benchcmd.StartServers(c.Run, benchcmd.ServerOptions{
-		Bin: c.Bin, KeyFile: keyFile, TokenLen: len(base.ProviderToken), Extra: c.ExtraFlags})
+		Bin: c.Bin, KeyFile: keyFile, TokenLen: len(base.ProviderToken), Nop: nopResp, Extra: extra})
 	if err != nil {
 		return nil, err
 	}
 	defer servers.Stop()
 	ext, nop := servers.Ext, servers.Nop
+	var adminAddr string
+	if c.ReloadEvery > 0 {
+		if adminAddr, err = ext.ListenerAddr("admin"); err != nil {
+			return nil, err
+		}
+	}
 
 	nopSrv, extSrv := &server{pid: nop.PID()}, &server{pid: ext.PID()}
 	for _, s := range []struct {
@@ -173,23 +225,30 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	fromPool := func(s *server) func() string {
 		return func() string { return pool.At(int((s.next.Add(1) - 1) % int64(pool.Len()))) }
 	}
-	var repeatedSent atomic.Int64
 	cases := []benchCase{
 		caseNop:      {name: "do-nothing", srv: nopSrv, token: repeated},
-		caseRepeated: {name: "extauthz", srv: extSrv, token: repeated, sent: &repeatedSent},
+		caseRepeated: {name: "extauthz", srv: extSrv, token: repeated},
+	}
+	if c.Profile != "" {
+		cases[caseRepeated].name = "extauthz " + c.Profile
 	}
 	if c.Flood {
 		cases[caseNop].token = fromPool(nopSrv)
 		cases[caseRepeated].name = "extauthz repeated"
 		cases = append(cases, benchCase{name: "extauthz flood", srv: extSrv, token: fromPool(extSrv)})
 	}
+	for i := range cases {
+		cases[i].n = new(counts)
+	}
 	load := func(bc benchCase, d time.Duration) (loadgen.Result, error) {
 		return loadgen.Run(ctx, loadgen.Options{Concurrency: c.Concurrency, Duration: d}, func(int) loadgen.Func {
 			return func(ctx context.Context) error {
-				if bc.sent != nil {
-					bc.sent.Add(1)
+				bc.n.sent.Add(1)
+				err := check(ctx, bc.srv.client, call, bc.token(), verify)
+				if err != nil {
+					bc.n.failed.Add(1)
 				}
-				return check(ctx, bc.srv.client, bc.token())
+				return err
 			}
 		})
 	}
@@ -204,6 +263,28 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	rep.Cases = make([]CaseResult, len(cases))
 	for i, bc := range cases {
 		rep.Cases[i].Name = bc.name
+	}
+	snapshot := func() (sent, failed []int64) {
+		for _, bc := range cases {
+			sent, failed = append(sent, bc.n.sent.Load()), append(failed, bc.n.failed.Load())
+		}
+		return sent, failed
+	}
+	var rw *rewriter
+	var sent0, failed0 []int64
+	var reloads0 int64
+	if c.ReloadEvery > 0 {
+		if reloads0, _, err = profileReloads(ctx, adminAddr); err != nil {
+			return nil, err
+		}
+		sent0, failed0 = snapshot()
+		progress("rewriting %s every %v", profilesFile, c.ReloadEvery)
+		rw = startRewriter(profilesFile, profiles, c.ReloadEvery)
+		defer func() {
+			if rw != nil {
+				rw.Stop()
+			}
+		}()
 	}
 	for round := range c.Rounds {
 		for _, i := range order(len(cases), round) {
@@ -221,11 +302,25 @@ func run(ctx context.Context, c Config) (*Report, error) {
 			rep.Cases[i].Rounds = append(rep.Cases[i].Rounds, m)
 		}
 	}
+	if rw != nil {
+		r := &ReloadResult{}
+		r.Renames, r.InPlace, r.Err = rw.Stop()
+		rw = nil
+		sent, failed := snapshot()
+		for i := range sent {
+			r.Checks, r.Failed = append(r.Checks, sent[i]-sent0[i]), append(r.Failed, failed[i]-failed0[i])
+		}
+		if err := r.readReloads(ctx, adminAddr, reloads0, c.ReloadEvery); err != nil {
+			return nil, err
+		}
+		rep.Reload = r
+	}
 	for i, bc := range cases {
 		rep.Cases[i].PeakRSS = procStatus(bc.srv.pid, "VmHWM")
+		rep.Checks, rep.Failed = append(rep.Checks, bc.n.sent.Load()), append(rep.Failed, bc.n.failed.Load())
 	}
 	rep.ExtRSS, rep.ExtPeakRSS = procStatus(extSrv.pid, "VmRSS"), procStatus(extSrv.pid, "VmHWM")
-	rep.ExtRepeatedSent = repeatedSent.Load()
+	rep.ExtRepeatedSent = cases[caseRepeated].n.sent.Load()
 	if c.Flood {
 		rep.NopPoolSent, rep.ExtPoolSent = nopSrv.next.Load(), extSrv.next.Load()
 	}
@@ -250,6 +345,16 @@ func order(n, r int) []int {
 // the capabilities sealed at its start.
 func (c Config) validate() error {
 	cases := 2
+	switch _, known := profileCalls[c.Profile]; {
+	case c.Profile != "" && !known:
+		return fmt.Errorf("-profile must be one of %s", strings.Join(profileNames(), ", "))
+	case c.Profile != "" && c.Flood:
+		return errors.New("-flood and -profile do not combine: the flood's pool is of kka1 capabilities")
+	case c.ReloadEvery != 0 && c.Profile == "":
+		return errors.New("-reload-every needs -profile: it rewrites the profiles file")
+	case c.ReloadEvery != 0 && c.ReloadEvery < minReloadEvery:
+		return fmt.Errorf("-reload-every must be at least %v (the server polls every quarter of it)", minReloadEvery)
+	}
 	if c.Flood {
 		cases = 3
 		if c.PoolSize < 1 || c.PoolSize > maxPool {
@@ -269,37 +374,46 @@ func (c Config) validate() error {
 // generator's memory.
 const maxPool = 10_000_000
 
-// check sends one Check and fails unless it is an allow.
-func check(ctx context.Context, client authv3.AuthorizationClient, tok string) error {
-	resp, err := client.Check(ctx, checkRequest(tok))
+// check sends call with capability value capValue and fails unless verify
+// accepts the answer.
+func check(ctx context.Context, client authv3.AuthorizationClient, call sdkCall, capValue string,
+	verify func(*authv3.CheckResponse) error) error {
+	resp, err := client.Check(ctx, checkRequest(call, capValue))
 	if err != nil {
 		return err
 	}
+	return verify(resp)
+}
+
+// allowed fails unless resp is an allow.
+func allowed(resp *authv3.CheckResponse) error {
 	if resp.GetStatus().GetCode() != int32(codes.OK) || resp.GetOkResponse() == nil {
 		return fmt.Errorf("denied: %s", resp.GetStatus().GetMessage())
 	}
 	return nil
 }
 
-// checkRequest is what Envoy sends for a sandbox's provider call with the
-// shipped config: the context extension naming the container, the request's
-// attributes, and its headers in header_map as raw values
-// (encode_raw_headers: true), the capability in the dedicated header.
-func checkRequest(tok string) *authv3.CheckRequest {
+// checkRequest is what Envoy sends for a sandbox's call with the shipped
+// config: the context extension naming the container and the upstream's
+// scheme, the request's attributes, and its headers in header_map as raw
+// values (encode_raw_headers: true), capValue in the call's capability
+// header.
+func checkRequest(call sdkCall, capValue string) *authv3.CheckRequest {
 	var headers []*corev3.HeaderValue
-	for _, kv := range [][2]string{
-		{":authority", benchcmd.APIHost}, {":path", benchcmd.RequestPath}, {":method", "POST"}, {":scheme", "http"},
+	for _, kvs := range [][][2]string{{
+		{":authority", call.host}, {":path", call.path}, {":method", "POST"}, {":scheme", "http"},
 		{"content-type", "application/json"}, {"content-length", "68"}, {"user-agent", "grpcbench"},
 		{"x-forwarded-proto", "http"}, {"x-request-id", "3f1c2a9e-5b7d-4e8f-9a1b-2c3d4e5f6a7b"},
-		{benchcmd.CapHeader, tok},
-	} {
-		headers = append(headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}, call.extra, {{call.capHeader, capValue}}} {
+		for _, kv := range kvs {
+			headers = append(headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+		}
 	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:            &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
 		ContextExtensions: map[string]string{"outbound_container_id": benchcmd.ContainerID, "upstream_scheme": "https"},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1", Method: "POST", Scheme: "http", Host: benchcmd.APIHost, Path: benchcmd.RequestPath, Protocol: "HTTP/1.1", Size: 68,
+			Id: "1", Method: "POST", Scheme: "http", Host: call.host, Path: call.path, Protocol: "HTTP/1.1", Size: 68,
 			HeaderMap: &corev3.HeaderMap{Headers: headers},
 		}},
 	}}

@@ -11,8 +11,44 @@
 //
 //	cd bench && go run ./grpcbench              # one capability, repeated
 //	cd bench && go run ./grpcbench -flood       # and a flood of 1,000,000 distinct capabilities
+//	cd bench && go run ./grpcbench -profile openai                     # a profile capability instead of kka1
+//	cd bench && go run ./grpcbench -profile openai -reload-every 200ms # and the profiles reloaded under load
 //
 // (bench/ is a module of its own, so run it from there.)
+//
+// # Profile capabilities
+//
+// -profile NAME sends, instead of a kka1 capability, a profile capability
+// (eac1.) of a shipped profile where that provider's SDK sends its key:
+// openai as authorization: Bearer to POST https://api.openai.com/v1/chat/completions,
+// anthropic as x-api-key to /v1/messages, gemini as x-goog-api-key to a
+// generateContent call (upstream scheme https, from the context extension
+// as the shipped config sets it). extauthz loads the tree's
+// profiles/providers.yaml, copied into the work directory, with
+// --profiles-file. Every answer is checked: an allow that sets the
+// injected header to the capability's secret and removes the profile's
+// capability headers, exactly; anything else is a failure, counted, and
+// fails the run. The do-nothing server answers that same allow (header,
+// value, headers removed, dynamic metadata), so that both answers cost the
+// same to encode and send.
+//
+// -reload-every D also rewrites the profiles file every D during the
+// measured rounds: the same profiles with a comment that changes, two
+// writes in three by rename (as a ConfigMap update puts a new file in
+// place), one in three in place. extauthz polls it every D/4
+// (--key-reload-interval), so that each rewrite is reloaded before the
+// next. At the end the run reads extauthz_profile_reloads_total from
+// extauthz's admin listener (--admin-addr 127.0.0.1:0) and reports the
+// rewrites, the reloads, and the checks sent during them with their
+// failures; it fails if any check failed or extauthz never reloaded.
+//
+// A reload may fail: an in-place rewrite truncates the file, then writes
+// it, and when the rewriting goroutine is held up between the two for a
+// poll interval (a loaded machine, a 10 ms poll) extauthz reads the empty
+// file twice, takes it as stable, refuses it ("profiles reload failed;
+// keeping the last good profiles" in its log) and keeps the profiles in
+// force. That is the server's rule for a bad edit, not a lost check: the
+// run reports such reloads and does not fail on them.
 //
 // # Flood
 //
@@ -69,6 +105,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,6 +137,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs := cmd.Flags
 	fs.BoolVar(&c.Flood, "flood", false, "add a third case, extauthz sent a distinct valid capability on every request from a pool sealed before the first round, and compare it with the repeated case")
 	fs.IntVar(&c.PoolSize, "flood-capabilities", 1_000_000, "with -flood: distinct capabilities to seal before the first round")
+	fs.StringVar(&c.Profile, "profile", "", "send a profile capability where the provider's SDK sends its key, instead of kka1: "+
+		strings.Join(profileNames(), ", ")+" (extauthz loads profiles/providers.yaml); the run fails if any check fails")
+	fs.DurationVar(&c.ReloadEvery, "reload-every", 0, "with -profile: rewrite the profiles file at this interval during the measured rounds, "+
+		"so that extauthz reloads it under load; the run fails unless it reloaded and no check failed")
 	extra := fs.String("extauthz-flags", "", "extra flags for extauthz serve, space-separated (e.g. --log-level=warn)")
 	setup := func() error {
 		if c.Rounds == 0 {
@@ -117,7 +158,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return err
 		}
 		rep.write(stdout)
-		return nil
+		return rep.failure()
 	})
 }
 
@@ -139,6 +180,10 @@ func (r *Report) write(w io.Writer) {
 		fmt.Fprintf(w, "flood: %s distinct valid capabilities sealed before the first round in %v on %d CPUs (%.0f MiB in the load generator)\n",
 			thousands(int64(c.PoolSize)), r.Seal.Round(10*time.Millisecond), runtime.GOMAXPROCS(0), mib(r.PoolBytes))
 		fmt.Fprintln(w, "cases: do-nothing and extauthz flood are each sent the pool's capabilities in order; extauthz repeated, one capability (same extauthz process)")
+	} else if pc, ok := profileCalls[c.Profile]; ok {
+		fmt.Fprintf(w, "gRPC Check, allowed %s requests (POST https://%s%s) with a capability of profile %s in %s, one capability, repeated; %d in flight on one HTTP/2 connection per server\n",
+			pc.class, pc.host, pc.path, c.Profile, pc.capHeader, c.Concurrency)
+		fmt.Fprintf(w, "every answer checked: %s set to the secret, %v removed; the do-nothing server answers the same\n", pc.inject, pc.remove)
 	} else {
 		fmt.Fprintf(w, "gRPC Check, allowed provider_model requests, one capability, repeated; %d in flight on one HTTP/2 connection per server\n", c.Concurrency)
 	}
@@ -184,6 +229,20 @@ func (r *Report) write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "extauthz received %s distinct capability (sent %s times)\n", thousands(r.ExtDistinct()), thousands(r.ExtRepeatedSent))
 	}
+	if c.Profile != "" {
+		for i, cr := range r.Cases {
+			fmt.Fprintf(w, "%s: %s checks over the run, warm-up included, %s failed\n", cr.Name, thousands(r.Checks[i]), thousands(r.Failed[i]))
+		}
+	}
+	if rl := r.Reload; rl != nil {
+		fmt.Fprintf(w, "profiles file rewritten every %v during the measured rounds: %d times (%d by rename, %d in place)\n",
+			c.ReloadEvery, rl.Renames+rl.InPlace, rl.Renames, rl.InPlace)
+		fmt.Fprintf(w, "extauthz reloaded it %d times (%s{result=\"ok\"}), refused %d reloads (result=\"error\", the last good profiles kept)\n",
+			rl.OK, reloadCounter, rl.Errors)
+		for i, cr := range r.Cases {
+			fmt.Fprintf(w, "during the reloads, %s: %s checks, %s failed\n", cr.Name, thousands(rl.Checks[i]), thousands(rl.Failed[i]))
+		}
+	}
 	fmt.Fprintf(w, "extauthz RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB\n", mib(r.ExtPeakRSS), mib(r.ExtRSS))
 	rps := func(m Measurement) float64 { return m.RPS() }
 	p99 := func(m Measurement) float64 { return float64(m.Percentile(0.99)) }
@@ -219,6 +278,33 @@ func (r *Report) write(w io.Writer) {
 	if c.Flood {
 		fmt.Fprintf(w, "flood/repeated %.3f\n", r.FloodRatio())
 	}
+}
+
+// failure is why a run failed its own checks, nil if it did not: with
+// -profile, any check that failed; with -reload-every also a rewrite that
+// failed or no reload at all (a refused reload keeps the profiles in
+// force: reported, not a failure). A kka1 run reports its errors in the
+// table and does not fail on them.
+func (r *Report) failure() error {
+	if r.Config.Profile == "" {
+		return nil
+	}
+	var failed, checks int64
+	for i := range r.Failed {
+		failed, checks = failed+r.Failed[i], checks+r.Checks[i]
+	}
+	rl := r.Reload
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%d of %d checks failed", failed, checks)
+	case rl == nil:
+		return nil
+	case rl.Err != nil:
+		return fmt.Errorf("rewriting the profiles file: %w", rl.Err)
+	case rl.OK == 0:
+		return errors.New("extauthz never reloaded the profiles file: the run proves nothing about reloads")
+	}
+	return nil
 }
 
 // poolUse says how sent pool capabilities used the pool: each once, or

@@ -29,25 +29,34 @@ func TestMain(m *testing.M) {
 // sent and saw as many distinct capabilities as the report says, and the
 // last lines are the ratios. The flood runs with a pool that the run may or
 // may not exhaust and with one it certainly does (the warm-up alone sends
-// more), so that both summaries are exercised.
+// more), so that both summaries are exercised. The profile run rewrites the
+// profiles file every 40 ms: extauthz reloads it, and every check is still
+// the allow its profile injects.
 func TestRun(t *testing.T) {
 	bin, err := extauthzproc.Build(t.TempDir()) // once: linking takes seconds
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name  string
-		flood bool
-		pool  int
+		name    string
+		flood   bool
+		pool    int
+		profile string
 	}{
-		{"repeated", false, 0},
-		{"flood", true, 2000},
-		{"flood wrapped", true, 50},
+		{"repeated", false, 0, ""},
+		{"flood", true, 2000, ""},
+		{"flood wrapped", true, 50, ""},
+		{"profile reloaded", false, 0, "openai"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var progress bytes.Buffer
 			c := Config{Run: benchcmd.Run{Dir: t.TempDir(), Concurrency: 4, Rounds: 2, Duration: 300 * time.Millisecond,
 				Warmup: 50 * time.Millisecond, Progress: &progress}, Bin: bin, Flood: tc.flood, PoolSize: tc.pool}
+			wantClass := "provider_model"
+			if tc.profile != "" {
+				c.Profile, c.ReloadEvery = tc.profile, 40*time.Millisecond
+				wantClass = profileCalls[tc.profile].class
+			}
 			if tc.flood {
 				c.ExtraFlags = []string{"--log-level=debug"} // decisions name the capability's session
 			}
@@ -72,7 +81,31 @@ func TestRun(t *testing.T) {
 				t.Errorf("extauthz RSS end %d, peak %d; want both", rep.ExtRSS, rep.ExtPeakRSS)
 			}
 
-			decisions, sessions := readDecisions(t, c.Dir+"/extauthz.log")
+			if err := rep.failure(); err != nil {
+				t.Errorf("failure() = %v", err)
+			}
+			if tc.profile != "" {
+				rl := rep.Reload
+				if rl == nil || rl.OK < 2 || rl.Err != nil || rl.InPlace < 1 || rl.Checks[caseRepeated] == 0 || rl.Failed[caseRepeated] != 0 {
+					t.Errorf("reloads %+v; want several, one at least in place, checks during them, none failed", rl)
+				}
+				if n := len(logLines(t, c.Dir+"/extauthz.log", "profiles reloaded")); rl != nil && int64(n) < rl.OK {
+					t.Errorf("extauthz logged %d reloads; its counter says %d", n, rl.OK)
+				}
+				// A refused reload can only be an in-place rewrite read
+				// between its truncation and its write, twice.
+				refused := logLines(t, c.Dir+"/extauthz.log", "profiles reload failed; keeping the last good profiles")
+				for _, l := range refused {
+					if !strings.Contains(l, "profiles.yaml: empty") {
+						t.Errorf("extauthz: %s", l)
+					}
+				}
+				if rl != nil && int64(len(refused)) < rl.Errors {
+					t.Errorf("extauthz logged %d refused reloads; its counter says %d", len(refused), rl.Errors)
+				}
+			}
+
+			decisions, sessions := readDecisions(t, c.Dir+"/extauthz.log", wantClass)
 			if sent := rep.ExtPoolSent + rep.ExtRepeatedSent; int64(decisions) != sent {
 				t.Errorf("extauthz logged %d decisions; sent %d requests", decisions, sent)
 			}
@@ -111,17 +144,23 @@ func TestRun(t *testing.T) {
 			if !strings.HasPrefix(last, "ratio ") || rep.Ratio() <= 0 {
 				t.Errorf("ratio line %q, ratio %v; want \"ratio N\" with N > 0\n%s", last, rep.Ratio(), text)
 			}
-			if want := "extauthz received " + thousands(wantDistinct) + " distinct"; !strings.Contains(text, want) {
-				t.Errorf("summary lacks %q\n%s", want, text)
+			wants := []string{"extauthz received " + thousands(wantDistinct) + " distinct"}
+			if tc.profile != "" {
+				wants = append(wants, "extauthz reloaded it", "reloads (result=\"error\", the last good profiles kept)", "during the reloads, extauthz "+tc.profile)
+			}
+			for _, want := range wants {
+				if !strings.Contains(text, want) {
+					t.Errorf("summary lacks %q\n%s", want, text)
+				}
 			}
 		})
 	}
 }
 
 // readDecisions counts the decision lines of an extauthz log, checks that
-// every one allowed a provider_model request, and collects the sessions they
-// name (logged at debug only).
-func readDecisions(t *testing.T, file string) (n int, sessions map[string]bool) {
+// every one allowed a request of route class class, and collects the
+// sessions they name (logged at debug only).
+func readDecisions(t *testing.T, file, class string) (n int, sessions map[string]bool) {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -141,8 +180,8 @@ func readDecisions(t *testing.T, file string) (n int, sessions map[string]bool) 
 			continue
 		}
 		n++
-		if e.RouteClass != "provider_model" || e.Decision != "allow" {
-			t.Errorf("decision %s; want an allowed provider_model request", sc.Bytes())
+		if e.RouteClass != class || e.Decision != "allow" {
+			t.Errorf("decision %s; want an allowed %s request", sc.Bytes(), class)
 		}
 		if e.Session != "" {
 			sessions[e.Session] = true
@@ -155,6 +194,30 @@ func readDecisions(t *testing.T, file string) (n int, sessions map[string]bool) 
 		t.Errorf("extauthz logged no decision at the default level")
 	}
 	return n, sessions
+}
+
+// logLines are the log lines of file with message msg.
+func logLines(t *testing.T, file, msg string) []string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Message == msg {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
 }
 
 func TestThousands(t *testing.T) {

@@ -42,24 +42,36 @@ func Bare() *authv3.CheckResponse {
 	return &authv3.CheckResponse{Status: &status.Status{Code: int32(codes.OK)}}
 }
 
-// Mirror is an OK shaped like extauthz's allow, so that Envoy does the same
-// work applying it: authorization overwritten with a bearer token of
-// tokenLen bytes, the capability header removed, and dynamic metadata with
-// the keys extauthz sets (each value 16 bytes).
+// Mirror is an OK shaped like extauthz's allow of a kka1 capability, so
+// that Envoy does the same work applying it: authorization overwritten with
+// a bearer token of tokenLen bytes, the capability header removed, and
+// dynamic metadata with the keys extauthz sets (each value 16 bytes).
 func Mirror(capabilityHeader string, tokenLen int) *authv3.CheckResponse {
-	v := structpb.NewStringValue(strings.Repeat("m", 16))
-	meta := map[string]*structpb.Value{}
+	v := strings.Repeat("m", 16)
+	meta := map[string]string{}
 	for _, k := range []string{"route_class", "user_id", "cloud_agent_session_id", "kilo_session_id", "outbound_container_id"} {
 		meta[k] = v
+	}
+	return Allow("authorization", "Bearer "+strings.Repeat("t", tokenLen), []string{capabilityHeader}, meta)
+}
+
+// Allow is an OK that overwrites header with value, removes the headers
+// remove, and carries metadata as dynamic metadata: a benchmark builds it
+// to match what extauthz answers to the request it sends (Mirror, or a
+// profile capability's allow), so that both servers answer alike.
+func Allow(header, value string, remove []string, metadata map[string]string) *authv3.CheckResponse {
+	meta := make(map[string]*structpb.Value, len(metadata))
+	for k, v := range metadata {
+		meta[k] = structpb.NewStringValue(v)
 	}
 	return &authv3.CheckResponse{
 		Status: &status.Status{Code: int32(codes.OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 			Headers: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "authorization", Value: "Bearer " + strings.Repeat("t", tokenLen)},
+				Header:       &corev3.HeaderValue{Key: header, Value: value},
 				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 			}},
-			HeadersToRemove: []string{capabilityHeader},
+			HeadersToRemove: remove,
 		}},
 		DynamicMetadata: &structpb.Struct{Fields: meta},
 	}

@@ -3,6 +3,8 @@ package nopauthz
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -19,6 +21,7 @@ func TestServe(t *testing.T) {
 	}{
 		{"bare", Bare()},
 		{"mirror", Mirror("x-kilo-capability", 32)},
+		{"allow", Allow("x-api-key", "sk-1", []string{"x-kilo-capability", "authorization"}, map[string]string{"profile": "anthropic"})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,6 +57,36 @@ func TestServe(t *testing.T) {
 				t.Errorf("health = %v; want SERVING", h.Status)
 			}
 		})
+	}
+}
+
+// TestMain lets the test binary stand in for a benchmark's binary when
+// StartProcess re-executes it.
+func TestMain(m *testing.M) {
+	ServeIfChild()
+	os.Exit(m.Run())
+}
+
+// TestStartProcess: the child process answers the response it was given.
+func TestStartProcess(t *testing.T) {
+	want := Allow("authorization", "Bearer sk-1", []string{"x-kilo-capability"},
+		map[string]string{"route_class": "openai_api", "profile": "openai"})
+	p, err := StartProcess(want, filepath.Join(t.TempDir(), "nopauthz.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	conn, err := grpc.NewClient("passthrough:///"+p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("Check = %v; want %v", got, want)
 	}
 }
 

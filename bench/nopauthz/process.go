@@ -3,15 +3,18 @@ package nopauthz
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // A benchmark runs the do-nothing server as a process of its own, like the
@@ -20,7 +23,7 @@ import (
 // first.
 
 // childEnv tells a re-executed binary to be the do-nothing server; its value
-// is the response: "bare", or "mirror:TOKENLEN:HEADER" (see Mirror).
+// is the response, protobuf-encoded, in standard base64.
 const childEnv = "NOPAUTHZ_CHILD"
 
 // ServeIfChild returns at once unless this process was started by
@@ -39,15 +42,13 @@ func ServeIfChild() {
 }
 
 func serveChild(spec string) error {
-	resp := Bare()
-	if spec != "bare" {
-		rest, ok := strings.CutPrefix(spec, "mirror:")
-		n, header, ok2 := strings.Cut(rest, ":")
-		tokenLen, err := strconv.Atoi(n)
-		if !ok || !ok2 || err != nil {
-			return fmt.Errorf("%s=%q: want bare or mirror:TOKENLEN:HEADER", childEnv, spec)
-		}
-		resp = Mirror(header, tokenLen)
+	resp := new(authv3.CheckResponse)
+	b, err := base64.StdEncoding.DecodeString(spec)
+	if err == nil {
+		err = proto.Unmarshal(b, resp)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: want a CheckResponse, protobuf in base64: %w", childEnv, err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,17 +74,18 @@ type Process struct {
 }
 
 // StartProcess re-executes this binary as the do-nothing server, answering
-// Mirror(capabilityHeader, tokenLen), or Bare() if bare; its stderr goes to
-// logFile. It returns once the server listens.
-func StartProcess(capabilityHeader string, tokenLen int, bare bool, logFile string) (*Process, error) {
+// resp to every Check; its stderr goes to logFile. It returns once the
+// server listens.
+func StartProcess(resp *authv3.CheckResponse, logFile string) (*Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	spec := "mirror:" + strconv.Itoa(tokenLen) + ":" + capabilityHeader
-	if bare {
-		spec = "bare"
+	enc, err := proto.Marshal(resp)
+	if err != nil {
+		return nil, err
 	}
+	spec := base64.StdEncoding.EncodeToString(enc)
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), childEnv+"="+spec)
 	log, err := os.Create(logFile)
