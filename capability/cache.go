@@ -18,8 +18,9 @@ type CacheStats struct {
 	Entries                 int
 }
 
-// cache holds the claims of capabilities opened with one key ring, at most
-// size of them, evicting the oldest first. Entries are claims that opened:
+// cache holds the claims (C: Claims or ProfileClaims, one cache a kind)
+// of capabilities opened with one key ring, at most size of them, evicting
+// the oldest first. Entries are claims that opened:
 // Open still checks their time window against the clock on every hit, so
 // an entry is never served at or after expiresAt nor before issuedAt minus
 // ClockSkew. A key ring change empties it (reset), and an entry opened with
@@ -35,31 +36,31 @@ type CacheStats struct {
 //
 // The claims live by value in slots, a ring buffer in insertion order that
 // eviction overwrites.
-type cache struct {
+type cache[C any] struct {
 	size int
 
 	mu      sync.RWMutex
 	ring    *KeyRing       // the ring every entry was opened with
 	entries map[string]int // where each entry is in slots
-	slots   []slot
+	slots   []slot[C]
 	next    int // where the next insertion goes in slots once it is full
 
 	hits, misses, evictions atomic.Uint64
 }
 
-type slot struct {
+type slot[C any] struct {
 	token  string
-	claims Claims
+	claims C
 }
 
-func newCache(size int, ring *KeyRing) *cache {
-	c := &cache{size: size}
+func newCache[C any](size int, ring *KeyRing) *cache[C] {
+	c := &cache[C]{size: size}
 	c.reset(ring)
 	return c
 }
 
 // reset empties the cache for a new key ring.
-func (c *cache) reset(ring *KeyRing) {
+func (c *cache[C]) reset(ring *KeyRing) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ring = ring
@@ -70,7 +71,7 @@ func (c *cache) reset(ring *KeyRing) {
 }
 
 // get returns the claims cached for token if they were opened with ring.
-func (c *cache) get(ring *KeyRing, token string) (cl Claims, ok bool) {
+func (c *cache[C]) get(ring *KeyRing, token string) (cl C, ok bool) {
 	c.mu.RLock()
 	i, found := c.entries[token]
 	ok = found && c.ring == ring
@@ -89,7 +90,7 @@ func (c *cache) get(ring *KeyRing, token string) (cl Claims, ok bool) {
 // put stores a copy of claims opened from token with ring, unless the ring
 // has changed since. It keeps a copy of token, which may share memory with
 // a whole request.
-func (c *cache) put(ring *KeyRing, token string, cl *Claims) {
+func (c *cache[C]) put(ring *KeyRing, token string, cl *C) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ring != ring {
@@ -100,7 +101,7 @@ func (c *cache) put(ring *KeyRing, token string, cl *Claims) {
 	}
 	i := len(c.slots)
 	if i < c.size {
-		c.slots = append(c.slots, slot{})
+		c.slots = append(c.slots, slot[C]{})
 	} else {
 		i = c.next
 		delete(c.entries, c.slots[i].token)
@@ -108,13 +109,45 @@ func (c *cache) put(ring *KeyRing, token string, cl *Claims) {
 		c.next = (c.next + 1) % c.size
 	}
 	token = strings.Clone(token)
-	c.slots[i] = slot{token: token, claims: *cl}
+	c.slots[i] = slot[C]{token: token, claims: *cl}
 	c.entries[token] = i
 }
 
-func (c *cache) stats() CacheStats {
+func (c *cache[C]) stats() CacheStats {
+	if c == nil {
+		return CacheStats{}
+	}
 	c.mu.RLock()
 	n := len(c.entries)
 	c.mu.RUnlock()
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Entries: n}
+}
+
+// plus adds two caches' counters.
+func (s CacheStats) plus(o CacheStats) CacheStats {
+	return CacheStats{Hits: s.Hits + o.Hits, Misses: s.Misses + o.Misses, Evictions: s.Evictions + o.Evictions, Entries: s.Entries + o.Entries}
+}
+
+// openCached is Open for either kind through cache (nil: none): the
+// claims opened before with ring, their time window checked again (window),
+// else open's, stored when they opened.
+//
+// window takes the claims by value: a pointer given to a function value
+// would move them to the heap, an allocation on every hit.
+func openCached[C any](cache *cache[C], ring *KeyRing, token string, window func(C) error, open func() (C, error)) (C, error) {
+	if cache == nil || len(token) > MaxCachedTokenLen {
+		return open()
+	}
+	if claims, ok := cache.get(ring, token); ok {
+		if err := window(claims); err != nil {
+			var zero C
+			return zero, err
+		}
+		return claims, nil
+	}
+	claims, err := open()
+	if err == nil {
+		cache.put(ring, token, &claims)
+	}
+	return claims, err
 }

@@ -228,3 +228,48 @@ func TestCacheCopiesToken(t *testing.T) {
 		t.Error("the cache keeps the request's memory alive")
 	}
 }
+
+// TestProfileCacheServesSameClaims: a profile capability opened again comes
+// from its own cache, with the same claims; its time window is checked on
+// every hit; a key ring change empties it; and the two kinds never share
+// an entry.
+func TestProfileCacheServesSameClaims(t *testing.T) {
+	c, clk := newCachingCodec(t, 10, testKey(1))
+	s := ProfileSubject{Profile: "openai", OutboundContainerID: "ctr-1", Subject: map[string]string{"userId": "u-1"},
+		Credentials: map[string]string{"api-key": "sk-cache-test"}}
+	tok, err := c.SealProfile(s, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.OpenProfile(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.CacheStats()
+	second, err := c.OpenProfile(tok)
+	if err != nil || !reflect.DeepEqual(first, second) {
+		t.Fatalf("cached open = %v, %v; want %v", second, err, first)
+	}
+	if got := c.CacheStats(); got.Hits != before.Hits+1 || got.Entries != 1 {
+		t.Fatalf("stats %+v; want one more hit than %+v and one entry", got, before)
+	}
+	if _, err := c.Open(tok); err == nil {
+		t.Fatal("a cached profile capability opened as kka1")
+	}
+	clk.t = clk.t.Add(time.Hour)
+	if _, err := c.OpenProfile(tok); err == nil {
+		t.Fatal("an expired profile capability was served from the cache")
+	}
+	clk.t = clk.t.Add(-time.Hour)
+	r, err := NewKeyRing(testKey(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetKeyRing(r)
+	if st := c.CacheStats(); st.Entries != 0 {
+		t.Fatalf("entries %d after a key ring change; want 0", st.Entries)
+	}
+	if _, err := c.OpenProfile(tok); err == nil {
+		t.Fatal("a profile capability sealed with a removed key opened from the cache")
+	}
+}

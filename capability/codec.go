@@ -17,7 +17,10 @@ type Codec struct {
 	now  func() time.Time
 
 	cacheSize int
-	cache     *cache // nil: no cache
+	cache     *cache[Claims] // nil: no cache
+	// profileCache is the same cache for profile capabilities, of the
+	// same size: the claims of each kind in a cache of its own.
+	profileCache *cache[ProfileClaims]
 }
 
 // Option configures a Codec.
@@ -32,7 +35,8 @@ func WithClock(now func() time.Time) Option {
 // so that a capability presented again is not decrypted and decoded again.
 // The cache is invisible except in speed: entries are keyed by the
 // capability string itself (a copy of it), their time window is checked on
-// every hit, and a key ring change empties it (see cache).
+// every hit, and a key ring change empties it (see cache). Each kind of
+// capability (kka1, profile) has a cache of its own of this size.
 func WithCache(size int) Option {
 	return func(c *Codec) { c.cacheSize = max(size, 0) }
 }
@@ -46,7 +50,8 @@ func NewCodec(ring *KeyRing, opts ...Option) *Codec {
 	}
 	c.ring.Store(ring)
 	if c.cacheSize > 0 {
-		c.cache = newCache(c.cacheSize, ring)
+		c.cache = newCache[Claims](c.cacheSize, ring)
+		c.profileCache = newCache[ProfileClaims](c.cacheSize, ring)
 	}
 	return c
 }
@@ -57,15 +62,14 @@ func (c *Codec) SetKeyRing(r *KeyRing) {
 	c.ring.Store(r)
 	if c.cache != nil {
 		c.cache.reset(r)
+		c.profileCache.reset(r)
 	}
 }
 
-// CacheStats returns the cache's counters; zero without a cache.
+// CacheStats returns the caches' counters, both kinds together; zero
+// without a cache.
 func (c *Codec) CacheStats() CacheStats {
-	if c.cache == nil {
-		return CacheStats{}
-	}
-	return c.cache.stats()
+	return c.cache.stats().plus(c.profileCache.stats())
 }
 
 // KeyRing returns the current key ring, possibly nil.
@@ -150,21 +154,7 @@ func (c *Codec) Open(token string) (claims Claims, err error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if c.cache == nil || len(token) > MaxCachedTokenLen {
-		return c.open(r, token)
-	}
-	var ok bool
-	if claims, ok = c.cache.get(r, token); ok { // copied straight into the result
-		if err := c.checkWindow(&claims); err != nil {
-			return Claims{}, err
-		}
-		return claims, nil
-	}
-	claims, err = c.open(r, token)
-	if err == nil {
-		c.cache.put(r, token, &claims)
-	}
-	return claims, err
+	return openCached(c.cache, r, token, func(cl Claims) error { return c.checkWindow(&cl) }, func() (Claims, error) { return c.open(r, token) })
 }
 
 // open is Open without the cache.

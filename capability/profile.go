@@ -265,11 +265,24 @@ func sealToken(prefix string, sealed []byte, iv *[ivSize]byte) (string, error) {
 // first key that authenticates it (its prefix bound as additional data),
 // decodes and checks its claims, then checks its time window. Errors wrap
 // ErrInvalid, ErrExpired or ErrConfig.
+//
+// With a cache (WithCache), the claims of a capability opened before with
+// the current key ring come from it, their time window checked again; their
+// maps are then shared with every other holder of those claims, so a caller
+// must only read them.
 func (c *Codec) OpenProfile(token string) (ProfileClaims, error) {
 	r, err := c.keys()
 	if err != nil {
 		return ProfileClaims{}, err
 	}
+	return openCached(c.profileCache, r, token, c.profileWindow, func() (ProfileClaims, error) { return c.openProfile(r, token) })
+}
+
+// profileWindow checks opened profile claims' time window.
+func (c *Codec) profileWindow(p ProfileClaims) error { return c.checkTimes(p.IssuedAt, p.ExpiresAt) }
+
+// openProfile is OpenProfile without the cache.
+func (c *Codec) openProfile(r *KeyRing, token string) (ProfileClaims, error) {
 	var iv [ivSize]byte
 	sealed, err := parseToken(&iv, nil, token, ProfilePrefix)
 	if err != nil {
@@ -290,7 +303,7 @@ func (c *Codec) OpenProfile(token string) (ProfileClaims, error) {
 	if err != nil {
 		return ProfileClaims{}, err
 	}
-	if err := c.checkTimes(claims.IssuedAt, claims.ExpiresAt); err != nil {
+	if err := c.profileWindow(claims); err != nil {
 		return ProfileClaims{}, err
 	}
 	return claims, nil
