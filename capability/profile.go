@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -59,10 +58,23 @@ type ProfileClaims struct {
 	ExpiresAt int64
 }
 
-// mapKey is what a subject, variable or slot may be called.
-var mapKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
-
-func validMapKey(s string) bool { return mapKey.MatchString(s) }
+// validMapKey reports whether s may name a subject id, a variable or a
+// slot: a letter, then up to 62 letters, digits, '_' and '-' (ASCII). A
+// loop, not a regexp: it runs for every key of every profile capability
+// opened.
+func validMapKey(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		letter := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !letter && (i == 0 || !((c >= '0' && c <= '9') || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidMapKey reports whether s may name a member of a profile capability's
 // subject, vars or credentials: 1 to 63 letters, digits, '-' and '_',

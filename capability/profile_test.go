@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -337,3 +338,27 @@ type failingTB struct {
 
 func (f *failingTB) Fatalf(format string, args ...any) { f.msg = fmt.Sprintf(format, args...) }
 func (f *failingTB) Helper()                           {}
+
+// TestValidMapKeyMatchesPattern holds the loop of validMapKey to the rule
+// it implements, written as the regexp it replaced: every string of one
+// and two bytes, and lengths around the limit.
+func TestValidMapKeyMatchesPattern(t *testing.T) {
+	rule := regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+	check := func(s string) {
+		if got, want := validMapKey(s), rule.MatchString(s); got != want {
+			t.Fatalf("validMapKey(%q) = %v; the rule says %v", s, got, want)
+		}
+	}
+	check("")
+	for a := range 256 {
+		check(string([]byte{byte(a)}))
+		for b := range 256 {
+			check(string([]byte{byte(a), byte(b)}))
+		}
+	}
+	for n := 60; n <= 66; n++ {
+		check("a" + strings.Repeat("b", n-1))
+		check("a" + strings.Repeat("-", n-1))
+		check("1" + strings.Repeat("b", n-1))
+	}
+}
