@@ -69,8 +69,8 @@ func (o oracleServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 // oracleCheck is Check on the decoded message: the oracle.
 func (s *GRPCServer) oracleCheck(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	f := s.fieldsOf(req)
-	d, err := s.decide(ctx, &f, s.core.currentProfiles())
-	if err != nil {
+	var d Decision
+	if err := s.decide(ctx, &f, s.core.currentProfiles(), &d); err != nil {
 		return nil, err
 	}
 	if !d.Allowed() {

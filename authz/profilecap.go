@@ -12,38 +12,39 @@ import (
 
 // decideProfile decides on the profile capability p found in a request
 // that carries no other capability, with the profiles st the request was
-// read for.
-func (a *Authorizer) decideProfile(in *Input, st *profileState, p presented) Decision {
+// read for, into d (as decide does).
+func (a *Authorizer) decideProfile(in *Input, st *profileState, p *presented, d *Decision) {
 	claims, err := a.codec.OpenProfile(p.token)
 	if err != nil {
-		return Decision{Reason: ReasonOf(err)}
+		d.Reason = ReasonOf(err)
+		return
 	}
-	d := Decision{Profile: claims.Profile, OutboundContainerID: claims.OutboundContainerID}
+	d.Profile, d.OutboundContainerID = claims.Profile, claims.OutboundContainerID
 	pr, ok := st.set.Profile(claims.Profile)
 	if ok {
 		d.profileLabel = pr.Name()
 	}
-	if !ok || !acceptedEverywhere(pr, p) {
+	if !ok || !acceptedEverywhere(pr, *p) {
 		// A profile this server does not have, or the capability where its
 		// profile does not take it: a place the allow would not clear.
 		d.Reason = ReasonInvalidCapability
-		return d
+		return
 	}
 	if a.revoked != nil {
 		d.Reason = ReasonOf(a.revoked.Check(revocation.Subject{Token: p.token, OutboundContainerID: claims.OutboundContainerID,
 			Subjects: claims.Subject, IssuedAt: claims.IssuedAt}))
 		if d.Reason != ReasonNone {
-			return d
+			return
 		}
 	}
 	if in.CallerID == "" || in.CallerID != claims.OutboundContainerID {
 		d.Reason = ReasonContainerMismatch
-		return d
+		return
 	}
 	route, err := pr.Classify(policy.Request{Scheme: in.Scheme, Authority: in.Authority, Path: in.Path, Method: in.Method}, nil, varsOf(claims.Vars))
 	if err != nil {
 		d.Reason = classifyReason(err)
-		return d
+		return
 	}
 	d.Route = route
 	secret := claims.Credentials[route.Slot]
@@ -51,13 +52,12 @@ func (a *Authorizer) decideProfile(in *Input, st *profileState, p presented) Dec
 		// A slot the issuer left out, or a secret that cannot travel as a
 		// header value: the capability carries an unusable credential.
 		d.Reason = ReasonInvalidCapability
-		return d
+		return
 	}
 	d.credential = secret
 	h := route.Inject.HeaderName()
 	d.inject = injection{header: h, remove: st.removes[removeKey{claims.Profile, h}]}
 	d.inject.prefix, d.inject.value = injectedValue(route.Inject, secret)
-	return d
 }
 
 // varsOf lists a capability's variables for the route matcher.
