@@ -12,6 +12,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -606,4 +607,32 @@ func FuzzProfileCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestProfileTraced: a Check on a profile capability gets a span that
+// names the profile and carries no secret or capability.
+func TestProfileTraced(t *testing.T) {
+	f := newTraceFixture(t, nil)
+	ps, err := profiles.Load("../profiles/providers.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.core.SetProfiles(ps)
+	tok, err := f.core.codec.SealProfile(capability.ProfileSubject{Profile: "openai", OutboundContainerID: "ctr-1",
+		Credentials: map[string]string{"api-key": profileSecret}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := profileCheck{url: "https://api.openai.com/v1/chat/completions", headers: map[string]string{"authorization": "Bearer " + tok}}
+	resp := f.check(t, context.Background(), c.request())
+	if resp.GetOkResponse() == nil {
+		t.Fatalf("not allowed: %v", resp.GetStatus())
+	}
+	s := f.only(t)
+	wantAttrs(t, s, map[attribute.Key]string{attrDecision: "allow", attrRouteClass: "openai_api", attrProfile: "openai", attrContainerID: "ctr-1"})
+	for k, v := range attrsOf(s) {
+		if strings.Contains(v, profileSecret) || strings.Contains(v, "eac1.") {
+			t.Errorf("span attribute %s carries a secret or the capability", k)
+		}
+	}
 }
