@@ -59,6 +59,27 @@ func checkFuzzAllow(t *testing.T, in fuzzInput, class policy.RouteClass, credent
 	}
 }
 
+// oracleAndWire answers req with the oracle and, when req can be encoded
+// (every string UTF-8), through Register's path too, and fails unless both
+// answer without an error and alike.
+func oracleAndWire(t *testing.T, srv *GRPCServer, req *authv3.CheckRequest) *authv3.CheckResponse {
+	t.Helper()
+	resp, err := srv.oracleCheck(context.Background(), req)
+	if err != nil {
+		t.Fatalf("the oracle returned an error: %v", err)
+	}
+	if _, encErr := proto.Marshal(req); encErr == nil {
+		wire, err := srv.Check(context.Background(), req)
+		if err != nil {
+			t.Fatalf("Check returned an error: %v", err)
+		}
+		if !proto.Equal(wire, resp) {
+			t.Fatalf("Check answered\n%v\nthe oracle\n%v", wire, resp)
+		}
+	}
+	return resp
+}
+
 // FuzzCheck drives the gRPC adapter with arbitrary request attributes: it
 // never panics or errors, every deny is well formed, every allow is right,
 // and Register's path answers as the oracle does. A request that cannot
@@ -83,19 +104,7 @@ func FuzzCheck(f *testing.F) {
 				Method: method, Scheme: scheme, Host: host, Path: path, Headers: headers,
 			}},
 		}}
-		resp, err := srv.oracleCheck(context.Background(), req)
-		if err != nil {
-			t.Fatalf("the oracle returned an error: %v", err)
-		}
-		if _, encErr := proto.Marshal(req); encErr == nil {
-			wire, err := srv.Check(context.Background(), req)
-			if err != nil {
-				t.Fatalf("Check returned an error: %v", err)
-			}
-			if !proto.Equal(wire, resp) {
-				t.Fatalf("Check answered\n%v\nthe oracle\n%v", wire, resp)
-			}
-		}
+		resp := oracleAndWire(t, srv, req)
 		if ok := resp.GetOkResponse(); ok != nil {
 			md := resp.GetDynamicMetadata().AsMap()
 			checkFuzzAllow(t, in, policy.RouteClass(md["route_class"].(string)), ok.GetHeaders()[0].GetHeader().GetValue())

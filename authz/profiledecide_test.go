@@ -560,19 +560,7 @@ func FuzzProfileCheck(f *testing.F) {
 				Method: method, Scheme: "https", Host: host, Path: path, Headers: headers,
 			}},
 		}}
-		resp, err := srv.oracleCheck(context.Background(), req)
-		if err != nil {
-			t.Fatalf("the oracle returned an error: %v", err)
-		}
-		if _, encErr := proto.Marshal(req); encErr == nil {
-			wire, err := srv.Check(context.Background(), req)
-			if err != nil {
-				t.Fatalf("Check returned an error: %v", err)
-			}
-			if !proto.Equal(wire, resp) {
-				t.Fatalf("Check answered\n%v\nthe oracle\n%v", wire, resp)
-			}
-		}
+		resp := oracleAndWire(t, srv, req)
 		ok := resp.GetOkResponse()
 		if ok == nil {
 			if text := resp.String(); strings.Contains(text, "eac1.") || strings.Contains(text, profileSecret) {
