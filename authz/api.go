@@ -289,17 +289,13 @@ func (h *APIHandler) redeem(w http.ResponseWriter, r *http.Request, body []byte)
 	if d.inject.header != "" {
 		// A profile capability: the header to set, with its value, and the
 		// headers to remove, for a caller to apply without a proxy.
-		remove := d.inject.remove
-		if remove == nil {
-			remove = []string{}
-		}
 		writeJSONValue(w, http.StatusOK, struct {
 			Header     string   `json:"header"`
 			Value      string   `json:"value"`
 			Remove     []string `json:"remove"`
 			RouteClass string   `json:"routeClass"`
 			Profile    string   `json:"profile"`
-		}{d.inject.header, d.inject.prefix + d.inject.value, remove, string(d.Route.Class), d.Profile})
+		}{d.inject.header, d.inject.prefix + d.inject.value, d.inject.remove, string(d.Route.Class), d.Profile})
 		return
 	}
 	writeJSONValue(w, http.StatusOK, struct {

@@ -150,9 +150,10 @@ func injectedValue(inj policy.Injection, secret string) (prefix, value string) {
 // removedBy lists the headers an allow of profile pr removes when it sets
 // header: every header the capability may arrive in but that one, which
 // the allow overwrites. A proxy applies removals after it sets headers, so
-// the set header must not be among them.
+// the set header must not be among them. The list is never nil (redeem
+// answers it as a JSON array).
 func removedBy(pr *policy.Profile, header string) []string {
-	var out []string
+	out := []string{}
 	for _, p := range pr.Accept() {
 		if h := p.HeaderName(); h != header && !slices.Contains(out, h) {
 			out = append(out, h)

@@ -21,15 +21,12 @@ const drainDelay = 15 * time.Second
 
 // hostHealth returns Envoy's health flags for one endpoint of a cluster.
 func hostHealth(e *envoyproc.Process, cluster, addr string) string {
-	body, err := e.Admin("/clusters")
+	flags, err := e.HostHealth(cluster)
 	if err != nil {
 		return "admin error: " + err.Error()
 	}
-	prefix := cluster + "::" + addr + "::health_flags::"
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			return v
-		}
+	if v, ok := flags[addr]; ok {
+		return v
 	}
 	return "absent"
 }

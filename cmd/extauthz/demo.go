@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,15 +305,15 @@ func (d *demo) startEnvoy(bin, proxyAddr, extauthzAddr, echoAddr string) (string
 func waitHealthy(p *envoyrun.Process, clusters ...string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		body, err := p.Admin("/clusters")
-		healthy := err == nil
+		healthy := true
 		for _, c := range clusters {
-			healthy = healthy && clusterHealthy(body, c)
+			healthy = healthy && clusterHealthy(p, c)
 		}
 		if healthy {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			body, _ := p.Admin("/clusters")
 			return fmt.Errorf("envoy does not see %s healthy after 30s:\n%s", strings.Join(clusters, " and "), body)
 		}
 		select {
@@ -322,15 +324,10 @@ func waitHealthy(p *envoyrun.Process, clusters ...string) error {
 	}
 }
 
-// clusterHealthy reads Envoy's admin /clusters text: cluster has a host
-// whose health flags are "healthy".
-func clusterHealthy(clusters, cluster string) bool {
-	for _, line := range strings.Split(clusters, "\n") {
-		if strings.HasPrefix(line, cluster+"::") && strings.HasSuffix(line, "::health_flags::healthy") {
-			return true
-		}
-	}
-	return false
+// clusterHealthy reports whether a host of cluster is healthy in Envoy.
+func clusterHealthy(p *envoyrun.Process, cluster string) bool {
+	flags, err := p.HostHealth(cluster)
+	return err == nil && slices.Contains(slices.Collect(maps.Values(flags)), "healthy")
 }
 
 func splitPort(addr string) (string, int) {

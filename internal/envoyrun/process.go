@@ -162,6 +162,27 @@ func (p *Process) Admin(path string) (string, error) {
 	return string(b), nil
 }
 
+// HostHealth returns the health flags Envoy's admin /clusters page gives
+// each endpoint of cluster ("healthy", "/failed_active_hc", …), by its
+// address (host:port).
+func (p *Process) HostHealth(cluster string) (map[string]string, error) {
+	body, err := p.Admin("/clusters")
+	if err != nil {
+		return nil, err
+	}
+	flags := map[string]string{}
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, cluster+"::")
+		if !ok {
+			continue
+		}
+		if addr, v, ok := strings.Cut(rest, "::health_flags::"); ok {
+			flags[addr] = v
+		}
+	}
+	return flags, nil
+}
+
 // ListenerAddr returns the address the listener called name is bound to.
 func (p *Process) ListenerAddr(name string) (string, error) {
 	body, err := p.Admin("/listeners?format=json")
